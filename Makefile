@@ -1,0 +1,29 @@
+# The README's two commands: `make run` (benchmark, default quick profile) and `make test`.
+# torch is installed first and pinned through constraints.txt, so nothing pulls CUDA packages.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+ARGS ?= --strategy all
+
+.PHONY: install run test bench-speed clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet -c constraints.txt torch==2.13.0
+	$(PIP) install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+run: install
+	$(BIN)/bench run $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench-speed: install
+	$(BIN)/python -m pytest -q tests/benchmarks --benchmark-enable --benchmark-only
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,118 @@
+"""`bench`: run the benchmark, rebuild reports, list what is registered."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from bench.errors import BenchError
+
+
+def _default_cache() -> Path:
+    return Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "gan-init-bench"))
+
+
+def _names(value: str, known: list[str], what: str) -> list[str]:
+    if value == "all":
+        return known
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise BenchError(f"--{what} is empty; give 'all' or comma-separated names")
+    return names
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bench", description=__doc__)
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="train and evaluate every (task, strategy, seed) unit")
+    r.add_argument("--strategy", default="all", help="all or NAME[,NAME]")
+    r.add_argument("--task", default="all", help="all or NAME[,NAME] (built-in name or task .toml)")
+    r.add_argument("--profile", default="quick", help="smoke, quick (default), standard, full")
+    r.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 per (task, strategy)")
+    r.add_argument("--out", type=Path, default=None, help="run directory (default runs/PROFILE)")
+    r.add_argument("--plugin", action="append", default=[], help="strategy file.py or module")
+    r.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")
+    r.add_argument("--precision", default="bf16", help="bf16 (autocast) or fp32")
+    r.add_argument("--cache", type=Path, default=None,
+                   help="task data and pretext cache (default $BENCH_CACHE or ~/.cache/gan-init-bench)")
+    r.add_argument("--data-seed", type=int, default=0)
+    r.add_argument("--pretext-seed", type=int, default=0)
+    r.add_argument("--no-progress", action="store_true")
+
+    rep = sub.add_parser("report", help="rebuild report.md and results.csv from run directories")
+    rep.add_argument("run_dirs", nargs="+", type=Path)
+    rep.add_argument("--out", type=Path, default=None, help="where to write (default first DIR)")
+
+    ls = sub.add_parser("list", help="list tasks, strategies or profiles")
+    ls.add_argument("what", choices=["tasks", "strategies", "profiles"])
+    ls.add_argument("--plugin", action="append", default=[])
+    return p
+
+
+def _list(what: str, plugins: list[str]) -> None:
+    if what == "tasks":
+        import datasets
+        for t in datasets.list_tasks():
+            print(f"{t.name:14s} {t.dims}D  source={t.source}  splits={dict(t.splits)}  {t.description}")
+    elif what == "profiles":
+        from bench.profiles import get_settings, list_profiles
+        for name, desc in list_profiles().items():
+            s2, s3 = get_settings(name, 2), get_settings(name, 3)
+            print(f"{name:9s} 2D {s2.image_size}^2 x {s2.steps} steps, 3D {s3.image_size}^3 x "
+                  f"{s3.steps} steps  {desc}")
+    else:
+        import strategies
+        strategies.load_plugins(plugins)
+        for name in strategies.list_strategies():
+            st = strategies.get_strategy(name)
+            needs = ",".join(st.needs) or "-"
+            print(f"{name:20s} needs={needs:12s} origin={strategies.strategy_origin(name):10s} "
+                  f"{st.description}")
+
+
+def _run(args: argparse.Namespace) -> None:
+    import datasets
+    import strategies
+    from bench.run import RunConfig, run
+    strategies.load_plugins(args.plugin)
+    cfg = RunConfig(
+        strategies=_names(args.strategy, strategies.list_strategies(), "strategy"),
+        tasks=_names(args.task, [t.name for t in datasets.list_tasks()], "task"),
+        out=args.out or Path("runs") / args.profile, profile=args.profile, seeds=args.seeds,
+        device=args.device, precision=args.precision, cache_dir=args.cache or _default_cache(),
+        data_seed=args.data_seed, pretext_seed=args.pretext_seed, plugins=args.plugin,
+        progress=not args.no_progress)
+    from bench.profiles import get_settings
+    get_settings(cfg.profile, 2)  # an unknown profile fails before any work
+    report = run(cfg)
+    print(f"report: {report}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            _run(args)
+        elif args.command == "report":
+            from reports import write_report
+            paths = write_report(args.run_dirs, args.out)
+            print(f"report: {paths['report']}\ncsv: {paths['csv']}")
+        else:
+            _list(args.what, args.plugin)
+    except BenchError as err:
+        if args.debug:
+            raise
+        print(f"bench: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

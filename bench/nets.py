@@ -1,0 +1,154 @@
+"""The fixed networks, written once for 2D and 3D (``spatial_dims``), as MONAI's blocks are.
+
+Generator G = noise stem + CycleGAN ResNet trunk. The trunk's parts are named ``encoder``,
+``residual`` and ``decoder`` so strategies can transfer parts by name, and the CycleGAN pretext
+builds its generators from the same :class:`ResnetTrunk` so weights map one to one.
+"""
+
+from __future__ import annotations
+
+import torch
+from monai.networks.layers.factories import Conv, Norm
+from torch import nn
+
+
+def _conv(dims: int, cin: int, cout: int, k: int, stride: int = 1, pad: int = 0,
+          mode: str = "zeros") -> nn.Module:
+    return Conv[Conv.CONV, dims](cin, cout, k, stride=stride, padding=pad, padding_mode=mode)
+
+
+def _norm(dims: int, ch: int) -> nn.Module:
+    # CycleGAN's default: instance norm without affine parameters or running statistics.
+    return Norm[Norm.INSTANCE, dims](ch, affine=False, track_running_stats=False)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, dims: int, ch: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            _conv(dims, ch, ch, 3, pad=1, mode="reflect"), _norm(dims, ch), nn.ReLU(True),
+            _conv(dims, ch, ch, 3, pad=1, mode="reflect"), _norm(dims, ch))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResnetTrunk(nn.Module):
+    """CycleGAN's ResNet generator: 7x7 conv, two stride-2 downsamplings, residual blocks,
+    two upsamplings, 7x7 conv, tanh."""
+
+    def __init__(self, spatial_dims: int, ngf: int = 64, n_blocks: int = 9,
+                 in_channels: int = 1, out_channels: int = 1):
+        super().__init__()
+        d = spatial_dims
+        up = Conv[Conv.CONVTRANS, d]
+        self.encoder = nn.Sequential(
+            _conv(d, in_channels, ngf, 7, pad=3, mode="reflect"), _norm(d, ngf), nn.ReLU(True),
+            _conv(d, ngf, 2 * ngf, 3, stride=2, pad=1), _norm(d, 2 * ngf), nn.ReLU(True),
+            _conv(d, 2 * ngf, 4 * ngf, 3, stride=2, pad=1), _norm(d, 4 * ngf), nn.ReLU(True))
+        self.residual = nn.Sequential(*[ResidualBlock(d, 4 * ngf) for _ in range(n_blocks)])
+        self.decoder = nn.Sequential(
+            up(4 * ngf, 2 * ngf, 3, stride=2, padding=1, output_padding=1), _norm(d, 2 * ngf),
+            nn.ReLU(True),
+            up(2 * ngf, ngf, 3, stride=2, padding=1, output_padding=1), _norm(d, ngf), nn.ReLU(True),
+            _conv(d, ngf, out_channels, 7, pad=3, mode="reflect"), nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.residual(self.encoder(x)))
+
+
+class NoiseStem(nn.Module):
+    """Noise vector -> one-channel image in [-1, 1] at full resolution, which the trunk then
+    renders just as a CycleGAN generator renders a T2 image into a T1 image."""
+
+    UPSAMPLINGS = 3
+
+    def __init__(self, spatial_dims: int, image_size: int, z_dim: int, channels: int):
+        super().__init__()
+        if image_size % 2 ** self.UPSAMPLINGS:
+            raise ValueError(f"image size {image_size} must be a multiple of {2 ** self.UPSAMPLINGS}")
+        d = spatial_dims
+        self.base = image_size // 2 ** self.UPSAMPLINGS
+        self.channels = channels
+        self.fc = nn.Linear(z_dim, channels * self.base ** d)
+        # Channels halve as resolution doubles: full-resolution convs dominate the cost in 3D.
+        layers: list[nn.Module] = []
+        ch = channels
+        for _ in range(self.UPSAMPLINGS):
+            nxt = max(ch // 2, 4)
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"),
+                       _conv(d, ch, nxt, 3, pad=1), _norm(d, nxt), nn.LeakyReLU(0.2, True)]
+            ch = nxt
+        layers += [_conv(d, ch, 1, 3, pad=1), nn.Tanh()]
+        self.body = nn.Sequential(*layers)
+        self.spatial_dims = d
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.fc(z).view(z.shape[0], self.channels, *([self.base] * self.spatial_dims))
+        return self.body(x)
+
+
+class NoiseToImageGenerator(nn.Module):
+    def __init__(self, spatial_dims: int, image_size: int, z_dim: int, ngf: int, n_blocks: int,
+                 stem_channels: int):
+        super().__init__()
+        self.z_dim = z_dim
+        self.stem = NoiseStem(spatial_dims, image_size, z_dim, stem_channels)
+        self.trunk = ResnetTrunk(spatial_dims, ngf, n_blocks)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.trunk(self.stem(z))
+
+
+def patchgan_receptive_field(n_layers: int) -> int:
+    # n_layers stride-2 4x4 convs, then two stride-1 4x4 convs, walked back from one output.
+    rf = 1
+    for stride in reversed([2] * n_layers + [1, 1]):
+        rf = rf * stride + (4 - stride)
+    return rf
+
+
+def patchgan_depth(image_size: int) -> int:
+    """The shallowest PatchGAN whose receptive field covers the whole image."""
+    n = 1
+    while patchgan_receptive_field(n) < image_size:
+        n += 1
+    return n
+
+
+class PatchDiscriminator(nn.Module):
+    """CycleGAN's PatchGAN (4x4 convs, LeakyReLU 0.2, instance norm)."""
+
+    def __init__(self, spatial_dims: int, image_size: int, ndf: int = 64, in_channels: int = 1):
+        super().__init__()
+        d = spatial_dims
+        n_layers = patchgan_depth(image_size)
+        layers: list[nn.Module] = [_conv(d, in_channels, ndf, 4, stride=2, pad=1),
+                                   nn.LeakyReLU(0.2, True)]
+        mult = 1
+        for n in range(1, n_layers + 1):
+            prev, mult = mult, min(2 ** n, 8)
+            stride = 2 if n < n_layers else 1
+            layers += [_conv(d, ndf * prev, ndf * mult, 4, stride=stride, pad=1),
+                       _norm(d, ndf * mult), nn.LeakyReLU(0.2, True)]
+        layers.append(_conv(d, ndf * mult, 1, 4, pad=1))
+        self.model = nn.Sequential(*layers)
+        self.n_layers = n_layers
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+def init_weights(module: nn.Module, gain: float = 0.02) -> nn.Module:
+    """CycleGAN's N(0, 0.02) initialisation of every conv and linear weight, zero biases."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+

@@ -1,0 +1,224 @@
+"""Pretext training: the models whose weights strategies start from.
+
+Built from the same classes as the noise-to-image trunk and discriminator, so weights map one to
+one. Each pretext is trained once per (task data, settings, seed, precision), cached on disk and
+shared by every strategy and seed of a run. Artifacts record what they cost and how good they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from monai.metrics import PSNRMetric, SSIMMetric
+from tqdm.auto import tqdm
+
+from bench.device import autocast, fast_layout, seeded_generator
+from bench.nets import PatchDiscriminator, ResnetTrunk, init_weights
+from bench.profiles import Settings
+
+ARTIFACT_VERSION = 1
+
+
+@dataclass
+class PretextArtifact:
+    name: str
+    key: str
+    state: dict[str, dict[str, torch.Tensor]]
+    info: dict = field(default_factory=dict)
+
+
+@dataclass
+class PretextContext:
+    data: object            # datasets.TaskData
+    settings: Settings
+    seed: int
+    device: torch.device
+    precision: str
+    progress: bool = True
+
+
+def _trunk(s: Settings, device: torch.device) -> ResnetTrunk:
+    return fast_layout(init_weights(ResnetTrunk(s.dims, s.ngf, s.n_blocks)).to(device), s.dims)
+
+
+def _disc(s: Settings, device: torch.device) -> PatchDiscriminator:
+    return fast_layout(init_weights(PatchDiscriminator(s.dims, s.image_size, s.ndf)).to(device), s.dims)
+
+
+class ImagePool:
+    """CycleGAN's history of generated images: D sees older fakes half of the time."""
+
+    def __init__(self, size: int, gen: torch.Generator):
+        self.size, self.gen, self.images = size, gen, []
+
+    def query(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.size == 0:
+            return batch
+        out = []
+        for img in batch.detach():
+            if len(self.images) < self.size:
+                self.images.append(img)
+                out.append(img)
+            elif torch.rand((), generator=self.gen) < 0.5:
+                i = int(torch.randint(self.size, (), generator=self.gen))
+                out.append(self.images[i])
+                self.images[i] = img
+            else:
+                out.append(img)
+        return torch.stack(out)
+
+
+def _linear_decay(total: int) -> Callable[[int], float]:
+    half = total // 2
+    return lambda step: 1.0 if step < half else max(0.0, 1.0 - (step - half) / max(1, total - half))
+
+
+@torch.no_grad()
+def translation_quality(g_t2t1: torch.nn.Module, val, ctx: PretextContext, limit: int = 128) -> dict:
+    """SSIM and PSNR of T2->T1 against the paired real T1 of validation subjects, next to the
+    same for the untranslated T2 (the identity), which places the numbers."""
+    s = ctx.settings
+    t2, t1 = val.t2[:limit].to(ctx.device), val.t1[:limit].to(ctx.device)
+    g_t2t1.eval()
+    fake = torch.cat([g_t2t1(x).float() for x in t2.split(16)])
+    g_t2t1.train()
+    ssim = SSIMMetric(spatial_dims=s.dims, data_range=2.0, win_size=min(11, s.image_size // 2 * 2 - 1))
+    psnr = PSNRMetric(max_val=2.0)
+    return {"ssim": float(ssim(fake, t1).mean()), "psnr": float(psnr(fake, t1).mean()),
+            "ssim_identity": float(ssim(t2, t1).mean()), "psnr_identity": float(psnr(t2, t1).mean()),
+            "eval_images": int(t1.shape[0])}
+
+
+def train_cyclegan(ctx: PretextContext) -> tuple[dict, dict]:
+    s, dev = ctx.settings, ctx.device
+    torch.manual_seed(ctx.seed)
+    g_t2t1, g_t1t2 = _trunk(s, dev), _trunk(s, dev)
+    d_t1, d_t2 = _disc(s, dev), _disc(s, dev)
+    opt_g = torch.optim.Adam([*g_t2t1.parameters(), *g_t1t2.parameters()], s.pretext_lr,
+                             betas=(s.beta1, s.beta2))
+    opt_d = torch.optim.Adam([*d_t1.parameters(), *d_t2.parameters()], s.pretext_lr,
+                             betas=(s.beta1, s.beta2))
+    scheds = [torch.optim.lr_scheduler.LambdaLR(o, _linear_decay(s.pretext_steps)) for o in (opt_g, opt_d)]
+    gen = seeded_generator(ctx.seed, 1)
+    pool_t1, pool_t2 = ImagePool(s.pool_size, gen), ImagePool(s.pool_size, gen)
+    train = ctx.data.train
+    t1_all, t2_all = train.t1.to(dev), train.t2.to(dev)
+    lam_cyc, lam_idt = s.cycle_weight, s.cycle_weight * s.identity_weight
+    mse = F.mse_loss
+
+    def gan_target(pred: torch.Tensor, real: bool) -> torch.Tensor:
+        return mse(pred.float(), torch.full_like(pred.float(), 1.0 if real else 0.0))
+
+    for _ in tqdm(range(s.pretext_steps), desc=f"cyclegan {ctx.data.spec.name}", disable=not ctx.progress,
+                  leave=False):
+        # Unpaired sampling: T1 and T2 batches are drawn independently.
+        real_t1 = t1_all[torch.randint(len(t1_all), (s.pretext_batch,), generator=gen)]
+        real_t2 = t2_all[torch.randint(len(t2_all), (s.pretext_batch,), generator=gen)]
+        with autocast(dev, ctx.precision):
+            fake_t1, fake_t2 = g_t2t1(real_t2), g_t1t2(real_t1)
+            d_t1.requires_grad_(False), d_t2.requires_grad_(False)
+            loss_g = (gan_target(d_t1(fake_t1), True) + gan_target(d_t2(fake_t2), True)
+                      + lam_cyc * (F.l1_loss(g_t1t2(fake_t1).float(), real_t2)
+                                   + F.l1_loss(g_t2t1(fake_t2).float(), real_t1))
+                      + lam_idt * (F.l1_loss(g_t2t1(real_t1).float(), real_t1)
+                                   + F.l1_loss(g_t1t2(real_t2).float(), real_t2)))
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+        d_t1.requires_grad_(True), d_t2.requires_grad_(True)
+        with autocast(dev, ctx.precision):
+            loss_d = 0.5 * (gan_target(d_t1(real_t1), True)
+                            + gan_target(d_t1(pool_t1.query(fake_t1)), False)
+                            + gan_target(d_t2(real_t2), True)
+                            + gan_target(d_t2(pool_t2.query(fake_t2)), False))
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        for sched in scheds:
+            sched.step()
+    state = {"G_t2t1": g_t2t1.state_dict(), "G_t1t2": g_t1t2.state_dict(),
+             "D_t1": d_t1.state_dict(), "D_t2": d_t2.state_dict()}
+    info = translation_quality(g_t2t1, ctx.data.val, ctx)
+    info["final_loss_g"], info["final_loss_d"] = float(loss_g.detach()), float(loss_d.detach())
+    return state, info
+
+
+def train_autoencoder(ctx: PretextContext) -> tuple[dict, dict]:
+    """Non-adversarial pretraining of the same trunk: denoising reconstruction of T1 and T2.
+
+    Denoising, because a trunk with a 4ngf-channel bottleneck at 1/4 resolution could otherwise
+    learn the identity without learning anything about anatomy.
+    """
+    s, dev = ctx.settings, ctx.device
+    torch.manual_seed(ctx.seed)
+    trunk = _trunk(s, dev)
+    opt = torch.optim.Adam(trunk.parameters(), s.pretext_lr, betas=(s.beta1, s.beta2))
+    gen = seeded_generator(ctx.seed, 2)
+    images = torch.cat([ctx.data.train.t1, ctx.data.train.t2]).to(dev)
+    noise_std = 0.2
+    for _ in tqdm(range(s.autoencoder_steps), desc=f"autoencoder {ctx.data.spec.name}",
+                  disable=not ctx.progress, leave=False):
+        clean = images[torch.randint(len(images), (s.pretext_batch,), generator=gen)]
+        noisy = clean + noise_std * torch.randn(clean.shape, generator=gen).to(dev)
+        with autocast(dev, ctx.precision):
+            loss = F.l1_loss(trunk(noisy).float(), clean)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        val = ctx.data.val.t1[:64].to(dev)
+        noisy = val + noise_std * torch.randn(val.shape, generator=gen).to(dev)
+        val_l1 = float(F.l1_loss(trunk(noisy).float(), val))
+    return {"trunk": trunk.state_dict()}, {"val_l1": val_l1, "noise_std": noise_std}
+
+
+PRETEXTS: dict[str, Callable[[PretextContext], tuple[dict, dict]]] = {
+    "cyclegan": train_cyclegan,
+    "autoencoder": train_autoencoder,
+}
+
+
+# Only the numbers a pretext depends on: changing the GAN's own hyper-parameters (as tuning does)
+# must reuse the same pretext.
+PRETEXT_FIELDS = ("dims", "image_size", "ngf", "n_blocks", "ndf", "pretext_steps", "pretext_batch",
+                  "autoencoder_steps", "pretext_lr", "beta1", "beta2", "cycle_weight",
+                  "identity_weight", "pool_size")
+
+
+def pretext_key(name: str, ctx: PretextContext) -> str:
+    used = {f: getattr(ctx.settings, f) for f in PRETEXT_FIELDS}
+    blob = json.dumps({"name": name, "version": ARTIFACT_VERSION, "data": ctx.data.fingerprint,
+                       "settings": used, "seed": ctx.seed,
+                       "precision": ctx.precision, "device": ctx.device.type}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def get_pretext(name: str, ctx: PretextContext, cache_dir: Path) -> PretextArtifact:
+    """Load the cached artifact or train it once; the file appears only when complete."""
+    if name not in PRETEXTS:
+        from bench.errors import BenchError
+        raise BenchError(f"unknown pretext '{name}'; known: {', '.join(sorted(PRETEXTS))}")
+    key = pretext_key(name, ctx)
+    path = Path(cache_dir) / "pretexts" / f"{ctx.data.spec.name}-{name}-{key}.pt"
+    if path.exists():
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        return PretextArtifact(name, key, blob["state"], blob["info"])
+    start = time.perf_counter()
+    state, info = PRETEXTS[name](ctx)
+    steps = ctx.settings.pretext_steps if name == "cyclegan" else ctx.settings.autoencoder_steps
+    info = {"key": key, "steps": steps, "seconds": round(time.perf_counter() - start, 2),
+            "device": str(ctx.device), "precision": ctx.precision, **info}
+    state = {k: {n: t.detach().cpu() for n, t in sd.items()} for k, sd in state.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    torch.save({"state": state, "info": info}, tmp)
+    os.replace(tmp, path)
+    return PretextArtifact(name, key, state, info)

@@ -1,0 +1,187 @@
+"""`bench run`: every (task, strategy, seed) unit under one fixed harness, into the run store.
+
+Data flows one way: task data -> pretexts the chosen strategies need -> strategy initializes the
+fixed G/D -> the fixed loop trains and evaluates -> one row per finished unit -> report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+import datasets
+import strategies
+from bench.device import check_precision, hardware, resolve_device
+from bench.errors import BenchError
+from bench.nets import NoiseToImageGenerator, PatchDiscriminator, count_parameters, init_weights
+from bench.pretext import PretextContext, get_pretext
+from bench.profiles import Settings, get_settings
+from bench.store import RunStore, unit_id, unit_stem
+from bench.train import Evaluator, UnitResult, train_unit
+
+
+@dataclass
+class RunConfig:
+    strategies: list[str]
+    tasks: list[str]
+    out: Path
+    profile: str = "quick"
+    seeds: int = 2
+    device: str = "auto"
+    precision: str = "bf16"
+    cache_dir: Path = Path.home() / ".cache" / "gan-init-bench"
+    data_seed: int = 0
+    pretext_seed: int = 0
+    plugins: list[str] = field(default_factory=list)
+    progress: bool = True
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg, dist in [("torch", "torch"), ("monai", "monai"), ("torchio", "torchio"),
+                      ("numpy", "numpy"), ("bench", "gan-init-bench")]:
+        try:
+            out[pkg] = version(dist)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def build_networks(s: Settings, seed: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The fixed G and D with the harness initialisation, deterministic in the seed."""
+    torch.manual_seed(seed)
+    G = init_weights(NoiseToImageGenerator(s.dims, s.image_size, s.z_dim, s.ngf, s.n_blocks,
+                                           s.stem_channels))
+    D = init_weights(PatchDiscriminator(s.dims, s.image_size, s.ndf))
+    return G, D
+
+
+def _metrics(result: UnitResult) -> tuple[dict, dict]:
+    fids = result.fids()
+    metrics = {"fid_init": None, "fid_final": None, "fid_best": None, "fid_best_step": None}
+    missing: dict[str, str] = {}
+    first = result.curve[0] if result.curve else None
+    if first is not None and first["step"] == 0 and first["fid"] is not None:
+        metrics["fid_init"] = first["fid"]
+    else:
+        missing["fid_init"] = "the initialized generator produced non-finite images"
+    if fids:
+        step, best = min(fids, key=lambda sf: sf[1])
+        metrics["fid_best"], metrics["fid_best_step"] = best, step
+    else:
+        missing["fid_best"] = "no evaluation produced finite images"
+    last = [r for r in result.curve if r["step"] == result.steps and r["fid"] is not None]
+    if result.status == "ok" and last:
+        metrics["fid_final"] = last[-1]["fid"]
+    else:
+        missing["fid_final"] = result.reason or "the final evaluation produced non-finite images"
+    return metrics, missing
+
+
+def _pretext_summary(artifacts: dict) -> dict:
+    keep = ("key", "steps", "seconds", "ssim", "psnr", "ssim_identity", "psnr_identity", "val_l1")
+    return {n: {k: a.info.get(k) for k in keep if k in a.info} for n, a in artifacts.items()}
+
+
+def run_unit(spec, data, s: Settings, strategy_name: str, seed: int, cfg: RunConfig,
+             device: torch.device, evaluator: Evaluator, pretexts: dict, store: RunStore,
+             reference: dict) -> dict:
+    stem = unit_stem(spec.name, strategy_name, seed)
+    strategy = strategies.get_strategy(strategy_name)
+    start = time.perf_counter()
+    G, D = build_networks(s, seed)
+    used = {n: pretexts[n] for n in strategy.needs}
+    transfer = dict(strategy.initialize(G, D, used) or {})
+    transfer.update(g_parameters=count_parameters(G), d_parameters=count_parameters(D))
+    result = train_unit(G, D, data, s, seed, device, cfg.precision, evaluator,
+                        checkpoint=store.checkpoint_path(stem), progress=cfg.progress,
+                        label=f"{spec.name} {strategy_name} seed{seed}")
+    metrics, missing = _metrics(result)
+    files = {"curve": store.write_curve(stem, result.curve), "samples": None, "samples_nifti": None}
+    if result.samples is not None:
+        files.update(store.write_samples(stem, result.samples, s.dims))
+    return {
+        "unit": unit_id(spec.name, strategy_name, seed), "task": spec.name,
+        "strategy": strategy_name, "seed": seed, "status": result.status, "reason": result.reason,
+        "diverged_step": result.diverged_step, "steps": result.steps,
+        "train_seconds": round(result.train_seconds, 2),
+        "seconds": round(time.perf_counter() - start, 2),
+        "metrics": metrics, "metrics_missing": missing, "reference": reference,
+        "transfer": transfer, "pretexts": _pretext_summary(used),
+        "settings": {"profile": cfg.profile, "device": str(device), "precision": cfg.precision,
+                     "data_fingerprint": data.fingerprint, "data_seed": cfg.data_seed,
+                     "pretext_seed": cfg.pretext_seed, "image_size": s.image_size, "dims": s.dims,
+                     "batch_size": s.batch_size, "steps": s.steps, "harness": s.as_dict()},
+        "versions": versions(), "hardware": hardware(device),
+        "strategy_origin": strategies.strategy_origin(strategy_name),
+        "files": files,
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _failed_row(spec, strategy_name: str, seed: int, cfg: RunConfig, err: Exception) -> dict:
+    return {"unit": unit_id(spec.name, strategy_name, seed), "task": spec.name,
+            "strategy": strategy_name, "seed": seed, "status": "failed",
+            "reason": f"{type(err).__name__}: {err}", "diverged_step": None,
+            "metrics": {}, "metrics_missing": {"all": "the unit failed"},
+            "settings": {"profile": cfg.profile, "precision": cfg.precision},
+            "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def _reference(evaluator: Evaluator, s: Settings, device: torch.device, precision: str) -> dict:
+    G, _ = build_networks(s, 0)
+    z = torch.randn(evaluator.n, s.z_dim, generator=torch.Generator().manual_seed(0))
+    return {"fid_floor": evaluator.floor(),
+            "fid_ceiling": evaluator.fid(evaluator.generate(G.to(device), z, precision)),
+            "fid_samples": evaluator.n, "feature_net": evaluator.feature_net}
+
+
+def run(cfg: RunConfig) -> Path:
+    device = resolve_device(cfg.device)
+    check_precision(cfg.precision)
+    if cfg.seeds < 1:
+        raise BenchError(f"--seeds {cfg.seeds}: need at least 1")
+    for name in cfg.strategies:
+        strategies.get_strategy(name)
+    specs = [datasets.get_task(t) for t in cfg.tasks]
+    store = RunStore(cfg.out)
+    store.check_settings({"profile": cfg.profile, "precision": cfg.precision,
+                          "data_seed": cfg.data_seed, "pretext_seed": cfg.pretext_seed})
+    plan = [(spec, st, seed) for spec in specs for st in cfg.strategies for seed in range(cfg.seeds)]
+    done = store.finished()
+    bar = tqdm(total=len(plan), desc="units", unit="unit", disable=not cfg.progress)
+    for spec in specs:
+        s = get_settings(cfg.profile, spec.dims)
+        pending = [(st, seed) for sp, st, seed in plan
+                   if sp is spec and unit_id(spec.name, st, seed) not in done]
+        bar.update(sum(1 for sp, _, _ in plan if sp is spec) - len(pending))
+        if not pending:
+            continue
+        data = datasets.build_task_data(spec, s.image_size, cfg.cache_dir, cfg.data_seed,
+                                        splits=dict(s.splits) if s.splits else None,
+                                        progress=cfg.progress)
+        evaluator = Evaluator(data, s, device)
+        reference = _reference(evaluator, s, device, cfg.precision)
+        ctx = PretextContext(data, s, cfg.pretext_seed, device, cfg.precision, cfg.progress)
+        needed = sorted({n for st, _ in pending for n in strategies.get_strategy(st).needs})
+        pretexts = {n: get_pretext(n, ctx, cfg.cache_dir) for n in needed}
+        for st, seed in pending:
+            try:
+                row = run_unit(spec, data, s, st, seed, cfg, device, evaluator, pretexts, store,
+                               reference)
+            except BenchError:
+                raise
+            except Exception as err:  # one broken unit must not sink the others
+                row = _failed_row(spec, st, seed, cfg, err)
+            store.append(row)
+            bar.update(1)
+    bar.close()
+    from reports import write_report
+    return write_report([store.root])["report"]

@@ -1,0 +1,130 @@
+"""The run store: results.jsonl rows, curve CSVs, sample images, checkpoints. Reports read only this."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import nibabel as nib  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from bench.errors import BenchError  # noqa: E402
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def unit_id(task: str, strategy: str, seed: int) -> str:
+    return f"{task}/{strategy}/seed{seed}"
+
+
+def unit_stem(task: str, strategy: str, seed: int) -> str:
+    return f"{task}__{strategy}__seed{seed}"
+
+
+class RunStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.results = self.root / "results.jsonl"
+
+    def check_settings(self, settings: dict) -> None:
+        """A run directory holds one harness configuration; rerunning the same command resumes."""
+        path = self.root / "run.json"
+        if path.exists():
+            old = json.loads(path.read_text())
+            diff = [k for k in settings if k in old and old[k] != settings[k]]
+            if diff:
+                k = diff[0]
+                raise BenchError(f"{self.root} holds a run with {k}={old[k]!r}, not {settings[k]!r}; "
+                                 "use another --out or the same settings")
+            settings = {**old, **settings}
+        atomic_write_bytes(path, json.dumps(settings, indent=2, sort_keys=True).encode())
+
+    def rows(self) -> list[dict]:
+        if not self.results.exists():
+            return []
+        rows = []
+        for n, line in enumerate(self.results.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise BenchError(f"{self.results} line {n} is not valid JSON ({err.msg}); "
+                                     "remove that line and rerun") from err
+        return rows
+
+    def finished(self) -> set[str]:
+        """Units with a final status; failed units (exceptions) are retried on a rerun."""
+        return {r["unit"] for r in self.rows() if r.get("status") in ("ok", "diverged")}
+
+    def append(self, row: dict) -> None:
+        """Rewrite-and-rename, so a reader or a crash never sees half a row. A retried unit's
+        earlier failed row is replaced."""
+        keep = [r for r in self.rows() if r["unit"] != row["unit"]]
+        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in [*keep, row])
+        atomic_write_bytes(self.results, text.encode())
+
+    def checkpoint_path(self, stem: str) -> Path:
+        return self.root / "checkpoints" / f"{stem}.pt"
+
+    def write_curve(self, stem: str, curve: list[dict]) -> str:
+        rel = f"curves/{stem}.csv"
+        frame = pd.DataFrame(curve, columns=["step", "seconds", "fid", "loss_g", "loss_d"])
+        atomic_write_bytes(self.root / rel, frame.to_csv(index=False).encode())
+        return rel
+
+    def write_samples(self, stem: str, images: torch.Tensor, dims: int) -> dict[str, str]:
+        """PNG grid for 2D; for 3D a 4D NIfTI of the first volumes and a tri-planar PNG."""
+        arr = torch.nan_to_num(images.detach().float().cpu(), nan=-1.0).clamp(-1, 1).numpy()[:, 0]
+        files = {"samples": f"samples/{stem}.png"}
+        if dims == 2:
+            save_grid(self.root / files["samples"], arr[:32], cols=8)
+        else:
+            files["samples_nifti"] = f"samples/{stem}.nii.gz"
+            vols = np.stack(list(arr[:8]), axis=-1).astype(np.float32)
+            path = self.root / files["samples_nifti"]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".tmp{os.getpid()}.{path.name}")
+            nib.save(nib.Nifti1Image(vols, np.eye(4)), tmp)
+            os.replace(tmp, path)
+            save_grid(self.root / files["samples"], triplanar(arr[:6]), cols=3)
+        return files
+
+
+def triplanar(volumes: np.ndarray) -> np.ndarray:
+    """Middle axial, coronal and sagittal slices of each volume, one row per volume."""
+    out = []
+    for v in volumes:
+        c = [s // 2 for s in v.shape]
+        out += [v[:, :, c[2]], v[:, c[1], :], v[c[0], :, :]]
+    return np.stack(out)
+
+
+def save_grid(path: Path, images: np.ndarray, cols: int) -> None:
+    rows = int(np.ceil(len(images) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.2), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img in zip(axes.flat, images):
+        # Rotate so anterior is up in the usual radiological display of RAS-ordered arrays.
+        ax.imshow(np.rot90(img), cmap="gray", vmin=-1, vmax=1)
+    fig.subplots_adjust(0, 0, 1, 1, 0.02, 0.02)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp{os.getpid()}.{path.name}")
+    fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)

@@ -1,0 +1,89 @@
+"""A tiny registry of initialization strategies, in the spirit of timm's model registry.
+
+A strategy decides only where the fixed G and D start: it never trains anything itself. It
+declares the pretext artifacts it needs and returns what it transferred, which goes into results.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from bench.errors import BenchError
+
+_REGISTRY: dict[str, type["Strategy"]] = {}
+_ORIGIN: dict[str, str] = {}
+TRUNK_PARTS = ("encoder", "residual", "decoder")
+
+
+class Strategy:
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    needs: ClassVar[tuple[str, ...]] = ()
+
+    def initialize(self, G: nn.Module, D: nn.Module, pretexts: dict) -> dict[str, int]:
+        """Copy weights into G (``stem``, ``trunk.encoder|residual|decoder``) and/or D from
+        ``pretexts[name].state``; return parameter counts transferred per part."""
+        raise NotImplementedError
+
+
+def register_strategy(name: str):
+    """Class decorator: ``@register_strategy("my-init")``."""
+
+    def wrap(cls: type[Strategy]) -> type[Strategy]:
+        if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+            raise BenchError(f"strategy '{name}' must subclass strategies.Strategy")
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise BenchError(f"strategy '{name}' is registered twice "
+                             f"({_ORIGIN[name]} and {cls.__module__}); rename one")
+        cls.name = name
+        _REGISTRY[name] = cls
+        _ORIGIN.setdefault(name, cls.__module__)
+        return cls
+
+    return wrap
+
+
+def list_strategies() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def strategy_origin(name: str) -> str:
+    return _ORIGIN[name]
+
+
+def get_strategy(name: str) -> Strategy:
+    if name not in _REGISTRY:
+        raise BenchError(f"unknown strategy '{name}'; known: {', '.join(list_strategies())} "
+                         "(load others with --plugin FILE_OR_MODULE)")
+    return _REGISTRY[name]()
+
+
+def copy_into(target: nn.Module, source: dict[str, torch.Tensor], part: str = "") -> int:
+    """Copy every tensor of ``target`` (restricted to names under ``part``) from ``source``;
+    shapes must match exactly. Returns the number of parameters copied."""
+    own = target.state_dict()
+    names = [n for n in own if not part or n == part or n.startswith(part + ".")]
+    missing = [n for n in names if n not in source]
+    if missing:
+        raise BenchError(f"pretext weights lack {missing[0]} (and {len(missing) - 1} more): "
+                         "was the pretext built with other settings?")
+    copied = 0
+    with torch.no_grad():
+        for n in names:
+            if own[n].shape != source[n].shape:
+                raise BenchError(f"shape mismatch for {n}: {tuple(source[n].shape)} in the pretext, "
+                                 f"{tuple(own[n].shape)} in the network")
+            own[n].copy_(source[n])
+            copied += own[n].numel()
+    return copied
+
+
+def transfer_report(**counts: int) -> dict[str, int]:
+    """Counts per part, with every part present (zero when not transferred) and a total."""
+    report = {p: 0 for p in ("stem", *TRUNK_PARTS, "discriminator")}
+    report.update(counts)
+    report["total"] = sum(report.values())
+    return report

@@ -1,0 +1,9 @@
+from strategies.registry import Strategy, register_strategy, transfer_report
+
+
+@register_strategy("scratch")
+class Scratch(Strategy):
+    description = "the baseline: G and D keep the harness's N(0, 0.02) initialisation"
+
+    def initialize(self, G, D, pretexts):
+        return transfer_report()

@@ -1,0 +1,56 @@
+"""Shared fixtures: one smoke-profile data and pretext cache for the whole session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("bench-cache")
+
+
+@pytest.fixture(scope="session")
+def smoke_2d(cache_dir):
+    """(spec, settings, data) for phantom-2d in the smoke profile."""
+    import datasets
+    from bench.profiles import get_settings
+    spec = datasets.get_task("phantom-2d")
+    s = get_settings("smoke", 2)
+    data = datasets.build_task_data(spec, s.image_size, cache_dir, 0, splits=dict(s.splits),
+                                    progress=False)
+    return spec, s, data
+
+
+@pytest.fixture(scope="session")
+def smoke_pretexts(smoke_2d, cache_dir):
+    from bench.pretext import PretextContext, get_pretext
+    spec, s, data = smoke_2d
+    ctx = PretextContext(data, s, 0, torch.device("cpu"), "fp32", progress=False)
+    return {n: get_pretext(n, ctx, cache_dir) for n in ("cyclegan", "autoencoder")}
+
+
+@pytest.fixture
+def run_env(cache_dir, monkeypatch):
+    monkeypatch.setenv("BENCH_CACHE", str(cache_dir))
+    return cache_dir
+
+
+def pytest_configure(config):
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(autouse=True)
+def _restore_registry():
+    """Strategies registered by one test must not leak into 'all' in another."""
+    from strategies import registry
+    saved = dict(registry._REGISTRY), dict(registry._ORIGIN)
+    yield
+    registry._REGISTRY.clear(), registry._REGISTRY.update(saved[0])
+    registry._ORIGIN.clear(), registry._ORIGIN.update(saved[1])

@@ -1,0 +1,52 @@
+"""`bench run --strategy all --profile smoke` as a user types it, in a fresh process."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_bench_run_all_strategies_both_tasks_smoke(tmp_path, cache_dir):
+    out = tmp_path / "run"
+    env = {**os.environ, "BENCH_CACHE": str(cache_dir)}
+    cmd = [sys.executable, "-m", "bench.cli", "run", "--strategy", "all", "--profile", "smoke",
+           "--seeds", "1", "--out", str(out), "--no-progress"]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    units = {(r["task"], r["strategy"], r["seed"]) for r in rows}
+    builtins = ("scratch", "cyclegan-t2t1", "cyclegan-partial", "pretrained-encoder")
+    assert units == {(t, s, 0) for t in ("phantom-2d", "phantom-3d") for s in builtins}
+    for r in rows:
+        assert r["status"] == "ok", r["reason"]
+        assert {"task", "strategy", "seed", "status", "metrics"} <= set(r)
+        assert r["metrics"]["fid_final"] is not None and r["metrics"]["fid_init"] is not None
+        assert r["reference"]["fid_floor"] < r["reference"]["fid_ceiling"]
+        assert r["settings"]["precision"] == "bf16" and r["settings"]["device"] == "cpu"
+        assert (out / r["files"]["curve"]).is_file() and (out / r["files"]["samples"]).is_file()
+        if r["task"] == "phantom-3d":
+            assert (out / r["files"]["samples_nifti"]).is_file()
+        needs = {"scratch": set(), "pretrained-encoder": {"autoencoder"}}.get(r["strategy"], {"cyclegan"})
+        assert set(r["pretexts"]) == needs
+    cyclegan = {r["pretexts"]["cyclegan"]["key"] for r in rows if r["strategy"] == "cyclegan-t2t1"}
+    assert len(cyclegan) == 2  # one pretext per task, shared by the strategies that need it
+    assert {r["pretexts"]["cyclegan"]["key"] for r in rows if "cyclegan" in r["pretexts"]} == cyclegan
+
+    with open(out / "results.csv") as f:
+        assert len(list(csv.DictReader(f))) == 8
+    report = (out / "report.md").read_text()
+    for name in builtins:
+        assert name in report
+
+    (out / "report.md").unlink()
+    proc = subprocess.run([sys.executable, "-m", "bench.cli", "report", str(out)], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and (out / "report.md").read_text() == report

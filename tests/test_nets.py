@@ -1,0 +1,42 @@
+import pytest
+import torch
+
+from bench.nets import (NoiseToImageGenerator, PatchDiscriminator, ResnetTrunk, init_weights,
+                        patchgan_depth, patchgan_receptive_field)
+
+
+@pytest.mark.parametrize("dims,size", [(2, 32), (2, 64), (3, 16), (3, 32)])
+def test_generator_and_discriminator_shapes(dims, size):
+    G = NoiseToImageGenerator(dims, size, z_dim=16, ngf=4, n_blocks=2, stem_channels=8)
+    D = PatchDiscriminator(dims, size, ndf=8)
+    x = G(torch.randn(3, 16))
+    assert x.shape == (3, 1, *[size] * dims)
+    assert x.abs().max() <= 1
+    logits = D(x)
+    assert logits.shape[:2] == (3, 1) and logits.dim() == dims + 2
+
+
+def test_trunk_maps_images_to_images_and_has_named_parts():
+    trunk = ResnetTrunk(3, ngf=4, n_blocks=2)
+    assert [n for n, _ in trunk.named_children()] == ["encoder", "residual", "decoder"]
+    assert trunk(torch.rand(2, 1, 16, 16, 16)).shape == (2, 1, 16, 16, 16)
+
+
+def test_patchgan_receptive_field_covers_the_image():
+    assert patchgan_receptive_field(3) == 70  # CycleGAN's 70x70 PatchGAN
+    for size in (16, 32, 64, 128, 256):
+        n = patchgan_depth(size)
+        assert patchgan_receptive_field(n) >= size > patchgan_receptive_field(n - 1) or n == 1
+
+
+def test_init_is_normal_002_with_zero_bias():
+    torch.manual_seed(0)
+    D = init_weights(PatchDiscriminator(2, 64, ndf=32))
+    w = torch.cat([m.weight.flatten() for m in D.modules() if isinstance(m, torch.nn.Conv2d)])
+    assert abs(w.std().item() - 0.02) < 0.002
+    assert all((m.bias == 0).all() for m in D.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+def test_stem_rejects_sizes_it_cannot_build():
+    with pytest.raises(ValueError, match="multiple of 8"):
+        NoiseToImageGenerator(2, 36, 16, 4, 1, 8)

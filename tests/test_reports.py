@@ -1,0 +1,213 @@
+"""reports/: loading and merging run stores, results.csv, report.md and its statistics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.errors import BenchError
+from reports import load_results, write_report
+from reports.stats import compare
+
+
+def make_row(task: str = "phantom-2d", strategy: str = "scratch", seed: int = 0,
+             fid_final: float | None = 20.0, status: str = "ok",
+             fingerprint: str = "fp-a", profile: str = "quick", **extra: Any) -> dict[str, Any]:
+    """A results.jsonl row shaped like the harness writes it."""
+    slug = f"{task}__{strategy}__seed{seed}"
+    row: dict[str, Any] = {
+        "unit": f"{task}/{strategy}/seed{seed}", "task": task, "strategy": strategy,
+        "seed": seed, "status": status, "reason": None, "diverged_step": None,
+        "steps": 600, "seconds": 55.2,
+        "metrics": {"fid_final": fid_final,
+                    "fid_best": None if fid_final is None else fid_final - 1,
+                    "fid_best_step": None if fid_final is None else 400, "fid_init": 250.0},
+        "metrics_missing": {},
+        "reference": {"fid_floor": 1.2, "fid_ceiling": 250.0, "fid_samples": 480,
+                      "feature_net": "random-conv"},
+        "transfer": {"stem": 0, "encoder": 0, "residual": 0, "decoder": 0, "discriminator": 0,
+                     "total": 0 if strategy == "scratch" else 1000, "trainable_g": 4000},
+        "pretexts": {} if strategy == "scratch" else {
+            "cyclegan": {"key": "ab12", "steps": 800, "seconds": 70.1, "ssim": 0.81, "psnr": 22.0}},
+        "settings": {"profile": profile, "device": "cpu", "precision": "bf16",
+                     "data_fingerprint": fingerprint, "data_seed": 0, "pretext_seed": 0,
+                     "image_size": 64, "dims": 2, "batch_size": 32, "steps": 600},
+        "versions": {"python": "3.11.7", "torch": "2.13.0", "monai": "1.6.1", "bench": "0.1.0"},
+        "hardware": {"cpu": "test-cpu", "threads": 2, "gpu": None},
+        "files": {"curve": f"curves/{slug}.csv", "samples": f"samples/{slug}.png",
+                  "samples_nifti": None},
+        "finished_at": "2026-11-25T10:00:00Z",
+    }
+    row.update(extra)
+    return row
+
+
+def diverged_row(**kw: Any) -> dict[str, Any]:
+    reason = "non-finite loss_g at step 37"
+    row = make_row(fid_final=None, status="diverged", reason=reason, diverged_step=37, **kw)
+    row["metrics"]["fid_best"] = 80.0
+    row["metrics_missing"] = {"fid_final": reason}
+    return row
+
+
+def write_run(run_dir: Path, rows: list[dict[str, Any]], curves: bool = False) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for row in rows:
+        (run_dir / "samples").mkdir(exist_ok=True)
+        (run_dir / row["files"]["samples"]).write_bytes(b"png")
+        if curves:
+            (run_dir / "curves").mkdir(exist_ok=True)
+            final = row["metrics"]["fid_final"] or 90.0
+            (run_dir / row["files"]["curve"]).write_text(
+                f"step,seconds,fid,loss_g,loss_d\n0,0,250,1,1\n100,5,,1,1\n600,30,{final},1,1\n")
+    return run_dir
+
+
+def seeds_rows(strategy: str, fids: list[float], **kw: Any) -> list[dict[str, Any]]:
+    return [make_row(strategy=strategy, seed=i, fid_final=f, **kw) for i, f in enumerate(fids)]
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Path:
+    rows = (seeds_rows("scratch", [20.0, 22.0, 21.0])
+            + seeds_rows("cyclegan-t2t1", [10.0, 11.0])
+            + [diverged_row(strategy="cyclegan-t2t1", seed=2)])
+    return write_run(tmp_path / "run", rows, curves=True)
+
+
+def test_results_csv_one_row_per_unit_flattened_and_sorted(run: Path) -> None:
+    paths = write_report([run])
+    assert paths["csv"] == run / "results.csv" and paths["report"] == run / "report.md"
+    table = pd.read_csv(paths["csv"])
+    assert len(table) == 6
+    for column in ("unit", "task", "strategy", "seed", "status", "fid_final", "fid_best",
+                   "fid_init", "reference.fid_floor", "settings.data_fingerprint",
+                   "transfer.total", "pretexts.cyclegan.ssim", "files.samples",
+                   "metrics_missing.fid_final"):
+        assert column in table.columns, column
+    assert list(table["strategy"]) == ["cyclegan-t2t1"] * 3 + ["scratch"] * 3
+    assert list(table["seed"]) == [0, 1, 2, 0, 1, 2]
+    assert table["fid_final"].isna().sum() == 1  # the diverged unit: missing, not a number
+    assert not list(run.glob(".*.tmp"))  # atomic writes leave no temporary files behind
+
+
+def test_report_shows_strategies_reference_divergence_and_missing(run: Path) -> None:
+    text = write_report([run])["report"].read_text()
+    assert "| scratch |" in text and "| cyclegan-t2t1 |" in text
+    assert "real val vs real test (floor): 1.20; untrained generator (ceiling): 250.00" in text
+    assert "| cyclegan-t2t1 | 3 | 2 / 1 / 0 |" in text  # seeds, ok / diverged / failed
+    assert "diverged at step 37: non-finite loss_g at step 37" in text
+    assert "`phantom-2d/cyclegan-t2t1/seed2` fid_final: non-finite loss_g at step 37" in text
+    diverged_line = next(l for l in text.splitlines() if l.startswith("| cyclegan-t2t1 | 2 |"))
+    assert "| diverged | — |" in diverged_line
+    assert "(n=2 of 3)" in text  # final FID mean over the seeds that have one
+    assert "[png](samples/phantom-2d__scratch__seed0.png)" in text
+    assert "![FID during training, phantom-2d](figures/fid_phantom-2d.png)" in text
+    assert (run / "figures" / "fid_phantom-2d.png").is_file()
+    assert "## Findings" in text and "scratch did not learn enough" not in text
+    assert "scratch learned" in text
+    assert "Warning: cyclegan-t2t1 has only 2 seed(s)" in text
+    assert "Profile: quick" in text and "PSNR" in text and "0.810" in text
+
+
+def test_missing_metric_never_printed_as_number(tmp_path: Path) -> None:
+    row = make_row()
+    row["metrics"]["fid_init"] = None
+    row["metrics_missing"] = {"fid_init": "feature net unavailable"}
+    text = write_report([write_run(tmp_path / "r", [row])])["report"].read_text()
+    assert "fid_init: feature net unavailable" in text
+    assert "| 20.00 | 19.00 (step 400) | — |" in text
+
+
+def test_bootstrap_interval_wording() -> None:
+    scratch = np.array([20.0, 22.0, 21.0, 23.0, 19.0])
+    overlap = compare(np.array([21.0, 19.0, 22.0, 20.0, 23.0]), scratch, "a", "scratch")
+    assert overlap.low is not None and overlap.low < 0 < overlap.high
+    assert overlap.verdict == "no clear difference"
+    better = compare(scratch - 10, scratch, "b", "scratch")
+    assert better.difference == pytest.approx(-10) and better.high < 0
+    assert better.verdict == "better than scratch"
+    assert compare(scratch + 10, scratch, "c", "scratch").verdict == "worse than scratch"
+    assert compare(scratch[:1], scratch, "d", "scratch").verdict == "too few seeds for an interval"
+    # Fixed seed: the same data always gives the same interval.
+    assert compare(scratch - 10, scratch, "b", "scratch") == better
+
+
+def test_report_comparison_lines(tmp_path: Path) -> None:
+    rows = (seeds_rows("scratch", [20.0, 22.0, 21.0, 23.0, 19.0])
+            + seeds_rows("cyclegan-t2t1", [10.0, 12.0, 11.0, 13.0, 9.0])
+            + seeds_rows("pretrained-encoder", [21.0, 19.0, 22.0, 20.0, 23.0])
+            + seeds_rows("cyclegan-partial", [15.0]))
+    text = write_report([write_run(tmp_path / "r", rows)])["report"].read_text()
+    line = next(l for l in text.splitlines() if l.startswith("- cyclegan-t2t1 vs scratch"))
+    assert "final FID difference -10.00" in line and "95% CI" in line
+    assert line.endswith("better than scratch.")
+    line = next(l for l in text.splitlines() if l.startswith("- pretrained-encoder vs scratch"))
+    assert line.endswith("no clear difference.")
+    line = next(l for l in text.splitlines() if l.startswith("- cyclegan-partial vs scratch"))
+    assert line.endswith("too few seeds for an interval.")
+    assert "better than scratch: cyclegan-t2t1 (-10.00)" in text
+
+
+def test_merge_two_dirs(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", seeds_rows("scratch", [20.0, 21.0]))
+    b = write_run(tmp_path / "b", [make_row(strategy="scratch", seed=2, fid_final=22.0)])
+    out = tmp_path / "merged"
+    paths = write_report([a, b], out_dir=out)
+    assert paths["report"].parent == out
+    assert list(load_results([a, b])["seed"]) == [0, 1, 2]
+    text = paths["report"].read_text()
+    assert "[png](../b/samples/phantom-2d__scratch__seed2.png)" in text
+    assert "`../a`, `../b`" in text
+
+
+def test_merge_refuses_different_fingerprint(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", [make_row(seed=0)])
+    b = write_run(tmp_path / "b", [make_row(seed=1, fingerprint="fp-b")])
+    with pytest.raises(BenchError, match=r"data_fingerprint of task phantom-2d.*fp-a.*fp-b"):
+        load_results([a, b])
+
+
+def test_merge_refuses_different_profile(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", [make_row(seed=0)])
+    b = write_run(tmp_path / "b", [make_row(seed=1, profile="full")])
+    with pytest.raises(BenchError, match=r"profile.*a.*'quick'.*b.*'full'"):
+        write_report([a, b])
+
+
+def test_merge_refuses_duplicate_unit(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", [make_row(seed=0)])
+    b = write_run(tmp_path / "b", [make_row(seed=0)])
+    with pytest.raises(BenchError, match=r"phantom-2d/scratch/seed0.*\ba\b.*\bb\b"):
+        load_results([a, b])
+
+
+def test_duplicate_row_in_one_file_keeps_last_and_warns(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "r", [make_row(fid_final=30.0), make_row(fid_final=25.0)])
+    with pytest.warns(UserWarning, match="appears more than once"):
+        table = load_results([run])
+    assert list(table["fid_final"]) == [25.0]
+
+
+def test_missing_or_empty_results(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match=r"no results in .*nothing: run `bench run"):
+        write_report([tmp_path / "nothing"])
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "results.jsonl").write_text("\n")
+    with pytest.raises(BenchError, match="no results in"):
+        load_results([tmp_path / "empty"])
+
+
+def test_corrupt_line_names_file_and_line(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "r", [make_row()])
+    with (run / "results.jsonl").open("a") as handle:
+        handle.write('{"unit": "half a line\n')
+    with pytest.raises(BenchError, match=r"results\.jsonl line 2: invalid JSON"):
+        load_results([run])
+    assert not (run / "report.md").exists()

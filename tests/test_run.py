@@ -1,0 +1,116 @@
+"""Runs in the smoke profile: resume, divergence, failures, the example plugin, CLI errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import bench.run
+from bench.cli import main
+from bench.run import RunConfig, run
+from strategies import Strategy, register_strategy, transfer_report
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _config(out, cache, strategies=("scratch",), seeds=1):
+    return RunConfig(strategies=list(strategies), tasks=["phantom-2d"], out=out, profile="smoke",
+                     seeds=seeds, device="cpu", precision="fp32", cache_dir=cache, progress=False)
+
+
+def _rows(out):
+    return [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+
+
+def test_finished_units_are_not_rerun(tmp_path, cache_dir, monkeypatch):
+    out = tmp_path / "run"
+    run(_config(out, cache_dir))
+    first = _rows(out)
+    assert [r["unit"] for r in first] == ["phantom-2d/scratch/seed0"]
+    assert first[0]["status"] == "ok" and first[0]["metrics"]["fid_final"] > 0
+
+    calls = []
+    real_train = bench.run.train_unit
+    monkeypatch.setattr(bench.run, "train_unit", lambda *a, **k: calls.append(a[4]) or real_train(*a, **k))
+    run(_config(out, cache_dir, seeds=2))
+    assert calls == [1]  # only the new seed trained
+    rows = _rows(out)
+    assert [r["unit"] for r in rows] == ["phantom-2d/scratch/seed0", "phantom-2d/scratch/seed1"]
+    assert rows[0] == first[0]
+
+
+def test_a_nan_unit_is_diverged_and_the_others_finish(tmp_path, cache_dir):
+    @register_strategy("nan-init")
+    class NanInit(Strategy):
+        description = "poisons the stem so the first loss is NaN"
+
+        def initialize(self, G, D, pretexts):
+            with torch.no_grad():
+                G.stem.fc.weight.fill_(float("nan"))
+            return transfer_report()
+
+    out = tmp_path / "run"
+    report = run(_config(out, cache_dir, strategies=("nan-init", "scratch")))
+    rows = {r["strategy"]: r for r in _rows(out)}
+    assert rows["nan-init"]["status"] == "diverged"
+    assert rows["nan-init"]["diverged_step"] == 0
+    assert "non-finite loss" in rows["nan-init"]["reason"]
+    assert rows["nan-init"]["metrics"]["fid_final"] is None
+    assert "fid_final" in rows["nan-init"]["metrics_missing"]
+    assert rows["scratch"]["status"] == "ok"
+    text = report.read_text()
+    assert "nan-init" in text and "non-finite loss" in text
+
+
+def test_a_unit_that_raises_is_failed_and_retried_on_rerun(tmp_path, cache_dir):
+    @register_strategy("raises")
+    class Raises(Strategy):
+        description = "raises inside initialize"
+
+        def initialize(self, G, D, pretexts):
+            raise RuntimeError("boom")
+
+    out = tmp_path / "run"
+    run(_config(out, cache_dir, strategies=("raises", "scratch")))
+    rows = {r["strategy"]: r for r in _rows(out)}
+    assert rows["raises"]["status"] == "failed" and "boom" in rows["raises"]["reason"]
+    assert rows["scratch"]["status"] == "ok"
+    run(_config(out, cache_dir, strategies=("raises", "scratch")))
+    assert sorted(r["strategy"] for r in _rows(out)) == ["raises", "scratch"]  # replaced, not duplicated
+
+
+def test_the_readme_example_plugin_runs_in_the_smoke_profile(tmp_path, run_env):
+    out = tmp_path / "run"
+    rc = main(["run", "--plugin", str(REPO / "examples" / "cyclegan_with_d.py"), "--strategy",
+               "cyclegan-with-d", "--task", "phantom-2d", "--profile", "smoke", "--seeds", "1",
+               "--out", str(out), "--no-progress", "--device", "cpu"])
+    assert rc == 0
+    (row,) = _rows(out)
+    assert row["status"] == "ok" and row["strategy_origin"].startswith("plugin ")
+    assert row["transfer"]["discriminator"] == row["transfer"]["d_parameters"] > 0
+    assert row["pretexts"]["cyclegan"]["steps"] > 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--task", "nope"], "unknown task 'nope'"),
+    (["--profile", "huge"], "unknown profile 'huge'"),
+    (["--precision", "fp8"], "unknown precision 'fp8'"),
+    (["--device", "tpu"], "unknown device 'tpu'"),
+    (["--seeds", "0"], "need at least 1"),
+    (["--plugin", "no/such/file.py"], "does not exist"),
+])
+def test_bad_run_arguments_are_one_line_errors(tmp_path, run_env, capsys, args, message):
+    out = tmp_path / "run"
+    rc = main(["run", "--profile", "smoke", "--out", str(out), "--no-progress", *args])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and err.count("\n") == 1
+    assert not (out / "results.jsonl").exists()
+
+
+def test_rerun_with_other_settings_in_the_same_directory_is_refused(tmp_path, cache_dir, capsys):
+    out = tmp_path / "run"
+    run(_config(out, cache_dir))
+    rc = main(["run", "--strategy", "scratch", "--task", "phantom-2d", "--profile", "quick",
+               "--out", str(out), "--no-progress"])
+    assert rc == 2 and "profile='smoke'" in capsys.readouterr().err

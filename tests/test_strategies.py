@@ -1,0 +1,64 @@
+import pytest
+import torch
+
+import strategies
+from bench.errors import BenchError
+from bench.run import build_networks
+
+# strategy -> (pretext, source state dict, trunk parts it must transfer)
+EXPECTED = {
+    "scratch": (None, None, ()),
+    "cyclegan-t2t1": ("cyclegan", "G_t2t1", ("encoder", "residual", "decoder")),
+    "cyclegan-partial": ("cyclegan", "G_t2t1", ("residual", "decoder")),
+    "pretrained-encoder": ("autoencoder", "trunk", ("encoder",)),
+}
+
+
+def test_registry_lists_the_builtins():
+    assert set(EXPECTED) <= set(strategies.list_strategies())
+    for name in EXPECTED:
+        assert strategies.strategy_origin(name) == "built-in"
+        assert strategies.get_strategy(name).description
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_transferred_tensors_equal_their_source_and_others_do_not(name, smoke_2d, smoke_pretexts):
+    _, s, _ = smoke_2d
+    pretext, key, parts = EXPECTED[name]
+    G, D = build_networks(s, seed=5)
+    fresh_G, fresh_D = build_networks(s, seed=5)
+    strategy = strategies.get_strategy(name)
+    assert strategy.needs == ((pretext,) if pretext else ())
+    report = strategy.initialize(G, D, {n: smoke_pretexts[n] for n in strategy.needs})
+
+    source = smoke_pretexts[pretext].state[key] if pretext else {}
+    for tensor_name, value in G.trunk.state_dict().items():
+        part = tensor_name.split(".")[0]
+        if part in parts:
+            assert torch.equal(value, source[tensor_name]), tensor_name
+        else:
+            assert torch.equal(value, fresh_G.trunk.state_dict()[tensor_name]), tensor_name
+            if source and value.numel() > 1:
+                assert not torch.equal(value, source[tensor_name]), tensor_name
+    for a, b in zip(G.stem.state_dict().values(), fresh_G.stem.state_dict().values()):
+        assert torch.equal(a, b)
+    for a, b in zip(D.state_dict().values(), fresh_D.state_dict().values()):
+        assert torch.equal(a, b)
+
+    for part in ("encoder", "residual", "decoder"):
+        expected = sum(p.numel() for p in getattr(G.trunk, part).parameters()) if part in parts else 0
+        assert report[part] == expected, part
+    assert report["stem"] == 0 and report["discriminator"] == 0
+    assert report["total"] == sum(report[p] for p in ("encoder", "residual", "decoder"))
+
+
+def test_unknown_strategy_is_a_one_line_error():
+    with pytest.raises(BenchError, match="unknown strategy 'nope'; known: .*scratch"):
+        strategies.get_strategy("nope")
+
+
+def test_copy_into_refuses_mismatched_shapes(smoke_2d, smoke_pretexts):
+    from bench.nets import ResnetTrunk
+    bigger = ResnetTrunk(2, ngf=smoke_2d[1].ngf * 2, n_blocks=smoke_2d[1].n_blocks)
+    with pytest.raises(BenchError, match="shape mismatch"):
+        strategies.copy_into(bigger, smoke_pretexts["cyclegan"].state["G_t2t1"], "encoder")
