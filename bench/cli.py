@@ -17,16 +17,23 @@ def _default_cache() -> Path:
 def _names(value: str, known: list[str], what: str) -> list[str]:
     if value == "all":
         return known
-    names = [v.strip() for v in value.split(",") if v.strip()]
+    names = list(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
     if not names:
         raise BenchError(f"--{what} is empty; give 'all' or comma-separated names")
     return names
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes get the same one-line error and exit status 2 as every other bad input."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bench", description=__doc__)
+    p = _Parser(prog="bench", description=__doc__)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     r = sub.add_parser("run", help="train and evaluate every (task, strategy, seed) unit")
     r.add_argument("--strategy", default="all", help="all or NAME[,NAME]")
@@ -103,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"report: {paths['report']}\ncsv: {paths['csv']}")
         else:
             _list(args.what, args.plugin)
-    except BenchError as err:
+    except (BenchError, OSError) as err:  # OSError: unwritable --out, full disk, ...
         if args.debug:
             raise
         print(f"bench: error: {err}", file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import numpy as np
 import torch
 from monai.metrics.fid import get_fid_score
 from monai.networks.layers.factories import Conv
@@ -18,7 +19,9 @@ from torch import nn
 
 FEATURE_NET = "random-conv-v1"
 _FEATURE_SEED = 20171
-_STAGES = (16, 16, 32)
+# Fewer features in 3D, where a task has tens of held-out volumes, not hundreds of slices: the
+# covariance of D features needs more than D samples to be full rank.
+STAGES = {2: (16, 16, 32), 3: (8, 8, 16)}
 
 
 class FeatureExtractor(Protocol):
@@ -38,7 +41,7 @@ class RandomConvFeatures(nn.Module):
         gen = torch.Generator().manual_seed(_FEATURE_SEED)
         self.stages = nn.ModuleList()
         cin = 1
-        for cout in _STAGES:
+        for cout in STAGES[spatial_dims]:
             conv = Conv[Conv.CONV, spatial_dims](cin, cout, 3, stride=2, padding=1)
             fan_in = cin * 3 ** spatial_dims
             with torch.no_grad():
@@ -60,8 +63,22 @@ class RandomConvFeatures(nn.Module):
         return torch.cat(out).double()
 
 
-def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
-    """FID between two feature sets (MONAI's implementation; scipy's sqrtm underneath)."""
-    value = get_fid_score(feats_a.cpu().double(), feats_b.cpu().double())
+def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float | None:
+    """FID between two feature sets (MONAI's implementation; scipy's sqrtm underneath), or None
+    when it cannot be computed (non-finite features, a matrix square root that fails)."""
+    if not (torch.isfinite(feats_a).all() and torch.isfinite(feats_b).all()):
+        return None
+    try:
+        value = float(torch.as_tensor(get_fid_score(feats_a.cpu().double(), feats_b.cpu().double())).real)
+    except (ValueError, RuntimeError, np.linalg.LinAlgError):
+        return None
+    if not np.isfinite(value):
+        return None
     # Rounding can leave a tiny negative value for identical sets; a distance is never negative.
-    return max(0.0, float(torch.as_tensor(value).real))
+    return max(0.0, value)
+
+
+def even_subset(images: torch.Tensor, n: int) -> torch.Tensor:
+    """n images spread evenly over the set, so every held-out subject is represented."""
+    idx = torch.linspace(0, len(images) - 1, n).round().long()
+    return images[idx]

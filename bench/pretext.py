@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -20,7 +20,9 @@ import torch.nn.functional as F
 from monai.metrics import PSNRMetric, SSIMMetric
 from tqdm.auto import tqdm
 
+from bench.atomic import atomic_path
 from bench.device import autocast, fast_layout, seeded_generator
+from bench.fid import even_subset
 from bench.nets import PatchDiscriminator, ResnetTrunk, init_weights
 from bench.profiles import Settings
 
@@ -61,7 +63,7 @@ class ImagePool:
 
     def query(self, batch: torch.Tensor) -> torch.Tensor:
         if self.size == 0:
-            return batch
+            return batch.detach()
         out = []
         for img in batch.detach():
             if len(self.images) < self.size:
@@ -82,11 +84,12 @@ def _linear_decay(total: int) -> Callable[[int], float]:
 
 
 @torch.no_grad()
-def translation_quality(g_t2t1: torch.nn.Module, val, ctx: PretextContext, limit: int = 128) -> dict:
+def translation_quality(g_t2t1: torch.nn.Module, val, ctx: PretextContext, limit: int = 240) -> dict:
     """SSIM and PSNR of T2->T1 against the paired real T1 of validation subjects, next to the
     same for the untranslated T2 (the identity), which places the numbers."""
     s = ctx.settings
-    t2, t1 = val.t2[:limit].to(ctx.device), val.t1[:limit].to(ctx.device)
+    n = min(limit, len(val.t1))
+    t2, t1 = even_subset(val.t2, n).to(ctx.device), even_subset(val.t1, n).to(ctx.device)
     g_t2t1.eval()
     fake = torch.cat([g_t2t1(x).float() for x in t2.split(16)])
     g_t2t1.train()
@@ -209,16 +212,21 @@ def get_pretext(name: str, ctx: PretextContext, cache_dir: Path) -> PretextArtif
     key = pretext_key(name, ctx)
     path = Path(cache_dir) / "pretexts" / f"{ctx.data.spec.name}-{name}-{key}.pt"
     if path.exists():
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        return PretextArtifact(name, key, blob["state"], blob["info"])
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            return PretextArtifact(name, key, blob["state"], blob["info"])
+        except Exception as err:  # an unreadable artifact is retrained, never trusted
+            warnings.warn(f"ignoring unreadable pretext {path} ({err}); training it again")
     start = time.perf_counter()
     state, info = PRETEXTS[name](ctx)
+    bad = [f"{k}.{n}" for k, sd in state.items() for n, t in sd.items()
+           if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:  # never cache, and never hand strategies, a diverged pretext
+        raise RuntimeError(f"non-finite weights after training ({bad[0]} and {len(bad) - 1} more)")
     steps = ctx.settings.pretext_steps if name == "cyclegan" else ctx.settings.autoencoder_steps
     info = {"key": key, "steps": steps, "seconds": round(time.perf_counter() - start, 2),
             "device": str(ctx.device), "precision": ctx.precision, **info}
     state = {k: {n: t.detach().cpu() for n, t in sd.items()} for k, sd in state.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"state": state, "info": info}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"state": state, "info": info}, tmp)
     return PretextArtifact(name, key, state, info)

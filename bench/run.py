@@ -90,6 +90,29 @@ def _pretext_summary(artifacts: dict) -> dict:
     return {n: {k: a.info.get(k) for k in keep if k in a.info} for n, a in artifacts.items()}
 
 
+def _row(spec, strategy_name: str, seed: int, cfg: RunConfig, device: torch.device, data,
+         s: Settings, **fields) -> dict:
+    """The keys every row has, finished or failed: what ran, where, on which data."""
+    return {
+        "unit": unit_id(spec.name, strategy_name, seed), "task": spec.name,
+        "strategy": strategy_name, "seed": seed, "status": "failed", "reason": None,
+        "diverged_step": None, "metrics": {}, "metrics_missing": {},
+        "settings": {"profile": cfg.profile, "device": str(device), "precision": cfg.precision,
+                     "data_fingerprint": data.fingerprint, "data_seed": cfg.data_seed,
+                     "pretext_seed": cfg.pretext_seed, "image_size": s.image_size, "dims": s.dims,
+                     "batch_size": s.batch_size, "steps": s.steps, "harness": s.as_dict()},
+        "versions": versions(), "hardware": hardware(device),
+        **fields,
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _failed_row(spec, strategy_name: str, seed: int, cfg: RunConfig, device: torch.device, data,
+                s: Settings, reason: str) -> dict:
+    return _row(spec, strategy_name, seed, cfg, device, data, s, reason=reason,
+                metrics_missing={"all": f"the unit failed: {reason}"})
+
+
 def run_unit(spec, data, s: Settings, strategy_name: str, seed: int, cfg: RunConfig,
              device: torch.device, evaluator: Evaluator, pretexts: dict, store: RunStore,
              reference: dict) -> dict:
@@ -107,32 +130,13 @@ def run_unit(spec, data, s: Settings, strategy_name: str, seed: int, cfg: RunCon
     files = {"curve": store.write_curve(stem, result.curve), "samples": None, "samples_nifti": None}
     if result.samples is not None:
         files.update(store.write_samples(stem, result.samples, s.dims))
-    return {
-        "unit": unit_id(spec.name, strategy_name, seed), "task": spec.name,
-        "strategy": strategy_name, "seed": seed, "status": result.status, "reason": result.reason,
-        "diverged_step": result.diverged_step, "steps": result.steps,
-        "train_seconds": round(result.train_seconds, 2),
-        "seconds": round(time.perf_counter() - start, 2),
-        "metrics": metrics, "metrics_missing": missing, "reference": reference,
-        "transfer": transfer, "pretexts": _pretext_summary(used),
-        "settings": {"profile": cfg.profile, "device": str(device), "precision": cfg.precision,
-                     "data_fingerprint": data.fingerprint, "data_seed": cfg.data_seed,
-                     "pretext_seed": cfg.pretext_seed, "image_size": s.image_size, "dims": s.dims,
-                     "batch_size": s.batch_size, "steps": s.steps, "harness": s.as_dict()},
-        "versions": versions(), "hardware": hardware(device),
-        "strategy_origin": strategies.strategy_origin(strategy_name),
-        "files": files,
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def _failed_row(spec, strategy_name: str, seed: int, cfg: RunConfig, err: Exception) -> dict:
-    return {"unit": unit_id(spec.name, strategy_name, seed), "task": spec.name,
-            "strategy": strategy_name, "seed": seed, "status": "failed",
-            "reason": f"{type(err).__name__}: {err}", "diverged_step": None,
-            "metrics": {}, "metrics_missing": {"all": "the unit failed"},
-            "settings": {"profile": cfg.profile, "precision": cfg.precision},
-            "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    return _row(spec, strategy_name, seed, cfg, device, data, s,
+                status=result.status, reason=result.reason, diverged_step=result.diverged_step,
+                steps=result.steps, train_seconds=round(result.train_seconds, 2),
+                seconds=round(time.perf_counter() - start, 2), metrics=metrics,
+                metrics_missing=missing, reference=reference, transfer=transfer,
+                pretexts=_pretext_summary(used),
+                strategy_origin=strategies.strategy_origin(strategy_name), files=files)
 
 
 def _reference(evaluator: Evaluator, s: Settings, device: torch.device, precision: str) -> dict:
@@ -153,7 +157,8 @@ def run(cfg: RunConfig) -> Path:
     specs = [datasets.get_task(t) for t in cfg.tasks]
     store = RunStore(cfg.out)
     store.check_settings({"profile": cfg.profile, "precision": cfg.precision,
-                          "data_seed": cfg.data_seed, "pretext_seed": cfg.pretext_seed})
+                          "device": device.type, "data_seed": cfg.data_seed,
+                          "pretext_seed": cfg.pretext_seed})
     plan = [(spec, st, seed) for spec in specs for st in cfg.strategies for seed in range(cfg.seeds)]
     done = store.finished()
     bar = tqdm(total=len(plan), desc="units", unit="unit", disable=not cfg.progress)
@@ -171,15 +176,23 @@ def run(cfg: RunConfig) -> Path:
         reference = _reference(evaluator, s, device, cfg.precision)
         ctx = PretextContext(data, s, cfg.pretext_seed, device, cfg.precision, cfg.progress)
         needed = sorted({n for st, _ in pending for n in strategies.get_strategy(st).needs})
-        pretexts = {n: get_pretext(n, ctx, cfg.cache_dir) for n in needed}
-        for st, seed in pending:
+        pretexts, broken = {}, {}
+        for name in needed:
             try:
-                row = run_unit(spec, data, s, st, seed, cfg, device, evaluator, pretexts, store,
-                               reference)
-            except BenchError:
-                raise
-            except Exception as err:  # one broken unit must not sink the others
-                row = _failed_row(spec, st, seed, cfg, err)
+                pretexts[name] = get_pretext(name, ctx, cfg.cache_dir)
+            except Exception as err:  # the units that need it fail; the others still run
+                broken[name] = f"pretext {name} failed: {type(err).__name__}: {err}"
+        for st, seed in pending:
+            lost = [broken[n] for n in strategies.get_strategy(st).needs if n in broken]
+            if lost:
+                row = _failed_row(spec, st, seed, cfg, device, data, s, lost[0])
+            else:
+                try:
+                    row = run_unit(spec, data, s, st, seed, cfg, device, evaluator, pretexts,
+                                   store, reference)
+                except Exception as err:  # one broken unit or plugin must not sink the others
+                    row = _failed_row(spec, st, seed, cfg, device, data, s,
+                                      f"{type(err).__name__}: {err}")
             store.append(row)
             bar.update(1)
     bar.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import matplotlib
@@ -15,17 +14,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from bench.atomic import atomic_path, write_atomic  # noqa: E402
 from bench.errors import BenchError  # noqa: E402
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def unit_id(task: str, strategy: str, seed: int) -> str:
@@ -52,7 +42,7 @@ class RunStore:
                 raise BenchError(f"{self.root} holds a run with {k}={old[k]!r}, not {settings[k]!r}; "
                                  "use another --out or the same settings")
             settings = {**old, **settings}
-        atomic_write_bytes(path, json.dumps(settings, indent=2, sort_keys=True).encode())
+        write_atomic(path, json.dumps(settings, indent=2, sort_keys=True))
 
     def rows(self) -> list[dict]:
         if not self.results.exists():
@@ -76,7 +66,7 @@ class RunStore:
         earlier failed row is replaced."""
         keep = [r for r in self.rows() if r["unit"] != row["unit"]]
         text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in [*keep, row])
-        atomic_write_bytes(self.results, text.encode())
+        write_atomic(self.results, text)
 
     def checkpoint_path(self, stem: str) -> Path:
         return self.root / "checkpoints" / f"{stem}.pt"
@@ -84,7 +74,7 @@ class RunStore:
     def write_curve(self, stem: str, curve: list[dict]) -> str:
         rel = f"curves/{stem}.csv"
         frame = pd.DataFrame(curve, columns=["step", "seconds", "fid", "loss_g", "loss_d"])
-        atomic_write_bytes(self.root / rel, frame.to_csv(index=False).encode())
+        write_atomic(self.root / rel, frame.to_csv(index=False))
         return rel
 
     def write_samples(self, stem: str, images: torch.Tensor, dims: int) -> dict[str, str]:
@@ -96,11 +86,8 @@ class RunStore:
         else:
             files["samples_nifti"] = f"samples/{stem}.nii.gz"
             vols = np.stack(list(arr[:8]), axis=-1).astype(np.float32)
-            path = self.root / files["samples_nifti"]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".tmp{os.getpid()}.{path.name}")
-            nib.save(nib.Nifti1Image(vols, np.eye(4)), tmp)
-            os.replace(tmp, path)
+            with atomic_path(self.root / files["samples_nifti"]) as tmp:
+                nib.save(nib.Nifti1Image(vols, np.eye(4)), tmp)
             save_grid(self.root / files["samples"], triplanar(arr[:6]), cols=3)
         return files
 
@@ -123,8 +110,6 @@ def save_grid(path: Path, images: np.ndarray, cols: int) -> None:
         # Rotate so anterior is up in the usual radiological display of RAS-ordered arrays.
         ax.imshow(np.rot90(img), cmap="gray", vmin=-1, vmax=1)
     fig.subplots_adjust(0, 0, 1, 1, 0.02, 0.02)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp{os.getpid()}.{path.name}")
-    fig.savefig(tmp, dpi=80, format="png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
-    os.replace(tmp, path)

@@ -7,8 +7,8 @@ evaluation. A non-finite loss stops the unit and marks it diverged at that step.
 
 from __future__ import annotations
 
-import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,15 +17,10 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
+from bench.atomic import atomic_path
 from bench.device import autocast, fast_layout, seeded_generator
-from bench.fid import RandomConvFeatures, frechet_distance
+from bench.fid import RandomConvFeatures, even_subset, frechet_distance
 from bench.profiles import Settings
-
-
-def _even_subset(images: torch.Tensor, n: int) -> torch.Tensor:
-    """n images spread evenly over the set, so every held-out subject is represented."""
-    idx = torch.linspace(0, len(images) - 1, n).round().long()
-    return images[idx]
 
 
 class Evaluator:
@@ -35,11 +30,11 @@ class Evaluator:
         self.n = min(settings.fid_samples, len(data.val.t1), len(data.test.t1))
         self.device = device
         self.features = RandomConvFeatures(settings.dims).to(device)
-        self.real = self.features(_even_subset(data.test.t1, self.n).to(device)).cpu()
-        self.val = _even_subset(data.val.t1, self.n)
+        self.real = self.features(even_subset(data.test.t1, self.n).to(device)).cpu()
+        self.val = even_subset(data.val.t1, self.n)
         self.feature_net = self.features.name
 
-    def floor(self) -> float:
+    def floor(self) -> float | None:
         """FID of real validation vs real test images: what a perfect generator would score."""
         return frechet_distance(self.features(self.val.to(self.device)).cpu(), self.real)
 
@@ -73,10 +68,33 @@ class UnitResult:
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_checkpoint(path: Path | None) -> dict | None:
+    if path is None or not path.exists():
+        return None
+    try:
+        # On CPU first: the RNG state must stay a CPU tensor; load_state_dict moves the rest.
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # a damaged checkpoint costs the unit's progress, not the run
+        warnings.warn(f"ignoring unreadable checkpoint {path} ({err}); the unit starts again")
+        return None
+
+
+def _optimize(loss: torch.Tensor, opt: torch.optim.Optimizer, name: str, step: int,
+              result: UnitResult) -> float | None:
+    """One optimizer step; a non-finite loss instead marks the unit diverged (returns None)."""
+    value = float(loss.detach())
+    if not torch.isfinite(loss):
+        result.status, result.diverged_step = "diverged", step
+        result.reason = f"non-finite {name} at step {step}"
+        return None
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return value
 
 
 def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: int,
@@ -93,8 +111,8 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
     real_all = data.train.t1.to(device)
     result, start_step = UnitResult(), 0
 
-    if checkpoint is not None and checkpoint.exists():
-        ck = torch.load(checkpoint, map_location=device, weights_only=False)
+    ck = _load_checkpoint(checkpoint)
+    if ck is not None:
         G.load_state_dict(ck["G"]), D.load_state_dict(ck["D"])
         opt_g.load_state_dict(ck["opt_g"]), opt_d.load_state_dict(ck["opt_d"])
         if ema is not None:
@@ -133,27 +151,18 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
             real_r1 = real.detach().requires_grad_(True)
             (grad,) = torch.autograd.grad(D(real_r1).sum(), real_r1, create_graph=True)
             loss_d_t = loss_d_t + 0.5 * s.r1_gamma * s.r1_every * grad.pow(2).flatten(1).sum(1).mean()
-        loss_d = float(loss_d_t.detach())
-        if not torch.isfinite(loss_d_t):
-            result.status, result.diverged_step = "diverged", step
-            result.reason = f"non-finite loss_d at step {step}"
+        loss_d = _optimize(loss_d_t, opt_d, "loss_d", step, result)
+        if loss_d is None:
             break
-        opt_d.zero_grad(set_to_none=True)
-        loss_d_t.backward()
-        opt_d.step()
 
         D.requires_grad_(False)
         with autocast(device, precision):
-            loss_g_t = F.softplus(-D(G(torch.randn(s.batch_size, s.z_dim, generator=gen).to(device))).float()).mean()
+            z = torch.randn(s.batch_size, s.z_dim, generator=gen).to(device)
+            loss_g_t = F.softplus(-D(G(z)).float()).mean()
         D.requires_grad_(True)
-        loss_g = float(loss_g_t.detach())
-        if not torch.isfinite(loss_g_t):
-            result.status, result.diverged_step = "diverged", step
-            result.reason = f"non-finite loss_g at step {step}"
+        loss_g = _optimize(loss_g_t, opt_g, "loss_g", step, result)
+        if loss_g is None:
             break
-        opt_g.zero_grad(set_to_none=True)
-        loss_g_t.backward()
-        opt_g.step()
         if ema is not None:
             ema.update_parameters(G)
         result.train_seconds += time.perf_counter() - tic
@@ -161,6 +170,8 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
         if (step + 1) % s.eval_every == 0 or step + 1 == s.steps:
             evaluate(step + 1, loss_g, loss_d)
     bar.close()
+    if result.samples is None:  # resumed from the final checkpoint: nothing left to train
+        result.samples = evaluator.generate(ema.module if ema is not None else G, eval_z, precision).cpu()
     result.steps = result.diverged_step if result.status == "diverged" else s.steps
     if result.status == "diverged":
         result.curve.append({"step": result.diverged_step, "seconds": round(result.train_seconds, 3),

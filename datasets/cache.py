@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from bench.atomic import atomic_path
 
 CACHE_FORMAT = 1  # layout of the cache file itself
 
@@ -24,17 +24,9 @@ def digest(parts: Iterable[bytes | memoryview | Any]) -> str:
 
 
 def save_atomic(payload: dict[str, Any], path: Path) -> None:
-    # Write beside the target and rename: a crash mid-write leaves no half-written cache entry.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": CACHE_FORMAT, **payload}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # A crash mid-write leaves no half-written cache entry.
+    with atomic_path(path) as tmp:
+        torch.save({"format": CACHE_FORMAT, **payload}, tmp)
 
 
 def load(path: Path, key: str) -> dict[str, Any] | None:

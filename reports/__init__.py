@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reports.figures import plot_fid_curves
-from reports.files import write_atomic
+from bench.atomic import write_atomic
 from reports.load import load_results, load_rows, to_frame
 from reports.markdown import render
 

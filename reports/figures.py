@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports.files import write_atomic
+from bench.atomic import write_atomic
 from reports.fmt import distinct, is_missing
 from reports.tables import strategy_order
 

@@ -10,6 +10,7 @@ from scipy import stats
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 9999
+MIN_SEEDS_FOR_INTERVAL = 3
 BOOTSTRAP_SEED = 0  # fixed, so the same run store always gives the same report
 
 
@@ -30,7 +31,7 @@ class Comparison:
         if self.difference is None:
             return "no values to compare"
         if self.low is None or self.high is None:
-            return "too few seeds for an interval"
+            return f"too few seeds for an interval (needs {MIN_SEEDS_FOR_INTERVAL} a side)"
         if self.low <= 0.0 <= self.high:
             return "no clear difference"
         return f"better than {self.baseline}" if self.high < 0.0 else f"worse than {self.baseline}"
@@ -55,7 +56,9 @@ def compare(values: np.ndarray, baseline_values: np.ndarray,
     if len(x) == 0 or len(y) == 0:
         return Comparison(strategy, baseline, len(x), len(y), None)
     difference = float(x.mean() - y.mean())
-    if len(x) < 2 or len(y) < 2:
+    # Two seeds a side give a percentile interval of a handful of distinct values, which would
+    # claim differences it cannot support: no verdict below MIN_SEEDS_FOR_INTERVAL.
+    if len(x) < MIN_SEEDS_FOR_INTERVAL or len(y) < MIN_SEEDS_FOR_INTERVAL:
         return Comparison(strategy, baseline, len(x), len(y), difference)
     # Percentile rather than BCa: with 2-5 seeds BCa's jackknife is unstable or NaN
     # (e.g. for identical values), and a report must never print a NaN interval.

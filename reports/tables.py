@@ -36,10 +36,10 @@ def _summary_row(units: pd.DataFrame) -> dict[str, object]:
         # Sample std (ddof=1): the spread over seeds, undefined for a single seed.
         row[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else None
     transferred = pd.to_numeric(_column(units, "transfer.total"), errors="coerce").dropna()
-    trainable = pd.to_numeric(_column(units, "transfer.trainable_g"), errors="coerce").dropna()
+    trainable = pd.to_numeric(_column(units, "transfer.g_parameters"), errors="coerce").dropna()
     row["transfer_min"] = int(transferred.min()) if len(transferred) else None
     row["transfer_max"] = int(transferred.max()) if len(transferred) else None
-    row["trainable_g"] = int(trainable.max()) if len(trainable) else None
+    row["g_parameters"] = int(trainable.max()) if len(trainable) else None
     return row
 
 

@@ -26,7 +26,7 @@ def _reference_line(in_task: pd.DataFrame) -> str:
 
 
 def _transfer_text(row: pd.Series) -> str:
-    low, high, trainable = row["transfer_min"], row["transfer_max"], row["trainable_g"]
+    low, high, trainable = row["transfer_min"], row["transfer_max"], row["g_parameters"]
     if fmt.is_missing(low):
         return fmt.MISSING
     text = fmt.integer(low) if low == high else f"{fmt.integer(low)}–{fmt.integer(high)}"

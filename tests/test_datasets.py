@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -208,7 +210,7 @@ def test_cache_is_reused_and_written_atomically(tmp_path, monkeypatch):
 
 def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
     def interrupted(obj, f, *args, **kwargs):
-        f.write(b"half a file")
+        Path(f).write_bytes(b"half a file")
         raise KeyboardInterrupt
 
     monkeypatch.setattr(datasets.cache.torch, "save", interrupted)

@@ -17,7 +17,7 @@ def test_bench_run_all_strategies_both_tasks_smoke(tmp_path, cache_dir):
     out = tmp_path / "run"
     env = {**os.environ, "BENCH_CACHE": str(cache_dir)}
     cmd = [sys.executable, "-m", "bench.cli", "run", "--strategy", "all", "--profile", "smoke",
-           "--seeds", "1", "--out", str(out), "--no-progress"]
+           "--seeds", "1", "--out", str(out), "--no-progress", "--device", "cpu"]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
 

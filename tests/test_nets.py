@@ -40,3 +40,15 @@ def test_init_is_normal_002_with_zero_bias():
 def test_stem_rejects_sizes_it_cannot_build():
     with pytest.raises(ValueError, match="multiple of 8"):
         NoiseToImageGenerator(2, 36, 16, 4, 1, 8)
+
+
+def test_fid_is_zero_for_identical_sets_and_missing_for_non_finite_features():
+    from bench.fid import RandomConvFeatures, frechet_distance
+    feats = RandomConvFeatures(2)
+    a = feats(torch.rand(64, 1, 32, 32) * 2 - 1)
+    noise = feats(torch.randn(64, 1, 32, 32).clamp(-1, 1) * 0.1)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
+    assert frechet_distance(a, noise) > 0
+    bad = a.clone()
+    bad[0, 0] = float("nan")
+    assert frechet_distance(bad, a) is None

@@ -31,7 +31,7 @@ def make_row(task: str = "phantom-2d", strategy: str = "scratch", seed: int = 0,
         "reference": {"fid_floor": 1.2, "fid_ceiling": 250.0, "fid_samples": 480,
                       "feature_net": "random-conv"},
         "transfer": {"stem": 0, "encoder": 0, "residual": 0, "decoder": 0, "discriminator": 0,
-                     "total": 0 if strategy == "scratch" else 1000, "trainable_g": 4000},
+                     "total": 0 if strategy == "scratch" else 1000, "g_parameters": 4000},
         "pretexts": {} if strategy == "scratch" else {
             "cyclegan": {"key": "ab12", "steps": 800, "seconds": 70.1, "ssim": 0.81, "psnr": 22.0}},
         "settings": {"profile": profile, "device": "cpu", "precision": "bf16",
@@ -134,7 +134,8 @@ def test_bootstrap_interval_wording() -> None:
     assert better.difference == pytest.approx(-10) and better.high < 0
     assert better.verdict == "better than scratch"
     assert compare(scratch + 10, scratch, "c", "scratch").verdict == "worse than scratch"
-    assert compare(scratch[:1], scratch, "d", "scratch").verdict == "too few seeds for an interval"
+    assert compare(scratch[:1], scratch, "d", "scratch").verdict.startswith("too few seeds")
+    assert compare(scratch[:2] - 10, scratch[:2], "e", "scratch").low is None  # 2 seeds: no verdict
     # Fixed seed: the same data always gives the same interval.
     assert compare(scratch - 10, scratch, "b", "scratch") == better
 
@@ -151,7 +152,7 @@ def test_report_comparison_lines(tmp_path: Path) -> None:
     line = next(l for l in text.splitlines() if l.startswith("- pretrained-encoder vs scratch"))
     assert line.endswith("no clear difference.")
     line = next(l for l in text.splitlines() if l.startswith("- cyclegan-partial vs scratch"))
-    assert line.endswith("too few seeds for an interval.")
+    assert line.endswith("too few seeds for an interval (needs 3 a side).")
     assert "better than scratch: cyclegan-t2t1 (-10.00)" in text
 
 

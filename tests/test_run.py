@@ -114,3 +114,20 @@ def test_rerun_with_other_settings_in_the_same_directory_is_refused(tmp_path, ca
     rc = main(["run", "--strategy", "scratch", "--task", "phantom-2d", "--profile", "quick",
                "--out", str(out), "--no-progress"])
     assert rc == 2 and "profile='smoke'" in capsys.readouterr().err
+
+
+def test_a_failing_pretext_fails_only_the_units_that_need_it(tmp_path, monkeypatch):
+    import bench.pretext
+
+    def broken(ctx):
+        raise RuntimeError("pretext exploded")
+
+    monkeypatch.setitem(bench.pretext.PRETEXTS, "cyclegan", broken)
+    out = tmp_path / "run"
+    run(_config(out, tmp_path / "cache", strategies=("cyclegan-t2t1", "scratch")))
+    rows = {r["strategy"]: r for r in _rows(out)}
+    assert rows["cyclegan-t2t1"]["status"] == "failed"
+    assert "pretext cyclegan failed: RuntimeError: pretext exploded" in rows["cyclegan-t2t1"]["reason"]
+    assert rows["cyclegan-t2t1"]["settings"]["device"] == "cpu"
+    assert rows["scratch"]["status"] == "ok"
+    assert not list((tmp_path / "cache").glob("pretexts/*cyclegan*"))

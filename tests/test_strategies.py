@@ -62,3 +62,32 @@ def test_copy_into_refuses_mismatched_shapes(smoke_2d, smoke_pretexts):
     bigger = ResnetTrunk(2, ngf=smoke_2d[1].ngf * 2, n_blocks=smoke_2d[1].n_blocks)
     with pytest.raises(BenchError, match="shape mismatch"):
         strategies.copy_into(bigger, smoke_pretexts["cyclegan"].state["G_t2t1"], "encoder")
+
+
+def test_cli_lists_strategies_with_needs_and_origin(capsys):
+    from bench.cli import main
+    assert main(["list", "strategies"]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "needs=cyclegan" in lines["cyclegan-t2t1"] and "origin=built-in" in lines["scratch"]
+    assert "needs=autoencoder" in lines["pretrained-encoder"]
+
+
+def test_cli_lists_tasks(capsys):
+    from bench.cli import main
+    assert main(["list", "tasks"]) == 0
+    out = capsys.readouterr().out
+    assert "phantom-2d" in out and "phantom-3d" in out and "mni-phantom" in out
+
+
+def test_example_plugin_transfers_trunk_and_discriminator(smoke_2d, smoke_pretexts):
+    from pathlib import Path
+    example = Path(__file__).resolve().parents[1] / "examples" / "cyclegan_with_d.py"
+    strategies.load_plugin(str(example))
+    G, D = build_networks(smoke_2d[1], seed=1)
+    report = strategies.get_strategy("cyclegan-with-d").initialize(G, D, smoke_pretexts)
+    cyclegan = smoke_pretexts["cyclegan"].state
+    for name, value in D.state_dict().items():
+        assert torch.equal(value, cyclegan["D_t1"][name]), name
+    for name, value in G.trunk.state_dict().items():
+        assert torch.equal(value, cyclegan["G_t2t1"][name]), name
+    assert report["discriminator"] == sum(p.numel() for p in D.parameters())

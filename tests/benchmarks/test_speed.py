@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from bench.device import autocast
-from bench.fid import RandomConvFeatures
+from bench.fid import STAGES, RandomConvFeatures
 from bench.nets import NoiseToImageGenerator, PatchDiscriminator, ResnetTrunk, init_weights
 from bench.profiles import get_settings
 
@@ -58,4 +58,4 @@ def test_fid_features_quick(benchmark, dims):
     net = RandomConvFeatures(dims)
     images = torch.rand(s.fid_samples, 1, *[s.image_size] * dims) * 2 - 1
     feats = benchmark.pedantic(net, args=(images,), rounds=3, iterations=1)
-    assert feats.shape == (s.fid_samples, 64)
+    assert feats.shape == (s.fid_samples, sum(STAGES[dims]))
