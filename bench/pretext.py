@@ -26,7 +26,7 @@ from bench.fid import even_subset
 from bench.nets import PatchDiscriminator, ResnetTrunk, init_weights
 from bench.profiles import Settings
 
-ARTIFACT_VERSION = 1
+ARTIFACT_VERSION = 2
 
 
 @dataclass

@@ -7,7 +7,7 @@ checks that they work.
 import pytest
 import torch
 
-from bench.device import autocast
+from bench.device import autocast, fast_layout
 from bench.fid import STAGES, RandomConvFeatures
 from bench.nets import NoiseToImageGenerator, PatchDiscriminator, ResnetTrunk, init_weights
 from bench.profiles import get_settings
@@ -17,6 +17,7 @@ def _gan_step(s, precision):
     G = init_weights(NoiseToImageGenerator(s.dims, s.image_size, s.z_dim, s.ngf, s.n_blocks,
                                            s.stem_channels))
     D = init_weights(PatchDiscriminator(s.dims, s.image_size, s.ndf))
+    G, D = fast_layout(G, s.dims), fast_layout(D, s.dims)  # as the training loop does
     z = torch.randn(s.batch_size, s.z_dim)
     real = torch.rand(s.batch_size, 1, *[s.image_size] * s.dims) * 2 - 1
     dev = torch.device("cpu")
@@ -41,7 +42,7 @@ def test_noise_to_image_step_quick(benchmark, dims, precision):
 @pytest.mark.parametrize("dims", [2, 3])
 def test_cyclegan_generator_pass_quick(benchmark, dims):
     s = get_settings("quick", dims)
-    trunk = init_weights(ResnetTrunk(dims, s.ngf, s.n_blocks))
+    trunk = fast_layout(init_weights(ResnetTrunk(dims, s.ngf, s.n_blocks)), dims)
     x = torch.rand(s.pretext_batch, 1, *[s.image_size] * dims)
 
     def passes():
