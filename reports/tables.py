@@ -36,10 +36,13 @@ def _summary_row(units: pd.DataFrame) -> dict[str, object]:
         # Sample std (ddof=1): the spread over seeds, undefined for a single seed.
         row[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else None
     transferred = pd.to_numeric(_column(units, "transfer.total"), errors="coerce").dropna()
-    trainable = pd.to_numeric(_column(units, "transfer.g_parameters"), errors="coerce").dropna()
+    # Out of G and D together: a strategy may transfer into either.
+    trainable = (pd.to_numeric(_column(units, "transfer.g_parameters"), errors="coerce")
+                 + pd.to_numeric(_column(units, "transfer.d_parameters"), errors="coerce").fillna(0)
+                 ).dropna()
     row["transfer_min"] = int(transferred.min()) if len(transferred) else None
     row["transfer_max"] = int(transferred.max()) if len(transferred) else None
-    row["g_parameters"] = int(trainable.max()) if len(trainable) else None
+    row["gd_parameters"] = int(trainable.max()) if len(trainable) else None
     return row
 
 

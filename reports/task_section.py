@@ -26,7 +26,7 @@ def _reference_line(in_task: pd.DataFrame) -> str:
 
 
 def _transfer_text(row: pd.Series) -> str:
-    low, high, trainable = row["transfer_min"], row["transfer_max"], row["g_parameters"]
+    low, high, trainable = row["transfer_min"], row["transfer_max"], row["gd_parameters"]
     if fmt.is_missing(low):
         return fmt.MISSING
     text = fmt.integer(low) if low == high else f"{fmt.integer(low)}–{fmt.integer(high)}"
@@ -48,7 +48,7 @@ def _strategy_table(summary: pd.DataFrame) -> str:
             _transfer_text(row),
         ])
     return table(["strategy", "seeds", "ok / diverged / failed", "final FID (mean ± std)",
-                  "best FID (mean ± std)", "FID at step 0 (mean)", "parameters transferred"], rows)
+                  "best FID (mean ± std)", "FID at step 0 (mean)", "parameters transferred (of G+D)"], rows)
 
 
 def _seed_warnings(summary: pd.DataFrame) -> list[str]:

@@ -131,3 +131,9 @@ def test_a_failing_pretext_fails_only_the_units_that_need_it(tmp_path, monkeypat
     assert rows["cyclegan-t2t1"]["settings"]["device"] == "cpu"
     assert rows["scratch"]["status"] == "ok"
     assert not list((tmp_path / "cache").glob("pretexts/*cyclegan*"))
+
+
+def test_readme_shows_the_example_plugin_verbatim():
+    example = (REPO / "examples" / "cyclegan_with_d.py").read_text()
+    assert example in (REPO / "README.md").read_text()
+    assert len(example.splitlines()) <= 30
