@@ -93,11 +93,12 @@ class RunStore:
 
 
 def triplanar(volumes: np.ndarray) -> np.ndarray:
-    """Middle axial, coronal and sagittal slices of each volume, one row per volume."""
+    """Middle axial, coronal and sagittal slices of each volume, one row per volume (the task
+    volumes are stored axial-first, superior at index 0, so each slice displays upright)."""
     out = []
     for v in volumes:
         c = [s // 2 for s in v.shape]
-        out += [v[:, :, c[2]], v[:, c[1], :], v[c[0], :, :]]
+        out += [v[c[0]], v[:, c[1]], v[:, :, c[2]]]
     return np.stack(out)
 
 
@@ -107,8 +108,7 @@ def save_grid(path: Path, images: np.ndarray, cols: int) -> None:
     for ax in axes.flat:
         ax.axis("off")
     for ax, img in zip(axes.flat, images):
-        # Rotate so anterior is up in the usual radiological display of RAS-ordered arrays.
-        ax.imshow(np.rot90(img), cmap="gray", vmin=-1, vmax=1)
+        ax.imshow(img, cmap="gray", vmin=-1, vmax=1)
     fig.subplots_adjust(0, 0, 1, 1, 0.02, 0.02)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=80, format="png")
