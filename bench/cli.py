@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from bench.errors import BenchError
-
-
-def _default_cache() -> Path:
-    return Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "gan-init-bench"))
 
 
 def _names(value: str, known: list[str], what: str) -> list[str]:
@@ -84,17 +79,14 @@ def _list(what: str, plugins: list[str]) -> None:
 def _run(args: argparse.Namespace) -> None:
     import datasets
     import strategies
-    from bench.run import RunConfig, run
+    from bench.run import RunConfig, default_cache, run
     strategies.load_plugins(args.plugin)
     cfg = RunConfig(
         strategies=_names(args.strategy, strategies.list_strategies(), "strategy"),
         tasks=_names(args.task, [t.name for t in datasets.list_tasks()], "task"),
         out=args.out or Path("runs") / args.profile, profile=args.profile, seeds=args.seeds,
-        device=args.device, precision=args.precision, cache_dir=args.cache or _default_cache(),
-        data_seed=args.data_seed, pretext_seed=args.pretext_seed, plugins=args.plugin,
-        progress=not args.no_progress)
-    from bench.profiles import get_settings
-    get_settings(cfg.profile, 2)  # an unknown profile fails before any work
+        device=args.device, precision=args.precision, cache_dir=args.cache or default_cache(),
+        data_seed=args.data_seed, pretext_seed=args.pretext_seed, progress=not args.no_progress)
     report = run(cfg)
     print(f"report: {report}")
 

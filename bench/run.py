@@ -7,6 +7,7 @@ fixed G/D -> the fixed loop trains and evaluates -> one row per finished unit ->
 from __future__ import annotations
 
 import datetime as dt
+import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,10 @@ from bench.store import RunStore, unit_id, unit_stem
 from bench.train import Evaluator, UnitResult, train_unit
 
 
+def default_cache() -> Path:
+    return Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "gan-init-bench"))
+
+
 @dataclass
 class RunConfig:
     strategies: list[str]
@@ -36,10 +41,9 @@ class RunConfig:
     seeds: int = 2
     device: str = "auto"
     precision: str = "bf16"
-    cache_dir: Path = Path.home() / ".cache" / "gan-init-bench"
+    cache_dir: Path = field(default_factory=default_cache)
     data_seed: int = 0
     pretext_seed: int = 0
-    plugins: list[str] = field(default_factory=list)
     progress: bool = True
 
 
@@ -155,7 +159,8 @@ def run(cfg: RunConfig) -> Path:
     for name in cfg.strategies:
         strategies.get_strategy(name)
     specs = [datasets.get_task(t) for t in cfg.tasks]
-    store = RunStore(cfg.out)
+    settings = {spec.name: get_settings(cfg.profile, spec.dims) for spec in specs}
+    store = RunStore(cfg.out)  # nothing is written before every input above has been checked
     store.check_settings({"profile": cfg.profile, "precision": cfg.precision,
                           "device": device.type, "data_seed": cfg.data_seed,
                           "pretext_seed": cfg.pretext_seed})
@@ -163,7 +168,7 @@ def run(cfg: RunConfig) -> Path:
     done = store.finished()
     bar = tqdm(total=len(plan), desc="units", unit="unit", disable=not cfg.progress)
     for spec in specs:
-        s = get_settings(cfg.profile, spec.dims)
+        s = settings[spec.name]
         pending = [(st, seed) for sp, st, seed in plan
                    if sp is spec and unit_id(spec.name, st, seed) not in done]
         bar.update(sum(1 for sp, _, _ in plan if sp is spec) - len(pending))

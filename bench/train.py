@@ -120,8 +120,10 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
         gen.set_state(ck["gen"])
         result.curve, result.train_seconds, start_step = ck["curve"], ck["train_seconds"], ck["step"]
 
+    evaluated = ema.module if ema is not None else G
+
     def evaluate(step: int, loss_g: float | None, loss_d: float | None) -> None:
-        samples = evaluator.generate(ema.module if ema is not None else G, eval_z, precision)
+        samples = evaluator.generate(evaluated, eval_z, precision)
         result.samples = samples.cpu()
         result.curve.append({"step": step, "seconds": round(result.train_seconds, 3),
                              "fid": evaluator.fid(samples), "loss_g": loss_g, "loss_d": loss_d})
@@ -171,7 +173,7 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
             evaluate(step + 1, loss_g, loss_d)
     bar.close()
     if result.samples is None:  # resumed from the final checkpoint: nothing left to train
-        result.samples = evaluator.generate(ema.module if ema is not None else G, eval_z, precision).cpu()
+        result.samples = evaluator.generate(evaluated, eval_z, precision).cpu()
     result.steps = result.diverged_step if result.status == "diverged" else s.steps
     if result.status == "diverged":
         result.curve.append({"step": result.diverged_step, "seconds": round(result.train_seconds, 3),
