@@ -18,6 +18,21 @@ from bench.atomic import atomic_path, write_atomic  # noqa: E402
 from bench.errors import BenchError  # noqa: E402
 
 
+def read_jsonl(path: Path) -> list[tuple[int, dict]]:
+    """(line number, object) for every non-empty line; a corrupt line is a one-line error."""
+    if not path.exists():
+        return []
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                out.append((n, json.loads(line)))
+            except json.JSONDecodeError as err:
+                raise BenchError(f"{path} line {n} is not valid JSON ({err.msg}); "
+                                 "fix or delete that line and rerun") from None
+    return out
+
+
 def unit_id(task: str, strategy: str, seed: int) -> str:
     return f"{task}/{strategy}/seed{seed}"
 
@@ -45,17 +60,7 @@ class RunStore:
         write_atomic(path, json.dumps(settings, indent=2, sort_keys=True))
 
     def rows(self) -> list[dict]:
-        if not self.results.exists():
-            return []
-        rows = []
-        for n, line in enumerate(self.results.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise BenchError(f"{self.results} line {n} is not valid JSON ({err.msg}); "
-                                     "remove that line and rerun") from err
-        return rows
+        return [row for _, row in read_jsonl(self.results)]
 
     def finished(self) -> set[str]:
         """Units with a final status; failed units (exceptions) are retried on a rerun."""

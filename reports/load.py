@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 
 from bench.errors import BenchError
+from bench.store import RunStore, read_jsonl
 
-RESULTS_FILE = "results.jsonl"
 STATUSES = ("ok", "diverged", "failed")
 REQUIRED_KEYS = ("unit", "task", "strategy", "seed", "status")
 # Always present in the table, so downstream code and CSV readers can rely on them.
@@ -38,14 +38,11 @@ class Loaded:
 
 def read_run_dir(run_dir: Path) -> Loaded:
     """Parse one run directory's results; a unit written twice keeps its last row."""
-    path = run_dir / RESULTS_FILE
-    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    path = RunStore(run_dir).results
     by_unit: dict[str, tuple[int, dict[str, Any]]] = {}
     notes: list[str] = []
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        row = _parse_line(path, lineno, line)
+    for lineno, row in read_jsonl(path):
+        _check_row(path, lineno, row)
         unit = row["unit"]
         if unit in by_unit:
             note = (f"{path}: unit {unit} appears more than once (lines {by_unit[unit][0]} "
@@ -59,12 +56,7 @@ def read_run_dir(run_dir: Path) -> Loaded:
     return Loaded([row for _, row in by_unit.values()], notes)
 
 
-def _parse_line(path: Path, lineno: int, line: str) -> dict[str, Any]:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise BenchError(f"{path} line {lineno}: invalid JSON ({exc.msg}); "
-                         "fix or delete that line") from None
+def _check_row(path: Path, lineno: int, row: Any) -> None:
     if not isinstance(row, dict):
         raise BenchError(f"{path} line {lineno}: expected a JSON object per line")
     missing = [key for key in REQUIRED_KEYS if row.get(key) is None]
@@ -73,7 +65,6 @@ def _parse_line(path: Path, lineno: int, line: str) -> dict[str, Any]:
     if row["status"] not in STATUSES:
         raise BenchError(f"{path} line {lineno}: unknown status {row['status']!r} "
                          f"(expected one of {', '.join(STATUSES)})")
-    return row
 
 
 def load_rows(run_dirs: list[Path]) -> Loaded:

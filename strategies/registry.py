@@ -75,7 +75,7 @@ def copy_into(target: nn.Module, source: dict[str, torch.Tensor], part: str = ""
         for n in names:
             if own[n].shape != source[n].shape:
                 raise BenchError(f"shape mismatch for {n}: {tuple(source[n].shape)} in the pretext, "
-                                 f"{tuple(own[n].shape)} in the network")
+                                 f"{tuple(own[n].shape)} in the network; build both with the same profile")
             own[n].copy_(source[n])
             copied += own[n].numel()
     return copied

@@ -209,6 +209,6 @@ def test_corrupt_line_names_file_and_line(tmp_path: Path) -> None:
     run = write_run(tmp_path / "r", [make_row()])
     with (run / "results.jsonl").open("a") as handle:
         handle.write('{"unit": "half a line\n')
-    with pytest.raises(BenchError, match=r"results\.jsonl line 2: invalid JSON"):
+    with pytest.raises(BenchError, match=r"results\.jsonl line 2 is not valid JSON"):
         load_results([run])
     assert not (run / "report.md").exists()
