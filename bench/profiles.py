@@ -43,6 +43,22 @@ class Settings:
     cycle_weight: float
     identity_weight: float
     pool_size: int
+    domain_steps: int
+    domain_features: int
+    domain_batch: int
+    kid_subsets: int
+    kid_subset_size: int
+    prdc_k: int
+    ndb_bins: int
+    msssim_pairs: int
+    inception_images: int
+    blowup_factor: float
+    blowup_patience: int
+    saturation_accuracy: float
+    saturation_patience: int
+    collapse_diversity: float
+    collapse_coverage: float
+    collapse_patience: int
     splits: tuple[tuple[str, int], ...] | None = None
 
     def as_dict(self) -> dict:
