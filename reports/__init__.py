@@ -1,32 +1,42 @@
-"""Reports: results.csv, report.md and FID-curve figures, a pure function of the run store."""
+"""Reports: results.csv, summary.csv, report.md and figures, a pure function of the run store."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from reports.figures import plot_fid_curves
 from bench.atomic import write_atomic
-from reports.load import load_results, load_rows, to_frame
+from reports.analysis import analyse
+from reports.figures import fid_curves, metric_bars
+from reports.load import load_results, load_rows
 from reports.markdown import render
+from reports.sample_figure import samples_figure
 
 __all__ = ["load_results", "write_report"]
 
 
 def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> dict[str, Path]:
-    """Merge `run_dirs` and write report.md, results.csv and figures/ into `out_dir`.
+    """Merge `run_dirs` and write report.md, results.csv, summary.csv and figures/ into
+    `out_dir` (default: the first run directory).
 
-    `out_dir` defaults to the first run directory. Returns {"report": ..., "csv": ...} plus
-    one `figure:<task>` entry per FID-curve figure written.
+    Returns {"report", "csv", "summary"} plus one `<kind>:<task>` entry per figure written
+    (kinds: curves, metrics, samples).
     """
     run_dirs = [Path(d) for d in run_dirs]
     loaded = load_rows(run_dirs)  # validates and raises BenchError before anything is written
-    frame = to_frame(loaded.rows)
+    analysis = analyse(loaded.rows, loaded.notes)
     out_dir = Path(out_dir) if out_dir is not None else run_dirs[0]
-    figures, figure_notes = plot_fid_curves(frame, out_dir)
-    text = render(frame, out_dir, run_dirs, loaded.notes + figure_notes, figures)
+    figures: dict[str, dict[str, Path]] = {}
+    for task in analysis.tasks:
+        samples, notes = samples_figure(analysis.in_task(task), task, out_dir)
+        analysis.notes.extend(notes)
+        drawn = {"curves": fid_curves(analysis, task, out_dir),
+                 "metrics": metric_bars(analysis, task, out_dir), "samples": samples}
+        figures[task] = {kind: path for kind, path in drawn.items() if path is not None}
     paths = {
-        "report": write_atomic(out_dir / "report.md", text),
-        "csv": write_atomic(out_dir / "results.csv", frame.to_csv(index=False)),
+        "report": write_atomic(out_dir / "report.md", render(analysis, out_dir, run_dirs, figures)),
+        "csv": write_atomic(out_dir / "results.csv", analysis.frame.to_csv(index=False)),
+        "summary": write_atomic(out_dir / "summary.csv", analysis.summary.to_csv(index=False)),
     }
-    paths.update({f"figure:{task}": path for task, path in figures.items()})
+    paths.update({f"{kind}:{task}": path for task, drawn in figures.items()
+                  for kind, path in drawn.items()})
     return paths

@@ -1,4 +1,6 @@
-"""FID-over-training curves per task, mean over seeds per strategy, from the curve CSVs."""
+"""Per-task figures from the numbers: domain-FID curves with their spread over seeds, and the key
+metrics as bars with bootstrap intervals. Matplotlib's Figure + Agg canvas directly, never
+pyplot, so no global backend or figure state is touched."""
 
 from __future__ import annotations
 
@@ -9,70 +11,95 @@ from pathlib import Path
 import pandas as pd
 
 from bench.atomic import write_atomic
-from reports.fmt import distinct, is_missing
+from reports import fmt
+from reports.analysis import Analysis
+from reports.catalog import KEY_METRICS, metric
 from reports.tables import strategy_order
 
 FIGURES_DIR = "figures"
 
 
-def _read_curve(path: Path) -> pd.DataFrame | None:
-    try:
-        curve = pd.read_csv(path)
-    except (OSError, ValueError):
-        return None
-    if not {"step", "fid"} <= set(curve.columns):
-        return None
-    curve["fid"] = pd.to_numeric(curve["fid"], errors="coerce")
-    return curve.dropna(subset=["fid"])[["step", "fid"]]
-
-
-def _mean_curves(in_task: pd.DataFrame, notes: list[str]) -> dict[str, pd.Series]:
-    curves: dict[str, pd.Series] = {}
-    for strategy in strategy_order(in_task["strategy"]):
-        parts = []
-        for _, unit in in_task[in_task["strategy"] == strategy].iterrows():
-            relative = unit.get("files.curve")
-            if is_missing(relative):
-                continue
-            curve = _read_curve(Path(unit["run_dir"]) / relative)
-            if curve is None:
-                notes.append(f"curve of {unit['unit']} missing or unreadable: {relative}")
-            elif len(curve):
-                parts.append(curve)
-        if parts:
-            # Diverged seeds stop early: later steps average over the seeds still running.
-            curves[strategy] = pd.concat(parts).groupby("step")["fid"].mean()
-    return curves
-
-
-def plot_fid_curves(frame: pd.DataFrame, out_dir: Path) -> tuple[dict[str, Path], list[str]]:
-    """Write one PNG per task that has curves; return {task: path} and notes on missing curves."""
-    # Figure + Agg canvas directly: no pyplot, so no global backend or figure state is touched.
+def new_figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    paths: dict[str, Path] = {}
-    notes: list[str] = []
-    for task in sorted(frame["task"].unique()):
-        in_task = frame[frame["task"] == task]
-        curves = _mean_curves(in_task, notes)
-        if not curves:
-            continue
-        figure = Figure(figsize=(6, 4))
-        FigureCanvasAgg(figure)
-        axes = figure.add_subplot()
-        for strategy, series in curves.items():
-            axes.plot(series.index, series.to_numpy(), label=strategy)
-        for label, column, style in (("floor", "reference.fid_floor", ":"),
-                                     ("ceiling", "reference.fid_ceiling", "--")):
-            for value in distinct(in_task, column)[:1]:
-                axes.axhline(float(value), color="grey", linestyle=style, label=label)
-        if all((s > 0).all() for s in curves.values()):
-            axes.set_yscale("log")  # FID falls over orders of magnitude early in training
-        axes.set(xlabel="step", ylabel="FID (mean over seeds)", title=task)
-        axes.legend(fontsize="small")
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-        safe = re.sub(r"[^A-Za-z0-9._-]", "_", task)
-        paths[task] = write_atomic(out_dir / FIGURES_DIR / f"fid_{safe}.png", buffer.getvalue())
-    return paths, notes
+    figure = Figure(figsize=(width, height))
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def save_png(figure, out_dir: Path, kind: str, task: str) -> Path:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", task)
+    return write_atomic(out_dir / FIGURES_DIR / f"{kind}_{safe}.png", buffer.getvalue())
+
+
+def _seed_curves(analysis: Analysis, task: str) -> dict[str, pd.DataFrame]:
+    """Per strategy, FID by step over its seeds: mean, min, max."""
+    out = {}
+    in_task = analysis.in_task(task)
+    for strategy in strategy_order(in_task["strategy"]):
+        parts = [analysis.curves[u][["step", "fid"]] for u in in_task.loc[
+            in_task["strategy"] == strategy, "unit"] if u in analysis.curves
+            and "fid" in analysis.curves[u].columns]
+        points = pd.concat(parts).dropna() if parts else pd.DataFrame()
+        if len(points):
+            # Diverged seeds stop early: later steps summarize the seeds still running.
+            out[strategy] = points.groupby("step")["fid"].agg(["mean", "min", "max"])
+    return out
+
+
+def fid_curves(analysis: Analysis, task: str, out_dir: Path) -> Path | None:
+    curves = _seed_curves(analysis, task)
+    if not curves:
+        return None
+    figure = new_figure(6, 4)
+    axes = figure.add_subplot()
+    for strategy, stats in curves.items():
+        line, = axes.plot(stats.index, stats["mean"], label=strategy)
+        axes.fill_between(stats.index, stats["min"], stats["max"], color=line.get_color(),
+                          alpha=0.2, linewidth=0)
+    in_task = analysis.in_task(task)
+    for label, column, style in (("floor", "reference.fid_floor", ":"),
+                                 ("ceiling", "reference.fid_ceiling", "--")):
+        for value in fmt.distinct(in_task, column)[:1]:
+            axes.axhline(float(value), color="grey", linestyle=style, label=label)
+    targets = analysis.convergence.loc[analysis.convergence["task"] == task, "target"].dropna()
+    if len(targets):
+        axes.axhline(float(targets.iloc[0]), color="black", linestyle="-.", linewidth=0.8,
+                     label="target (median final of baseline)")
+    if all((s["min"] > 0).all() for s in curves.values()):
+        axes.set_yscale("log")  # FID falls over orders of magnitude early in training
+    axes.set(xlabel="step", ylabel="domain FID (mean; band: min–max over seeds)", title=task)
+    axes.legend(fontsize="small")
+    return save_png(figure, out_dir, "fid", task)
+
+
+def metric_bars(analysis: Analysis, task: str, out_dir: Path) -> Path | None:
+    """One panel per key metric that some unit of the task has; bar = mean over seeds,
+    whisker = 95% bootstrap interval (none below 3 seeds)."""
+    strategies = strategy_order(analysis.in_task(task)["strategy"])
+    shown = [name for name in KEY_METRICS
+             if any((analysis.value(task, s, name) or {}).get("n") for s in strategies)]
+    if not shown:
+        return None
+    figure = new_figure(2.6 * len(shown), 3.4)
+    for i, name in enumerate(shown):
+        axes = figure.add_subplot(1, len(shown), i + 1)
+        rows = [analysis.value(task, s, name) or {} for s in strategies]
+        means = [r.get("mean") for r in rows]
+        for x, (row, mean) in enumerate(zip(rows, means)):
+            if mean is None:
+                continue
+            low, high = row.get("ci_low"), row.get("ci_high")
+            # A percentile interval need not contain the mean; matplotlib rejects negative bars.
+            error = None if low is None else [[max(mean - low, 0)], [max(high - mean, 0)]]
+            axes.bar(x, mean, yerr=error, capsize=3, color=f"C{x}")
+        axes.set_xticks(range(len(strategies)),
+                        [f"{s} (n={r.get('n', 0)})" for s, r in zip(strategies, rows)],
+                        rotation=45, ha="right", fontsize="x-small")
+        axes.set_title(metric(name).label + metric(name).arrow, fontsize="small")
+    figure.suptitle(f"{task}: mean over seeds, 95% bootstrap interval", fontsize="small")
+    figure.tight_layout()
+    return save_png(figure, out_dir, "metrics", task)

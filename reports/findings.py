@@ -1,30 +1,32 @@
-"""The "Findings" section: short sentences derived only from the summary and the comparisons."""
+"""The "Findings" section: short sentences derived only from the summary, the comparisons, the
+event rates and the convergence numbers."""
 
 from __future__ import annotations
 
-import pandas as pd
-
 from reports import fmt
-from reports.stats import Comparison
-from reports.tables import BASELINE
+from reports.analysis import Analysis
+from reports.catalog import metric
+from reports.convergence import strategy_convergence
+from reports.stats import ALPHA, Comparison
+from reports.tables import BASELINE, strategy_order
 
 LEARNED_RATIO = 0.5  # the baseline "learned" when training at least halves its step-0 FID
+MAIN = "fid_final"
 
 
-def _learned(summary: pd.DataFrame) -> str:
-    rows = summary[summary["strategy"] == BASELINE]
-    if rows.empty:
+def _learned(analysis: Analysis, task: str) -> str:
+    final, init = ((analysis.value(task, BASELINE, m) or {}).get("mean")
+                   for m in ("fid_final", "fid_init"))
+    if BASELINE not in set(analysis.in_task(task)["strategy"]):
         return f"no {BASELINE} runs, so it is unknown whether the GAN learned at all."
-    row = rows.iloc[0]
-    final, init = row["fid_final_mean"], row["fid_init_mean"]
-    if fmt.is_missing(final) or fmt.is_missing(init):
-        return (f"cannot tell whether {BASELINE} learned: it has no final FID or no FID at "
+    if final is None or init is None:
+        return (f"cannot tell whether {BASELINE} learned: it has no final domain FID or none at "
                 "step 0.")
     if final <= LEARNED_RATIO * init:
-        return (f"{BASELINE} learned: mean final FID {fmt.num(final)} is at most half its "
+        return (f"{BASELINE} learned: mean final domain FID {fmt.num(final)} is at most half its "
                 f"step-0 FID {fmt.num(init)}.")
-    return (f"{BASELINE} did not learn enough: mean final FID {fmt.num(final)} is more than "
-            f"half its step-0 FID {fmt.num(init)}, so comparisons on this task say little.")
+    return (f"{BASELINE} did not learn enough: mean final domain FID {fmt.num(final)} is more "
+            f"than half its step-0 FID {fmt.num(init)}, so comparisons on this task say little.")
 
 
 def _verdicts(comparisons: list[Comparison]) -> str:
@@ -37,36 +39,86 @@ def _verdicts(comparisons: list[Comparison]) -> str:
     return "; ".join(f"{verdict}: {', '.join(names)}" for verdict, names in groups.items()) + "."
 
 
-def _problems(summary: pd.DataFrame) -> str | None:
-    parts = [f"{row['strategy']} {row['diverged']} diverged, {row['failed']} failed "
-             f"of {row['units']}" for _, row in summary.iterrows()
-             if row["diverged"] or row["failed"]]
-    return "; ".join(parts) if parts else None
+def _other_metrics(comparisons: list[Comparison]) -> list[str]:
+    """Per strategy, the other metrics with a verdict (better or worse)."""
+    by_strategy: dict[str, dict[str, list[str]]] = {}
+    for c in comparisons:
+        if c.metric != MAIN and c.verdict.startswith(("better", "worse")):
+            word = c.verdict.split()[0]
+            by_strategy.setdefault(c.strategy, {}).setdefault(word, []).append(
+                metric(c.metric).label)
+    return [f"{strategy}: " + "; ".join(f"{word} than {BASELINE} on {', '.join(labels)}"
+                                        for word, labels in words.items())
+            for strategy, words in by_strategy.items()]
 
 
-def _across_tasks(labels: dict[str, str], comparisons: dict[str, list[Comparison]]) -> list[str]:
-    """Per strategy, its verdict on every task: answers "does it hold in 2D and in 3D?"."""
+def _rates(analysis: Analysis, task: str, name: str, what: str) -> str | None:
+    parts = []
+    for strategy in strategy_order(analysis.in_task(task)["strategy"]):
+        row = analysis.value(task, strategy, name)
+        if row and row["n"] and row["mean"]:
+            k = round(row["mean"] * row["n"])
+            parts.append(f"{strategy} {k} of {row['n']} ({100 * row['mean']:.0f}%, 95% CI "
+                         f"{100 * row['ci_low']:.0f}–{100 * row['ci_high']:.0f}%)")
+    return f"{what}: {'; '.join(parts)}" if parts else None
+
+
+def _speedups(analysis: Analysis, task: str) -> str | None:
+    units = analysis.convergence[analysis.convergence["task"] == task]
+    parts = []
+    for c in strategy_convergence(units):
+        if c.strategy == BASELINE or c.speedup is None:
+            continue
+        if c.low is None:
+            parts.append(f"{c.strategy} {fmt.num(c.speedup)}× (no interval)")
+        else:
+            # No rank test backs this interval, and few seeds make it narrow: say so.
+            clear = "no clear difference" if c.low <= 1 <= c.high else (
+                "faster by the interval alone" if c.low > 1 else "slower by the interval alone")
+            parts.append(f"{c.strategy} {fmt.num(c.speedup)}× (95% CI {fmt.num(c.low)} to "
+                         f"{fmt.num(c.high)}: {clear})")
+    if not parts:
+        return None
+    return f"steps to reach {BASELINE}'s median final domain FID, speed-up: {'; '.join(parts)}"
+
+
+def _task_lines(analysis: Analysis, task: str, label: str) -> list[str]:
+    comparisons = analysis.comparisons[task]
+    main = [c for c in comparisons if c.metric == MAIN]
+    lines = [_learned(analysis, task), "final domain FID: " + _verdicts(main)]
+    lines += [f"other metrics, {text}." for text in _other_metrics(comparisons)]
+    for name, what in (("divergence_rate", "diverged"), ("mode_collapse_rate", "mode collapse")):
+        text = _rates(analysis, task, name, what)
+        if text:
+            lines.append(text + ".")
+    speed = _speedups(analysis, task)
+    if speed:
+        lines.append(speed + ".")
+    failed = analysis.in_task(task)["status"].eq("failed").sum()
+    if failed:
+        lines.append(f"{failed} unit(s) failed and did not train (reasons in the task section).")
+    return [f"- {label}: {line}" for line in lines]
+
+
+def _across_tasks(labels: dict[str, str], analysis: Analysis) -> list[str]:
+    """Per strategy, its final-FID verdict on every task: answers "does it hold in 2D and 3D?"."""
     verdicts: dict[str, list[str]] = {}
-    for task, task_comparisons in comparisons.items():
-        for c in task_comparisons:
-            verdicts.setdefault(c.strategy, []).append(f"{c.verdict} on {labels[task]}")
+    for task, comparisons in analysis.comparisons.items():
+        for c in comparisons:
+            if c.metric == MAIN:
+                verdicts.setdefault(c.strategy, []).append(f"{c.verdict} on {labels[task]}")
     return [f"- {strategy} across tasks: {'; '.join(task_verdicts)}."
             for strategy, task_verdicts in sorted(verdicts.items())]
 
 
-def findings_section(frame: pd.DataFrame, summary: pd.DataFrame,
-                     comparisons: dict[str, list[Comparison]]) -> str:
+def findings_section(analysis: Analysis) -> str:
     lines = ["## Findings", "",
-             "Final FID, 95% bootstrap intervals over seeds; a strategy counts as better or "
-             f"worse than {BASELINE} only when its interval excludes zero.", ""]
-    labels = {task: fmt.task_label(frame[frame["task"] == task], task) for task in comparisons}
-    for task, task_comparisons in comparisons.items():
-        in_summary = summary[summary["task"] == task]
-        lines.append(f"- {labels[task]}: {_learned(in_summary)}")
-        lines.append(f"- {labels[task]}: {_verdicts(task_comparisons)}")
-        problems = _problems(in_summary)
-        if problems:
-            lines.append(f"- {labels[task]}: not every run finished: {problems}.")
-    if len(comparisons) > 1:
-        lines += _across_tasks(labels, comparisons)
+             "95% bootstrap intervals over seeds; a strategy counts as better or worse than "
+             f"{BASELINE} on a metric only when its interval excludes zero and the "
+             f"Holm-adjusted Mann-Whitney p is below {ALPHA}.", ""]
+    labels = {task: fmt.task_label(analysis.in_task(task), task) for task in analysis.tasks}
+    for task in analysis.tasks:
+        lines += _task_lines(analysis, task, labels[task])
+    if len(analysis.tasks) > 1:
+        lines += _across_tasks(labels, analysis)
     return "\n".join(lines)

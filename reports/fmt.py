@@ -36,12 +36,18 @@ def integer(value: Any) -> str:
     return MISSING if is_missing(value) else f"{int(value):,}"
 
 
-def mean_std(mean: Any, std: Any, n: int, units: int) -> str:
-    """`mean ± std`, flagging when only some of the units have the value."""
+def mean_std(mean: Any, std: Any, n: int, units: int, digits: int = 2) -> str:
+    """`mean ± std (n=…)`, saying "of units" when only some of the units have the value."""
     if n == 0 or is_missing(mean):
         return MISSING
-    text = num(mean) if is_missing(std) else f"{num(mean)} ± {num(std)}"
-    return text if n == units else f"{text} (n={n} of {units})"
+    text = num(mean, digits) if is_missing(std) else f"{num(mean, digits)} ± {num(std, digits)}"
+    return f"{text} (n={n})" if n == units else f"{text} (n={n} of {units})"
+
+
+def p_value(value: Any) -> str:
+    if is_missing(value):
+        return MISSING
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
 
 
 def cell(value: Any) -> str:

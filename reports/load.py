@@ -17,15 +17,17 @@ import pandas as pd
 
 from bench.errors import BenchError
 from bench.store import RunStore, read_jsonl
+from reports.catalog import METRICS
 
 STATUSES = ("ok", "diverged", "failed")
 REQUIRED_KEYS = ("unit", "task", "strategy", "seed", "status")
 # Always present in the table, so downstream code and CSV readers can rely on them.
 TOP_COLUMNS = (
     "unit", "task", "strategy", "seed", "status", "reason", "diverged_step",
-    "steps", "seconds", "finished_at", "run_dir",
+    "steps", "train_seconds", "seconds", "finished_at", "run_dir",
 )
-METRIC_COLUMNS = ("fid_final", "fid_best", "fid_best_step", "fid_init")
+# Every metric the report knows, numeric even when no row has it (older harness versions).
+METRIC_COLUMNS = tuple(m.name for m in METRICS)
 
 
 @dataclass
@@ -98,9 +100,17 @@ def _check_same_experiment(rows: list[dict[str, Any]]) -> None:
     first: dict[tuple[str, ...], tuple[Any, str]] = {}
     for row in rows:
         settings = row.get("settings") or {}
+        reference = row.get("reference") or {}
+        task = row["task"]
+        # Shards trained their own domain encoders: the same key on another machine (GPU, other
+        # library versions) can still hold other weights, and then other FIDs.
         checks = [(("profile",), "profile", settings.get("profile")),
-                  (("fingerprint", row["task"]), f"data_fingerprint of task {row['task']}",
-                   settings.get("data_fingerprint"))]
+                  (("fingerprint", task), f"data_fingerprint of task {task}",
+                   settings.get("data_fingerprint")),
+                  (("domain", task), f"domain encoder weights of task {task} (copy one "
+                   "$BENCH_CACHE/domain to every machine)", reference.get("domain_weights")),
+                  (("inception", task), f"Inception network of task {task}",
+                   reference.get("inception_net"))]
         for key, label, value in checks:
             if value is None:
                 continue
@@ -113,14 +123,27 @@ def _check_same_experiment(rows: list[dict[str, Any]]) -> None:
                                  "report them separately")
 
 
+def _metric_column(row: dict[str, Any], name: str) -> str:
+    # Keep the prefix only where a bare name would clash with a top-level key.
+    return f"metrics.{name}" if name in row else name
+
+
+def metric_names(rows: list[dict[str, Any]]) -> list[str]:
+    """The table columns of every metric any row records, in order of first appearance."""
+    names: dict[str, None] = {}
+    for row in rows:
+        if isinstance(row.get("metrics"), dict):
+            names.update((_metric_column(row, name), None) for name in row["metrics"])
+    return list(names)
+
+
 def flatten_row(row: dict[str, Any]) -> dict[str, Any]:
     """Nested dicts become dotted columns; metrics lose their prefix (fid_final)."""
     flat: dict[str, Any] = {}
     for key, value in row.items():
         if key == "metrics" and isinstance(value, dict):
             for name, metric in value.items():
-                # Keep the prefix only where a bare name would clash with a top-level key.
-                flat[f"metrics.{name}" if name in row else name] = metric
+                flat[_metric_column(row, name)] = metric
         else:
             _flatten_into(flat, key, value)
     return flat

@@ -1,11 +1,14 @@
-"""Per (task, strategy) numbers and comparisons against the baseline, as plain data."""
+"""Per (task, strategy) unit counts and transfers, and comparisons against the baseline."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 
+from reports.catalog import HIGHER, Metric
 from reports.load import STATUSES
-from reports.stats import Comparison, compare
+from reports.stats import Comparison, compare, holm
 
 BASELINE = "scratch"
 MIN_SEEDS = 3  # below this, a spread over seeds is anecdotal
@@ -29,12 +32,6 @@ def _summary_row(units: pd.DataFrame) -> dict[str, object]:
         "seeds": units["seed"].nunique(),
         **{status: int((units["status"] == status).sum()) for status in STATUSES},
     }
-    for metric in ("fid_final", "fid_best", "fid_init"):
-        values = pd.to_numeric(units[metric], errors="coerce").dropna()
-        row[f"{metric}_n"] = len(values)
-        row[f"{metric}_mean"] = values.mean() if len(values) else None
-        # Sample std (ddof=1): the spread over seeds, undefined for a single seed.
-        row[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else None
     transferred = pd.to_numeric(_column(units, "transfer.total"), errors="coerce").dropna()
     # Out of G and D together: a strategy may transfer into either.
     trainable = (pd.to_numeric(_column(units, "transfer.g_parameters"), errors="coerce")
@@ -47,7 +44,7 @@ def _summary_row(units: pd.DataFrame) -> dict[str, object]:
 
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (task, strategy): unit counts by status and FID mean/std/n over seeds."""
+    """One row per (task, strategy): unit and seed counts by status, parameters transferred."""
     rows = []
     for task in sorted(frame["task"].unique()):
         in_task = frame[frame["task"] == task]
@@ -57,15 +54,26 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def compare_task(in_task: pd.DataFrame, baseline: str = BASELINE) -> list[Comparison]:
-    """Final FID of every other strategy of one task against the baseline's, over seeds."""
+def compare_task(in_task: pd.DataFrame, metrics: list[Metric],
+                 baseline: str = BASELINE) -> list[Comparison]:
+    """Every other strategy against the baseline on each compared metric of one task, over
+    seeds, with Holm-adjusted p-values within each metric family. Metric by metric, then
+    strategy by strategy; a metric no unit of the task has is left out."""
     if baseline not in set(in_task["strategy"]):
         return []
-    base = in_task.loc[in_task["strategy"] == baseline, "fid_final"].to_numpy(dtype=float)
+    others = [s for s in strategy_order(in_task["strategy"]) if s != baseline]
     comparisons = []
-    for strategy in strategy_order(in_task["strategy"]):
-        if strategy == baseline:
-            continue
-        values = in_task.loc[in_task["strategy"] == strategy, "fid_final"].to_numpy(dtype=float)
-        comparisons.append(compare(values, base, strategy, baseline))
+    for metric in metrics:
+        values = pd.to_numeric(_column(in_task, metric.name), errors="coerce")
+        if values.isna().all():
+            continue  # listed under the task's missing metrics instead
+        base = values[in_task["strategy"] == baseline].to_numpy(dtype=float)
+        comparisons += [compare(values[in_task["strategy"] == s].to_numpy(dtype=float), base, s,
+                                baseline, metric.name, metric.better == HIGHER) for s in others]
+    family = {m.name: m.family for m in metrics}
+    for name in dict.fromkeys(family.values()):
+        members = [i for i, c in enumerate(comparisons) if family[c.metric] == name
+                   and c.p is not None]
+        for i, adjusted in zip(members, holm([comparisons[i].p for i in members])):
+            comparisons[i] = replace(comparisons[i], p_holm=adjusted)
     return comparisons

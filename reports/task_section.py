@@ -1,4 +1,5 @@
-"""One task's section of report.md: reference line, strategy table, comparisons, problems, units."""
+"""One task's section of report.md: reference values, strategies, metrics, comparisons against the
+baseline, divergence and collapse, convergence, figures, problems and every unit."""
 
 from __future__ import annotations
 
@@ -7,22 +8,26 @@ from pathlib import Path
 import pandas as pd
 
 from reports import fmt
+from reports.analysis import Analysis
+from reports.catalog import FINAL_SAMPLE_METRICS, metric
+from reports.convergence import convergence_section
+from reports.events import events_section, unit_events
 from reports.fmt import table, task_label
-from reports.stats import Comparison
+from reports.metric_tables import comparisons_table, metrics_table
 from reports.tables import BASELINE, MIN_SEEDS, strategy_order
-
-# fid_best_step is printed next to fid_best, so it needs no reason line of its own.
-SHOWN_METRICS = ("fid_final", "fid_best", "fid_init")
 
 
 def _reference_line(in_task: pd.DataFrame) -> str:
-    def value(column: str) -> str:
+    def value(column: str, digits: int = 2) -> str:
         values = [float(v) for v in fmt.distinct(in_task, column)]
         if len(values) > 1:
-            return f"{fmt.num(min(values))}–{fmt.num(max(values))} (differs across units)"
-        return fmt.num(values[0]) if values else fmt.MISSING
-    return (f"real val vs real test (floor): {value('reference.fid_floor')}; "
-            f"untrained generator (ceiling): {value('reference.fid_ceiling')}")
+            return (f"{fmt.num(min(values), digits)}–{fmt.num(max(values), digits)} "
+                    "(differs across units)")
+        return fmt.num(values[0], digits) if values else fmt.MISSING
+    return (f"Domain FID of real val vs real test (floor): {value('reference.fid_floor')}; "
+            f"untrained generator (ceiling): {value('reference.fid_ceiling')}. "
+            f"Inception FID floor: {value('reference.inception_floor')}. "
+            f"MS-SSIM among real test images: {value('reference.msssim_real', 3)}.")
 
 
 def _transfer_text(row: pd.Series) -> str:
@@ -35,37 +40,23 @@ def _transfer_text(row: pd.Series) -> str:
     return text
 
 
-def _strategy_table(summary: pd.DataFrame) -> str:
-    rows = []
-    for _, row in summary.iterrows():
-        units = int(row["units"])
-        rows.append([
-            row["strategy"], str(row["seeds"]),
-            f"{row['ok']} / {row['diverged']} / {row['failed']}",
-            fmt.mean_std(row["fid_final_mean"], row["fid_final_std"], row["fid_final_n"], units),
-            fmt.mean_std(row["fid_best_mean"], row["fid_best_std"], row["fid_best_n"], units),
-            fmt.mean_std(row["fid_init_mean"], None, row["fid_init_n"], units),
-            _transfer_text(row),
-        ])
-    return table(["strategy", "seeds", "ok / diverged / failed", "final FID (mean ± std)",
-                  "best FID (mean ± std)", "FID at step 0 (mean)", "parameters transferred (of G+D)"], rows)
+def _strategy_table(status: pd.DataFrame) -> str:
+    rows = [[row["strategy"], str(row["seeds"]),
+             f"{row['ok']} / {row['diverged']} / {row['failed']}", _transfer_text(row)]
+            for _, row in status.iterrows()]
+    return table(["strategy", "seeds", "ok / diverged / failed",
+                  "parameters transferred (of G+D)"], rows)
 
 
-def _seed_warnings(summary: pd.DataFrame) -> list[str]:
-    return [f"> Warning: {row['strategy']} has only {row['fid_final_n']} seed(s) with a final "
-            f"FID (of {row['units']} units): fewer than {MIN_SEEDS}, so its spread and any "
-            "comparison are unreliable."
-            for _, row in summary.iterrows() if row["fid_final_n"] < MIN_SEEDS]
-
-
-def comparison_line(c: Comparison) -> str:
-    seeds = f"{c.n} vs {c.n_baseline} seeds"
-    if c.difference is None:
-        return f"- {c.strategy} vs {c.baseline}: {fmt.MISSING} ({seeds}): {c.verdict}."
-    interval = ("" if c.low is None else
-                f", 95% CI {fmt.num(c.low)} to {fmt.num(c.high)}")
-    return (f"- {c.strategy} vs {c.baseline}: final FID difference {fmt.num(c.difference)} "
-            f"({seeds}{interval}): {c.verdict}.")
+def _seed_warnings(analysis: Analysis, task: str, status: pd.DataFrame) -> list[str]:
+    lines = []
+    for _, row in status.iterrows():
+        n = (analysis.value(task, row["strategy"], "fid_final") or {}).get("n", 0)
+        if n < MIN_SEEDS:
+            lines.append(f"> Warning: {row['strategy']} has only {n} seed(s) with a final domain "
+                         f"FID (of {row['units']} units): fewer than {MIN_SEEDS}, so its spread "
+                         "and any comparison are unreliable.")
+    return lines
 
 
 def _problems(in_task: pd.DataFrame) -> list[str]:
@@ -78,18 +69,44 @@ def _problems(in_task: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _missing_metrics(in_task: pd.DataFrame) -> list[str]:
-    lines = []
+def _missing_reason(unit: pd.Series, name: str) -> str:
+    for key in (name, metric(name).missing_with,
+                "final_samples" if name in FINAL_SAMPLE_METRICS else None, "all"):
+        reason = unit.get(f"metrics_missing.{key}") if key else None
+        if not fmt.is_missing(reason):
+            return str(reason)
+    if unit["status"] != "ok":
+        return f"unit {unit['status']}: {unit['reason']}"
+    return "no reason recorded (older harness versions did not compute it)"
+
+
+def _missing_metrics(analysis: Analysis, task: str) -> list[str]:
+    """One line per (reason, metrics) with the units it applies to, so one absent network does
+    not fill a page."""
+    in_task = analysis.in_task(task)
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for _, unit in in_task.iterrows():
-        for metric in SHOWN_METRICS:
-            if not fmt.is_missing(unit[metric]):
-                continue
-            reason = unit.get(f"metrics_missing.{metric}")
-            if fmt.is_missing(reason):
-                reason = (f"unit {unit['status']}: {unit['reason']}" if unit["status"] != "ok"
-                          else "no reason recorded")
-            lines.append(f"- `{unit['unit']}` {metric}: {fmt.cell(reason)}")
-    return lines
+        by_reason: dict[str, list[str]] = {}
+        for m in analysis.metrics(task):
+            if m.name in unit.index and fmt.is_missing(unit[m.name]):
+                by_reason.setdefault(_missing_reason(unit, m.name), []).append(m.name)
+        for reason, names in by_reason.items():
+            groups.setdefault((reason, tuple(names)), []).append(unit["unit"])
+    return [f"- {', '.join(names)} ({_units_text(in_task, units)}): {fmt.cell(reason)}"
+            for (reason, names), units in groups.items()]
+
+
+def _units_text(in_task: pd.DataFrame, units: list[str]) -> str:
+    if len(units) == 1:
+        return f"`{units[0]}`"
+    if len(units) == len(in_task):
+        return f"all {len(units)} units"
+    chosen = in_task[in_task["unit"].isin(units)]
+    parts = []
+    for strategy in strategy_order(chosen["strategy"]):
+        seeds = chosen.loc[chosen["strategy"] == strategy, "seed"]
+        parts.append(f"{strategy} seeds {', '.join(str(s) for s in seeds)}")
+    return f"{len(units)} units: {'; '.join(parts)}"
 
 
 def _samples_cell(unit: pd.Series, out_dir: Path) -> str:
@@ -101,39 +118,73 @@ def _samples_cell(unit: pd.Series, out_dir: Path) -> str:
     return " ".join(links) or fmt.MISSING
 
 
-def _units_table(in_task: pd.DataFrame, out_dir: Path) -> str:
+def _units_table(analysis: Analysis, task: str, out_dir: Path) -> str:
+    in_task = analysis.in_task(task)
+    reached = analysis.convergence.set_index("unit")["steps_to_target"]
+    has_curve = analysis.convergence.set_index("unit")["has_curve"]
     rows = []
     for strategy in strategy_order(in_task["strategy"]):
         for _, unit in in_task[in_task["strategy"] == strategy].iterrows():
             best = fmt.num(unit["fid_best"])
             if not fmt.is_missing(unit["fid_best"]) and not fmt.is_missing(unit["fid_best_step"]):
                 best += f" (step {int(unit['fid_best_step'])})"
+            target = (fmt.num(reached[unit["unit"]], 0) if has_curve[unit["unit"]]
+                      and not fmt.is_missing(reached[unit["unit"]])
+                      else "not reached" if has_curve[unit["unit"]] else fmt.MISSING)
             rows.append([strategy, str(unit["seed"]), unit["status"], fmt.num(unit["fid_final"]),
-                         best, fmt.num(unit["fid_init"]), fmt.num(unit["steps"], 0),
-                         fmt.num(unit["seconds"], 1), _samples_cell(unit, out_dir)])
+                         best, fmt.num(unit["fid_init"]), fmt.num(unit["inception_fid"]),
+                         fmt.num(unit["coverage"], 3), target, unit_events(unit) or "none",
+                         fmt.num(unit["steps"], 0), fmt.num(unit["seconds"], 1),
+                         _samples_cell(unit, out_dir)])
     return table(["strategy", "seed", "status", "final FID", "best FID", "FID at step 0",
-                  "steps", "seconds", "samples"], rows)
+                  "Inception FID", "coverage", "steps to target", "events", "steps", "seconds",
+                  "samples"], rows)
 
 
-def task_section(frame: pd.DataFrame, task: str, summary: pd.DataFrame,
-                 comparisons: list[Comparison], out_dir: Path, figure: Path | None) -> str:
-    in_task = frame[frame["task"] == task]
+FIGURE_CAPTIONS = {"curves": "Domain FID during training (mean over seeds, band: min–max)",
+                   "metrics": "Key metrics (mean over seeds, 95% bootstrap interval)",
+                   "samples": "Samples (lowest seed of each strategy) beside real held-out images"}
+
+
+def task_section(analysis: Analysis, task: str, out_dir: Path,
+                 figures: dict[str, Path]) -> str:
+    in_task = analysis.in_task(task)
+    status = analysis.status[analysis.status["task"] == task]
     parts = [f"## Task {task_label(in_task, task)}", _reference_line(in_task),
-             _strategy_table(summary)]
-    warnings = _seed_warnings(summary)
+             _strategy_table(status)]
+    warnings = _seed_warnings(analysis, task, status)
     if warnings:
         parts.append("\n".join(warnings))
+    parts += ["### Metrics", "Mean ± std over seeds (n = seeds with a value). ↓ lower is "
+              "better, ↑ higher is better.", metrics_table(analysis, task),
+              f"### Against {BASELINE}"]
+    comparisons = analysis.comparisons[task]
     if comparisons:
-        parts.append(f"Final FID against {BASELINE} (difference of means, strategy minus "
-                     f"{BASELINE}; negative is better; 95% bootstrap interval over seeds):\n\n"
-                     + "\n".join(comparison_line(c) for c in comparisons))
+        parts.append(comparisons_table(comparisons))
     elif BASELINE not in set(in_task["strategy"]):
         parts.append(f"No {BASELINE} runs in this task: no comparison possible.")
+    else:
+        parts.append("Nothing to compare: no other strategy, or no metric with values.")
+
+    def lookup(strategy: str, name: str) -> dict | None:
+        return analysis.value(task, strategy, name)
+
+    def mean(strategy: str, name: str) -> float | None:
+        return (lookup(strategy, name) or {}).get("mean")
+
+    parts += ["### Divergence and mode collapse",
+              events_section(in_task, analysis.flags[analysis.flags["task"] == task], lookup),
+              "### Convergence",
+              convergence_section(analysis.convergence[analysis.convergence["task"] == task],
+                                  mean)]
     for title, lines in (("Diverged and failed units", _problems(in_task)),
-                         (f"Missing metrics (shown as {fmt.MISSING})", _missing_metrics(in_task))):
+                         (f"Missing metrics (shown as {fmt.MISSING})",
+                          _missing_metrics(analysis, task))):
         if lines:
             parts.append(f"{title}:\n\n" + "\n".join(lines))
-    if figure is not None:
-        parts.append(f"![FID during training, {task}]({fmt.relative(figure, out_dir)})")
-    parts.append("Units:\n\n" + _units_table(in_task, out_dir))
+    if figures:
+        parts.append("### Figures")
+        parts += [f"![{FIGURE_CAPTIONS[kind]}, {task}]({fmt.relative(path, out_dir)})"
+                  for kind, path in figures.items()]
+    parts += ["### Units", _units_table(analysis, task, out_dir)]
     return "\n\n".join(parts)

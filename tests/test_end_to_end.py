@@ -32,8 +32,23 @@ def test_bench_run_all_strategies_both_tasks_smoke(tmp_path, cache_dir):
         assert r["reference"]["fid_floor"] < r["reference"]["fid_ceiling"]
         assert r["settings"]["precision"] == "bf16" and r["settings"]["device"] == "cpu"
         assert (out / r["files"]["curve"]).is_file() and (out / r["files"]["samples"]).is_file()
+        assert (out / r["files"]["real_samples"]).is_file()
         if r["task"] == "phantom-3d":
             assert (out / r["files"]["samples_nifti"]).is_file()
+        # Every metric has a value or a reason, never both, never neither.
+        expected = {"fid_final", "fid_best", "fid_auc", "fid_gap", "inception_fid",
+                    "inception_kid_mean", "kid_mean", "precision", "recall", "density",
+                    "coverage", "msssim", "msssim_real", "ndb_k"}
+        if r["task"] == "phantom-3d":
+            expected |= {f"inception_fid_{p}" for p in ("axial", "coronal", "sagittal")}
+        for name in expected:
+            has_value = r["metrics"].get(name) is not None
+            assert has_value != (name in r["metrics_missing"]), name
+        assert set(r["events"]) >= {"nonfinite_step", "fid_blowup_step", "d_saturation_step",
+                                    "diversity_collapse_step", "coverage_collapse_step",
+                                    "diverged", "mode_collapse"}
+        curve = list(csv.DictReader(open(out / r["files"]["curve"])))
+        assert {"d_acc_real", "d_acc_fake", "msssim", "coverage"} <= set(curve[0])
         needs = {"scratch": set(), "pretrained-encoder": {"autoencoder"}}.get(r["strategy"], {"cyclegan"})
         assert set(r["pretexts"]) == needs
     cyclegan = {r["pretexts"]["cyclegan"]["key"] for r in rows if r["strategy"] == "cyclegan-t2t1"}
@@ -42,6 +57,9 @@ def test_bench_run_all_strategies_both_tasks_smoke(tmp_path, cache_dir):
 
     with open(out / "results.csv") as f:
         assert len(list(csv.DictReader(f))) == 8
+    with open(out / "summary.csv") as f:
+        summary = list(csv.DictReader(f))
+    assert {(s["task"], s["strategy"]) for s in summary} == {(t, s) for t, s, _ in units}
     report = (out / "report.md").read_text()
     for name in builtins:
         assert name in report

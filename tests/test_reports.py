@@ -1,14 +1,18 @@
-"""reports/: loading and merging run stores, results.csv, report.md and its statistics."""
+"""reports/: loading and merging run stores, results.csv, report.md on rows of an older harness
+(only the four domain-FID metrics, no events). The full schema: test_report_statistics.py."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from bench.errors import BenchError
 from reports import load_results, write_report
@@ -103,12 +107,12 @@ def test_report_shows_strategies_reference_divergence_and_missing(run: Path) -> 
     assert "real val vs real test (floor): 1.20; untrained generator (ceiling): 250.00" in text
     assert "| cyclegan-t2t1 | 3 | 2 / 1 / 0 |" in text  # seeds, ok / diverged / failed
     assert "diverged at step 37: non-finite loss_g at step 37" in text
-    assert "`phantom-2d/cyclegan-t2t1/seed2` fid_final: non-finite loss_g at step 37" in text
+    assert "- fid_final (`phantom-2d/cyclegan-t2t1/seed2`): non-finite loss_g at step 37" in text
     diverged_line = next(l for l in text.splitlines() if l.startswith("| cyclegan-t2t1 | 2 |"))
     assert "| diverged | — |" in diverged_line
     assert "(n=2 of 3)" in text  # final FID mean over the seeds that have one
     assert "[png](samples/phantom-2d__scratch__seed0.png)" in text
-    assert "![FID during training, phantom-2d](figures/fid_phantom-2d.png)" in text
+    assert "phantom-2d](figures/fid_phantom-2d.png)" in text
     assert (run / "figures" / "fid_phantom-2d.png").is_file()
     assert "## Findings" in text and "scratch did not learn enough" not in text
     assert "scratch learned" in text
@@ -121,7 +125,7 @@ def test_missing_metric_never_printed_as_number(tmp_path: Path) -> None:
     row["metrics"]["fid_init"] = None
     row["metrics_missing"] = {"fid_init": "feature net unavailable"}
     text = write_report([write_run(tmp_path / "r", [row])])["report"].read_text()
-    assert "fid_init: feature net unavailable" in text
+    assert "- fid_init (`phantom-2d/scratch/seed0`): feature net unavailable" in text
     assert "| 20.00 | 19.00 (step 400) | — |" in text
 
 
@@ -132,28 +136,51 @@ def test_bootstrap_interval_wording() -> None:
     assert overlap.verdict == "no clear difference"
     better = compare(scratch - 10, scratch, "b", "scratch")
     assert better.difference == pytest.approx(-10) and better.high < 0
-    assert better.verdict == "better than scratch"
-    assert compare(scratch + 10, scratch, "c", "scratch").verdict == "worse than scratch"
+    # The interval alone is not enough: the Holm-adjusted rank test must agree.
+    assert better.p == pytest.approx(stats.mannwhitneyu(scratch - 10, scratch).pvalue)
+    assert better.verdict.startswith("no clear difference (the interval excludes zero")
+    assert replace(better, p_holm=0.04).verdict == "better than scratch"
+    assert replace(better, p_holm=0.05).verdict.startswith("no clear difference")
+    worse = replace(compare(scratch + 10, scratch, "c", "scratch"), p_holm=0.01)
+    assert worse.verdict == "worse than scratch"
     assert compare(scratch[:1], scratch, "d", "scratch").verdict.startswith("too few seeds")
     assert compare(scratch[:2] - 10, scratch[:2], "e", "scratch").low is None  # 2 seeds: no verdict
     # Fixed seed: the same data always gives the same interval.
     assert compare(scratch - 10, scratch, "b", "scratch") == better
 
 
-def test_report_comparison_lines(tmp_path: Path) -> None:
+def test_report_comparison_rows(tmp_path: Path) -> None:
     rows = (seeds_rows("scratch", [20.0, 22.0, 21.0, 23.0, 19.0])
             + seeds_rows("cyclegan-t2t1", [10.0, 12.0, 11.0, 13.0, 9.0])
             + seeds_rows("pretrained-encoder", [21.0, 19.0, 22.0, 20.0, 23.0])
             + seeds_rows("cyclegan-partial", [15.0]))
     text = write_report([write_run(tmp_path / "r", rows)])["report"].read_text()
-    line = next(l for l in text.splitlines() if l.startswith("- cyclegan-t2t1 vs scratch"))
-    assert "final FID difference -10.00" in line and "95% CI" in line
-    assert line.endswith("better than scratch.")
-    line = next(l for l in text.splitlines() if l.startswith("- pretrained-encoder vs scratch"))
-    assert line.endswith("no clear difference.")
-    line = next(l for l in text.splitlines() if l.startswith("- cyclegan-partial vs scratch"))
-    assert line.endswith("too few seeds for an interval (needs 3 a side).")
+    def row(strategy: str) -> str:
+        return next(l for l in text.splitlines()
+                    if l.startswith(f"| final domain FID ↓ | {strategy} |"))
+
+    line = row("cyclegan-t2t1")
+    assert "| 5 vs 5 | -10.00 |" in line and line.endswith("| better than scratch |")
+    assert row("pretrained-encoder").endswith("| no clear difference |")
+    assert row("cyclegan-partial").endswith("| too few seeds for an interval (needs 3 a side) |")
     assert "better than scratch: cyclegan-t2t1 (-10.00)" in text
+
+
+def test_older_rows_show_missing_metrics_without_nan(tmp_path: Path) -> None:
+    """Rows without the newer metrics, events or real samples still give a complete report."""
+    rows = (seeds_rows("scratch", [20.0, 22.0, 21.0])
+            + seeds_rows("cyclegan-t2t1", [10.0, 11.0, 9.0]))
+    paths = write_report([write_run(tmp_path / "r", rows, curves=True)])
+    text = paths["report"].read_text()
+    assert not re.search(r"\b(nan|inf)\b", text, re.IGNORECASE)
+    assert "| Inception FID ↓ | — | — |" in text
+    assert "inception_fid" in text and "no reason recorded (older harness" in text
+    assert "| scratch | 0 | 0 | — | none |" in text  # mode collapse: no events recorded
+    assert "is unreadable; left out of the phantom-2d figure" in text  # the fake sample PNGs
+    summary = pd.read_csv(paths["summary"]).set_index(["strategy", "metric"])
+    assert summary.loc[("scratch", "divergence_rate"), "n"] == 3
+    assert summary.loc[("scratch", "mode_collapse_rate"), "n"] == 0
+    assert summary.loc[("scratch", "inception_fid"), "interval"] == "none"
 
 
 def test_merge_two_dirs(tmp_path: Path) -> None:
@@ -180,6 +207,25 @@ def test_merge_refuses_different_profile(tmp_path: Path) -> None:
     b = write_run(tmp_path / "b", [make_row(seed=1, profile="full")])
     with pytest.raises(BenchError, match=r"profile.*a.*'quick'.*b.*'full'"):
         write_report([a, b])
+
+
+@pytest.mark.parametrize("key, label", [("domain_weights", "domain encoder weights"),
+                                        ("inception_net", "Inception network")])
+def test_merge_refuses_different_reference_nets(tmp_path: Path, key: str, label: str) -> None:
+    def row(seed: int, value: str, task: str = "phantom-2d") -> dict[str, Any]:
+        made = make_row(task=task, seed=seed)
+        made["reference"][key] = value
+        return made
+
+    # Another task may use other nets, and equal values merge.
+    a = write_run(tmp_path / "a", [row(0, "net-a"), row(0, "net-x", task="phantom-3d")])
+    same = write_run(tmp_path / "same", [row(1, "net-a")])
+    assert list(load_results([a, same])["seed"]) == [0, 1, 0]
+    # Rows that differ only in this reference net, for the same task, are refused.
+    b = write_run(tmp_path / "b", [row(1, "net-b")])
+    with pytest.raises(BenchError, match=rf"different {label} of task phantom-2d\b.*: "
+                                         r".*\ba\b has 'net-a', .*\bb\b has 'net-b'"):
+        load_results([a, b])
 
 
 def test_merge_refuses_duplicate_unit(tmp_path: Path) -> None:

@@ -6,25 +6,27 @@ import torch
 
 import bench.train
 from bench.run import build_networks
-from bench.train import Evaluator, train_unit
+from bench.evaluation import Evaluator
+from bench.train import train_unit
 
 
-def _unit(smoke_2d, checkpoint=None):
+def _unit(smoke_2d, cache_dir, checkpoint=None):
     _, s, data = smoke_2d
     G, D = build_networks(s, seed=3)
-    ev = Evaluator(data, s, torch.device("cpu"))
+    ev = Evaluator(data, s, torch.device("cpu"), "fp32", cache_dir, progress=False)
     return train_unit(G, D, data, s, 3, torch.device("cpu"), "fp32", ev, checkpoint=checkpoint,
                       progress=False)
 
 
 def _numbers(curve):
-    return [(r["step"], r["fid"], r["loss_g"], r["loss_d"]) for r in curve]
+    return [(r["step"], r["fid"], r["loss_g"], r["loss_d"], r["d_acc_real"], r["msssim"])
+            for r in curve]
 
 
-def test_interrupted_unit_resumes_from_its_checkpoint(smoke_2d, tmp_path, monkeypatch):
+def test_interrupted_unit_resumes_from_its_checkpoint(smoke_2d, cache_dir, tmp_path, monkeypatch):
     _, s, _ = smoke_2d
     assert s.steps == 2 * s.eval_every  # one checkpoint half-way
-    reference = _unit(smoke_2d)
+    reference = _unit(smoke_2d, cache_dir)
 
     checkpoint = tmp_path / "unit.pt"
     real_optimize = bench.train._optimize
@@ -37,7 +39,7 @@ def test_interrupted_unit_resumes_from_its_checkpoint(smoke_2d, tmp_path, monkey
 
     monkeypatch.setattr(bench.train, "_optimize", interrupt_after_checkpoint)
     with pytest.raises(KeyboardInterrupt):
-        _unit(smoke_2d, checkpoint)
+        _unit(smoke_2d, cache_dir, checkpoint)
     assert checkpoint.exists()
 
     def counting(loss, opt, name, step, result):
@@ -45,15 +47,15 @@ def test_interrupted_unit_resumes_from_its_checkpoint(smoke_2d, tmp_path, monkey
         return real_optimize(loss, opt, name, step, result)
 
     monkeypatch.setattr(bench.train, "_optimize", counting)
-    resumed = _unit(smoke_2d, checkpoint)
+    resumed = _unit(smoke_2d, cache_dir, checkpoint)
     assert min(calls) == s.eval_every  # no step before the checkpoint was redone
     assert _numbers(resumed.curve) == _numbers(reference.curve)
     assert torch.equal(resumed.samples, reference.samples)
 
 
-def test_a_damaged_checkpoint_restarts_the_unit(smoke_2d, tmp_path):
+def test_a_damaged_checkpoint_restarts_the_unit(smoke_2d, cache_dir, tmp_path):
     checkpoint = tmp_path / "unit.pt"
     checkpoint.write_bytes(b"not a checkpoint")
     with pytest.warns(UserWarning, match="unreadable checkpoint"):
-        result = _unit(smoke_2d, checkpoint)
+        result = _unit(smoke_2d, cache_dir, checkpoint)
     assert result.status == "ok" and result.curve[0]["step"] == 0

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from bench.device import autocast, fast_layout
-from bench.fid import STAGES, RandomConvFeatures
+from bench.domain import DomainFeatures, _encoder
+from bench.fid import frechet_distance
 from bench.nets import NoiseToImageGenerator, PatchDiscriminator, ResnetTrunk, init_weights
 from bench.profiles import get_settings
 
@@ -54,9 +55,28 @@ def test_cyclegan_generator_pass_quick(benchmark, dims):
 
 
 @pytest.mark.parametrize("dims", [2, 3])
-def test_fid_features_quick(benchmark, dims):
+def test_domain_features_quick(benchmark, dims):
     s = get_settings("quick", dims)
-    net = RandomConvFeatures(dims)
+    features = DomainFeatures(_encoder(s), "untrained", {}, dims)
     images = torch.rand(s.fid_samples, 1, *[s.image_size] * dims) * 2 - 1
-    feats = benchmark.pedantic(net, args=(images,), rounds=3, iterations=1)
-    assert feats.shape == (s.fid_samples, sum(STAGES[dims]))
+    feats = benchmark.pedantic(features, args=(images,), rounds=3, iterations=1)
+    assert feats.shape == (s.fid_samples, s.domain_features)
+
+
+def test_inception_features_32_images(benchmark):
+    """32 images of 64^2 through InceptionV3 at 299^2: a quick 2D unit feeds it 240."""
+    from bench.inception import load_inception
+    from bench.run import default_cache
+    extractor, reason = load_inception(default_cache(), "cpu")
+    if extractor is None:
+        pytest.skip(reason)
+    images = torch.rand(32, 1, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    extractor(images[:16])  # TorchScript optimises on its first calls
+    feats = benchmark.pedantic(extractor, args=(images,), rounds=3, iterations=1)
+    assert feats.shape == (32, 2048)
+
+
+def test_frechet_distance_inception_width(benchmark):
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(480, 2048, generator=gen, dtype=torch.float64) for _ in "ab")
+    assert benchmark(frechet_distance, a, b) > 0

@@ -1,0 +1,35 @@
+"""Trained artifacts cached on disk (pretext models, the domain encoder): trained once, loaded
+afterwards; a file that cannot be read back is trained again, never trusted."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import torch
+
+from bench.atomic import atomic_path
+
+T = TypeVar("T")
+
+
+def load_or_train(path: Path, what: str, load: Callable[[dict], T], train: Callable[[], dict]) -> T:
+    """`load(blob)` of the blob saved at `path`, or of `train()`'s blob, saved there atomically
+    (the file appears only when complete). `load` may reject a blob by raising: it is then
+    trained again with a warning, like a file torch cannot read."""
+    path = Path(path)
+    if path.exists():
+        try:
+            return load(torch.load(path, map_location="cpu", weights_only=True))
+        except Exception as err:  # an unreadable artifact is retrained, never trusted
+            warnings.warn(f"ignoring unreadable {what} {path} ({err}); training it again", stacklevel=3)
+    blob = train()
+    with atomic_path(path) as tmp:
+        torch.save(blob, tmp)
+    return load(blob)
+
+
+def nonfinite(state: dict[str, torch.Tensor]) -> list[str]:
+    """Names of floating-point tensors with NaN or inf: a diverged model is never cached."""
+    return [n for n, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()]

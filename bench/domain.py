@@ -1,0 +1,144 @@
+"""The domain feature encoder behind the "domain FID": a small MONAI ResNet (natively 3D for
+volumes) trained self-supervised with SimCLR (Chen et al. 2020) on the task's real TRAINING T1
+images only, never on generated ones. Its architecture shares nothing with the GAN's generator or
+PatchGAN discriminator, so no strategy's initialization is closer to the metric than another's.
+Trained once per task and seed, cached by key, frozen.
+
+Always fp32, whatever the run's precision: the encoder is a metric, so bf16 and fp32 runs must
+share it (its key has no precision), and bf16 autocast training of this 3D net on CPU gave
+non-finite gradients in about 1 of 25 steps (BatchNorm3d in the mix; fp32 never did).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from monai.losses import ContrastiveLoss
+from monai.networks.nets import ResNet
+from torch.optim.swa_utils import update_bn
+from tqdm.auto import tqdm
+
+from bench.artifacts import load_or_train, nonfinite
+from bench.device import fast_layout, seeded_generator
+from bench.errors import BenchError
+from bench.profiles import Settings
+
+DOMAIN_VERSION = 1
+LR, TEMPERATURE, PROJECTION = 1e-3, 0.2, 64
+ROTATION, SCALE, SHIFT = math.radians(10), 0.1, 0.1  # shift: fraction of the half-extent
+
+
+def domain_key(data, s: Settings, seed: int) -> str:
+    blob = json.dumps({"data": data.fingerprint, "dims": s.dims, "image_size": s.image_size,
+                       "steps": s.domain_steps, "batch": s.domain_batch, "features": s.domain_features,
+                       "seed": seed, "version": DOMAIN_VERSION}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _encoder(s: Settings) -> ResNet:
+    planes = [16, 32, 64, 128] if s.dims == 2 else [8, 16, 32, 64]
+    return ResNet("basic", [1, 1, 1, 1], planes, spatial_dims=s.dims, n_input_channels=1,
+                  num_classes=s.domain_features)
+
+
+def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """One random view per image, the same code in 2D and 3D: a small affine (rotation, scale,
+    shift), then gamma and intensity scaling, then gaussian noise. Background stays -1."""
+    n, d = x.shape[0], x.ndim - 2
+
+    def u(*shape: int) -> torch.Tensor:  # uniform in [-1, 1]
+        return torch.rand(shape, generator=gen) * 2 - 1
+
+    skew = torch.triu(u(n, d, d) * ROTATION, diagonal=1)
+    rotation = torch.linalg.matrix_exp(skew - skew.transpose(1, 2))  # a rotation in any dims
+    theta = torch.cat([rotation * (1 + SCALE * u(n, 1, 1)), SHIFT * u(n, d, 1)], dim=2)
+    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+    # Sampling x + 1 with zero padding pads with -1, the background.
+    y = F.grid_sample(x + 1, grid, padding_mode="zeros", align_corners=False) / 2
+    shape = (n,) + (1,) * (d + 1)
+    gamma, gain = torch.exp(0.3 * u(*shape)), 1 + 0.1 * u(*shape)
+    y = y.clamp(0, 1) ** gamma.to(x.device) * gain.to(x.device) * 2 - 1
+    sigma = 0.05 * torch.rand(shape, generator=gen)
+    return y + (sigma * torch.randn(y.shape, generator=gen)).to(x.device)
+
+
+class DomainFeatures:
+    """The frozen encoder: images [N, 1, *spatial] in [-1, 1] -> float64 CPU [N, features]."""
+
+    def __init__(self, encoder: ResNet, key: str, info: dict, dims: int):
+        self.encoder = encoder.eval().requires_grad_(False)
+        self.key, self.info, self.dims = key, info, dims
+        self.name = f"domain-resnet-v{DOMAIN_VERSION}:{key}"
+        self.device = next(encoder.parameters()).device
+
+    def to(self, device) -> DomainFeatures:
+        self.device = torch.device(device)
+        self.encoder.to(self.device)
+        return self
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        out = [torch.empty(0, self.encoder.fc.out_features, dtype=torch.float64)]
+        with torch.autocast(self.device.type, enabled=False):  # a metric: always fp32
+            for chunk in images.split(64 if self.dims == 2 else 4):
+                out.append(self.encoder(chunk.to(self.device, torch.float32)).double().cpu())
+        return torch.cat(out)
+
+
+def train_encoder(data, s: Settings, device: torch.device, seed: int, progress: bool = True) -> dict:
+    """SimCLR: NT-Xent between two augmented views of each image of a batch of train T1 images."""
+    with torch.random.fork_rng(devices=[]):  # the caller's random stream stays untouched
+        torch.manual_seed(seed)
+        encoder, head = _encoder(s), torch.nn.Sequential(
+            torch.nn.Linear(s.domain_features, PROJECTION), torch.nn.ReLU(), torch.nn.Linear(PROJECTION, PROJECTION))
+    encoder, head = fast_layout(encoder.to(device), s.dims), head.to(device)
+    opt = torch.optim.Adam([*encoder.parameters(), *head.parameters()], LR)
+    loss_fn, gen = ContrastiveLoss(temperature=TEMPERATURE), seeded_generator(seed, 4)
+    images = data.train.t1
+    batch = min(s.domain_batch, len(images))  # distinct images: a repeat would be a false negative
+    start, loss = time.perf_counter(), torch.tensor(float("nan"))
+    for _ in tqdm(range(s.domain_steps), desc=f"domain encoder {data.spec.name}", disable=not progress,
+                  leave=False):
+        x = images[torch.randperm(len(images), generator=gen)[:batch]].to(device)
+        views = torch.cat([augment(x, gen), augment(x, gen)])
+        z = head(encoder(views))
+        loss = loss_fn(z[:batch], z[batch:])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    # Batch-norm statistics averaged over all train images: after few steps (smoke) the running
+    # averages would still be near their initial values, and eval-mode features skewed. Balanced
+    # chunks: a last chunk of one image would fail where a feature map is 1 pixel.
+    with torch.no_grad():
+        update_bn(images.tensor_split(math.ceil(len(images) / (64 if images.ndim == 4 else 8))),
+                  encoder, device)
+    state = {n: t.detach().cpu() for n, t in encoder.state_dict().items()}
+    if bad := nonfinite(state):
+        raise BenchError(f"domain encoder of {data.spec.name} diverged (non-finite {bad[0]}); check the "
+                         f"task's training images for NaN/inf, else report it as a bug")
+    digest = hashlib.sha256(b"".join(t.contiguous().numpy().tobytes() for t in state.values()))
+    info = {"steps": s.domain_steps, "batch": batch, "seconds": round(time.perf_counter() - start, 2),
+            "weights_sha256": digest.hexdigest()[:16],
+            "final_loss": float(loss.detach()), "device": str(device), "precision": "fp32"}
+    return {"state": state, "info": info}
+
+
+def get_domain_features(data, s: Settings, cache_dir: Path, device, precision: str, seed: int = 0,
+                        progress: bool = True) -> DomainFeatures:
+    """The task's frozen domain encoder: loaded from the cache, or trained once and cached.
+    `precision` is the run's and does not change the encoder (see the module's docstring)."""
+    key, device = domain_key(data, s, seed), torch.device(device)
+
+    def load(blob: dict) -> DomainFeatures:
+        encoder = fast_layout(_encoder(s), s.dims)  # layout only: the values are the same
+        encoder.load_state_dict(blob["state"])
+        return DomainFeatures(encoder, key, blob["info"], s.dims).to(device)
+
+    return load_or_train(Path(cache_dir) / "domain" / f"{key}.pt", "domain encoder", load,
+                         lambda: train_encoder(data, s, device, seed, progress))

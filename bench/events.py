@@ -1,0 +1,86 @@
+"""Training statistics of one unit, read off its evaluation curve: divergence, mode collapse and
+convergence. A pure function of the curve, so a resumed unit gets the same numbers.
+
+Every event needs `*_patience` evaluations in a row, so one noisy evaluation is not an event; its
+step is the first evaluation of that row. Step 0 (the initialized, untrained generator) never
+counts: a generator that starts out producing near-identical images has not collapsed.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from scipy.integrate import trapezoid
+
+from bench.profiles import Settings
+
+EVENTS = ("nonfinite_step", "fid_blowup_step", "d_saturation_step", "diversity_collapse_step",
+          "coverage_collapse_step")
+
+
+def _first_run(curve: list[dict], hit: Callable[[dict, int], bool], patience: int) -> int | None:
+    """Step at which `hit` starts holding for `patience` evaluations in a row (after step 0)."""
+    run_start, run_length = None, 0
+    for i, row in enumerate(curve):
+        if row["step"] == 0 or not hit(row, i):
+            run_start, run_length = None, 0
+            continue
+        run_start = row["step"] if run_start is None else run_start
+        run_length += 1
+        if run_length >= patience:
+            return run_start
+    return None
+
+
+def _value(row: dict, key: str) -> float | None:
+    value = row.get(key)
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def detect_events(curve: list[dict], s: Settings, msssim_real: float | None,
+                  nonfinite_step: int | None) -> dict:
+    """First step of each divergence and mode-collapse event (None when it never happened)."""
+    # The row appended when a unit diverges records its losses, not an evaluation.
+    evaluated = [r for r in curve if "d_acc_real" in r or r.get("fid") is not None]
+    best = [min((f for r in evaluated[:i] if (f := _value(r, "fid")) is not None), default=None)
+            for i in range(len(evaluated))]
+
+    def blowup(row: dict, i: int) -> bool:
+        fid = _value(row, "fid")
+        # Non-finite images after a finite start are a blow-up too.
+        return best[i] is not None and (fid is None or fid > s.blowup_factor * best[i])
+
+    def saturated(row: dict, _: int) -> bool:
+        real, fake = _value(row, "d_acc_real"), _value(row, "d_acc_fake")
+        return real is not None and fake is not None and min(real, fake) >= s.saturation_accuracy
+
+    def diversity(row: dict, _: int) -> bool:
+        fake = _value(row, "msssim")
+        return (fake is not None and msssim_real is not None
+                and 1 - fake < s.collapse_diversity * (1 - msssim_real))
+
+    def coverage(row: dict, _: int) -> bool:
+        value = _value(row, "coverage")
+        return value is not None and value < s.collapse_coverage
+
+    events = {
+        "nonfinite_step": nonfinite_step,
+        "fid_blowup_step": _first_run(evaluated, blowup, s.blowup_patience),
+        "d_saturation_step": _first_run(evaluated, saturated, s.saturation_patience),
+        "diversity_collapse_step": _first_run(evaluated, diversity, s.collapse_patience),
+        "coverage_collapse_step": _first_run(evaluated, coverage, s.collapse_patience),
+    }
+    events["diverged"] = any(events[k] is not None for k in EVENTS[:3])
+    events["mode_collapse"] = any(events[k] is not None for k in EVENTS[3:])
+    return events
+
+
+def convergence(curve: list[dict]) -> dict:
+    """Area under the FID curve, as the mean FID over the steps it spans (comparable across
+    budgets), from the evaluations with a finite FID."""
+    points = [(r["step"], f) for r in curve if (f := _value(r, "fid")) is not None]
+    if len(points) < 2:
+        return {"fid_auc": points[0][1] if points else None}
+    steps, fids = np.array(points, dtype=float).T
+    return {"fid_auc": float(trapezoid(fids, steps) / (steps[-1] - steps[0]))}

@@ -1,0 +1,130 @@
+"""The report's "Set-up" section: where and how it ran, the data, what each metric was computed
+from (sample counts, feature networks), every harness number, and the pretext models' cost."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from reports import fmt
+from reports.fmt import table, values_text
+
+
+def _keyed_values(frame: pd.DataFrame, prefix: str, missing: str) -> str:
+    """`name value` for every `prefix.name` column, e.g. versions.torch -> `torch 2.13.0`."""
+    parts = []
+    for column in (c for c in frame.columns if c.startswith(prefix)):
+        values = fmt.distinct(frame, column)
+        parts.append(f"{column[len(prefix):]} {' / '.join(map(str, values)) or missing}")
+    return ", ".join(parts) or fmt.MISSING
+
+
+def _values(in_task: pd.DataFrame, column: str) -> str:
+    return values_text([fmt.num(v, 0) if isinstance(v, float) else v
+                        for v in fmt.distinct(in_task, column)])
+
+
+def _inception(in_task: pd.DataFrame) -> str:
+    nets = fmt.distinct(in_task, "reference.inception_net")
+    if nets:
+        return values_text(nets)
+    reasons = fmt.distinct(in_task, "metrics_missing.inception_fid")
+    return "none: " + values_text(reasons, "no reason recorded")
+
+
+def _domain(in_task: pd.DataFrame) -> str:
+    name, key = _values(in_task, "reference.feature_net"), _values(in_task, "reference.domain_key")
+    details = [] if key in (fmt.MISSING, "") or key in name else [f"key {key}"]
+    seconds = fmt.distinct(in_task, "reference.domain_seconds")
+    if seconds:
+        details.append(f"trained in {' / '.join(fmt.num(s, 1) for s in seconds)} s")
+    return name + (f" ({', '.join(details)})" if details else "")
+
+
+def _kid(in_task: pd.DataFrame) -> str:
+    subsets, size = (fmt.distinct(in_task, f"reference.kid_{k}")
+                     for k in ("subsets", "subset_size"))
+    if not subsets and not size:
+        return fmt.MISSING
+    return f"{values_text(subsets)} subsets of {values_text(size)}"
+
+
+EVALUATION_ROWS = (
+    ("samples per side (domain FID, KID, PRDC, NDB, MS-SSIM)",
+     lambda t: _values(t, "reference.fid_samples")),
+    ("domain encoder (self-supervised on the task's training images)", _domain),
+    ("Inception network", _inception),
+    ("Inception images (3D: per orthogonal plane)",
+     lambda t: _values(t, "reference.inception_images")),
+    ("KID", _kid),
+    ("PRDC k", lambda t: _values(t, "reference.prdc_k")),
+    ("NDB bins", lambda t: _values(t, "reference.ndb_bins")),
+    ("MS-SSIM pairs", lambda t: _values(t, "reference.msssim_pairs")),
+)
+
+
+def _by_task(frame: pd.DataFrame, rows: list[tuple[str, object]]) -> str:
+    tasks = sorted(frame["task"].unique())
+    in_tasks = [frame[frame["task"] == t] for t in tasks]
+    return table(["", *tasks], [[label, *(cell(t) for t in in_tasks)] for label, cell in rows])
+
+
+def _harness_table(frame: pd.DataFrame) -> str:
+    prefix = "settings.harness."
+    keys = [c[len(prefix):] for c in frame.columns if c.startswith(prefix)]
+    if not keys:
+        return "The rows do not record the harness settings (an older harness version)."
+    return _by_task(frame, [(key, lambda t, c=prefix + key: values_text(fmt.distinct(t, c)))
+                            for key in keys])
+
+
+def _pretext_table(frame: pd.DataFrame) -> str:
+    names = sorted({c.split(".")[1] for c in frame.columns
+                    if c.startswith("pretexts.") and c.count(".") >= 2})
+    rows = []
+    for task in sorted(frame["task"].unique()):
+        in_task = frame[frame["task"] == task]
+        for name in names:
+            prefix = f"pretexts.{name}."
+            columns = [c for c in in_task.columns if c.startswith(prefix)]
+            used = in_task[in_task[columns].notna().any(axis=1)]
+            # Strategies and seeds share pretext artifacts: one line per artifact key.
+            key = prefix + "key"
+            used = used.drop_duplicates(subset=[key]) if key in columns else used.head(1)
+            for _, unit in used.iterrows():
+                rows.append([task, name, fmt.cell(unit.get(prefix + "key")),
+                             fmt.num(unit.get(prefix + "steps"), 0),
+                             fmt.num(unit.get(prefix + "seconds"), 1),
+                             fmt.num(unit.get(prefix + "ssim"), 3),
+                             fmt.num(unit.get(prefix + "psnr"), 2)])
+    if not rows:
+        return "No pretext models were used."
+    return table(["task", "pretext", "key", "steps", "seconds", "SSIM", "PSNR (dB)"], rows)
+
+
+def setup_section(frame: pd.DataFrame) -> str:
+    lines = [
+        "## Set-up",
+        "",
+        f"- Profile: {values_text(fmt.distinct(frame, 'settings.profile'))}",
+        f"- Device: {values_text(fmt.distinct(frame, 'settings.device'))}",
+        f"- Precision: {values_text(fmt.distinct(frame, 'settings.precision'))}",
+        f"- Versions: {_keyed_values(frame, 'versions.', fmt.MISSING)}",
+        # A null hardware field means "not present" (e.g. gpu: null on a CPU machine).
+        f"- Hardware: {_keyed_values(frame, 'hardware.', 'none')}",
+        "",
+    ]
+    rows = []
+    for task in sorted(frame["task"].unique()):
+        in_task = frame[frame["task"] == task]
+        rows.append([task] + [values_text(fmt.distinct(in_task, c)) for c in (
+            "settings.dims", "settings.image_size", "settings.steps", "settings.batch_size",
+            "settings.data_fingerprint", "settings.data_seed", "settings.pretext_seed")])
+    lines.append(table(["task", "dims", "image size", "steps", "batch size", "data fingerprint",
+                        "data seed", "pretext seed"], rows))
+    lines += ["", "### Evaluation: sample counts and feature networks", "",
+              "Generated samples are compared with held-out real test images; the domain "
+              "encoder is trained only on the task's training images.", "",
+              _by_task(frame, list(EVALUATION_ROWS)),
+              "", "### Harness settings (the same for every strategy)", "", _harness_table(frame),
+              "", "### Pretext models: cost and translation quality", "", _pretext_table(frame)]
+    return "\n".join(lines)
