@@ -52,6 +52,8 @@ class Evaluator:
         self.train = even_subset(data.train.t1, min(D_ACCURACY_IMAGES, len(data.train.t1)))
         self.real = self.domain(self.test.to(device))
         self.feature_net = self.domain.name
+        # What a checkpointed curve was measured with: the key alone does not pin the weights.
+        self.identity = f"{self.domain.name}/{self.domain.info.get('weights_sha256')}"
         extractor, described = load_inception(cache_dir, device)
         self.inception = (InceptionFID(extractor, self.test, s.dims, s.inception_images)
                           if extractor is not None else None)

@@ -82,6 +82,11 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
     result, start_step = UnitResult(), 0
 
     ck = _load_checkpoint(checkpoint)
+    if ck is not None and ck.get("metric") != evaluator.identity:
+        # Its curve was measured with another domain encoder: mixing the two would be wrong.
+        warnings.warn(f"ignoring checkpoint {checkpoint}: its curve was measured with "
+                      f"{ck.get('metric')}, not {evaluator.identity}; the unit starts again")
+        ck = None
     if ck is not None:
         G.load_state_dict(ck["G"]), D.load_state_dict(ck["D"])
         opt_g.load_state_dict(ck["opt_g"]), opt_d.load_state_dict(ck["opt_d"])
@@ -104,7 +109,7 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
                 "G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(),
                 "opt_d": opt_d.state_dict(), "ema": ema.state_dict() if ema is not None else None,
                 "gen": gen.get_state(), "curve": result.curve, "train_seconds": result.train_seconds,
-                "step": step})
+                "step": step, "metric": evaluator.identity})
 
     if start_step == 0 and not result.curve:
         evaluate(0, None, None)

@@ -59,3 +59,27 @@ def test_a_damaged_checkpoint_restarts_the_unit(smoke_2d, cache_dir, tmp_path):
     with pytest.warns(UserWarning, match="unreadable checkpoint"):
         result = _unit(smoke_2d, cache_dir, checkpoint)
     assert result.status == "ok" and result.curve[0]["step"] == 0
+
+
+def test_a_checkpoint_measured_with_another_domain_encoder_restarts_the_unit(
+        smoke_2d, cache_dir, tmp_path, monkeypatch):
+    checkpoint = tmp_path / "unit.pt"
+    _unit(smoke_2d, cache_dir, checkpoint)
+    monkeypatch.setattr(Evaluator, "__init__", _other_encoder(Evaluator.__init__))
+    real_optimize, calls = bench.train._optimize, []
+
+    def counting(loss, opt, name, step, result):
+        calls.append(step)
+        return real_optimize(loss, opt, name, step, result)
+
+    monkeypatch.setattr(bench.train, "_optimize", counting)
+    with pytest.warns(UserWarning, match="measured with"):
+        result = _unit(smoke_2d, cache_dir, checkpoint)
+    assert min(calls) == 0 and result.curve[0]["step"] == 0  # trained again from step 0
+
+
+def _other_encoder(init):
+    def patched(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.identity += "-retrained"
+    return patched
