@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="task data and pretext cache (default $BENCH_CACHE or ~/.cache/gan-init-bench)")
     r.add_argument("--data-seed", type=int, default=0)
     r.add_argument("--pretext-seed", type=int, default=0)
+    r.add_argument("--shard", default="0/1",
+                   help="I/N: run every N-th unit from the I-th (one machine of N; same other arguments)")
     r.add_argument("--no-progress", action="store_true")
 
     rep = sub.add_parser("report", help="rebuild report.md and results.csv from run directories")
@@ -84,14 +86,15 @@ def _list(what: str, plugins: list[str]) -> None:
 def _run(args: argparse.Namespace) -> None:
     import datasets
     import strategies
-    from bench.run import RunConfig, default_cache, run
+    from bench.run import RunConfig, default_cache, parse_shard, run
     strategies.load_plugins(args.plugin)
     cfg = RunConfig(
         strategies=_names(args.strategy, strategies.list_strategies(), "strategy"),
         tasks=_names(args.task, [t.name for t in datasets.list_tasks()], "task"),
         out=args.out or Path("runs") / args.profile, profile=args.profile, seeds=args.seeds,
         device=args.device, precision=args.precision, cache_dir=args.cache or default_cache(),
-        data_seed=args.data_seed, pretext_seed=args.pretext_seed, progress=not args.no_progress)
+        data_seed=args.data_seed, pretext_seed=args.pretext_seed, progress=not args.no_progress,
+        shard=parse_shard(args.shard))
     report = run(cfg)
     print(f"report: {report}")
 

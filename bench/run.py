@@ -47,6 +47,18 @@ class RunConfig:
     data_seed: int = 0
     pretext_seed: int = 0
     progress: bool = True
+    shard: tuple[int, int] = (0, 1)  # (i, n): this machine runs every n-th unit from the i-th
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'i/n' -> (i, n), with 0 <= i < n."""
+    try:
+        i, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise BenchError(f"--shard {text!r}: expected I/N, e.g. 0/4 for the first of 4 machines") from None
+    if not 0 <= i < n:
+        raise BenchError(f"--shard {text}: need 0 <= I < N (the shards of 4 machines are 0/4 .. 3/4)")
+    return i, n
 
 
 def versions() -> dict[str, str]:
@@ -174,11 +186,20 @@ def run(cfg: RunConfig) -> Path:
         strategies.get_strategy(name)
     specs = [datasets.get_task(t) for t in cfg.tasks]
     settings = {spec.name: get_settings(cfg.profile, spec.dims) for spec in specs}
+    shard, shards = cfg.shard
+    if not 0 <= shard < shards:
+        raise BenchError(f"shard {shard}/{shards}: need 0 <= I < N")
+    # Every n-th unit of the full plan, in a fixed order: machines given the same arguments and
+    # different shards run disjoint units that together make the whole plan.
+    full = [(spec, st, seed) for spec in specs for st in cfg.strategies for seed in range(cfg.seeds)]
+    plan = full[shard::shards]
+    if not plan:
+        raise BenchError(f"shard {shard}/{shards} has no units (the plan has {len(full)}); "
+                         "use at most that many shards")
     store = RunStore(cfg.out)  # nothing is written before every input above has been checked
     store.check_settings({"profile": cfg.profile, "precision": cfg.precision,
                           "device": device.type, "data_seed": cfg.data_seed,
-                          "pretext_seed": cfg.pretext_seed})
-    plan = [(spec, st, seed) for spec in specs for st in cfg.strategies for seed in range(cfg.seeds)]
+                          "pretext_seed": cfg.pretext_seed, "shard": f"{shard}/{shards}"})
     done = store.finished()
     bar = tqdm(total=len(plan), desc="units", unit="unit", disable=not cfg.progress)
     for spec in specs:

@@ -8,7 +8,8 @@ import torch
 
 import bench.run
 from bench.cli import main
-from bench.run import RunConfig, run
+from bench.errors import BenchError
+from bench.run import RunConfig, parse_shard, run
 from strategies import Strategy, register_strategy, transfer_report
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,6 +99,7 @@ def test_the_readme_example_plugin_runs_in_the_smoke_profile(tmp_path, run_env):
     (["--precision", "fp8"], "unknown precision 'fp8'"),
     (["--device", "tpu"], "unknown device 'tpu'"),
     (["--seeds", "0"], "need at least 1"),
+    (["--shard", "2/2"], "need 0 <= I < N"),
     (["--plugin", "no/such/file.py"], "does not exist"),
 ])
 def test_bad_run_arguments_are_one_line_errors(tmp_path, run_env, capsys, args, message):
@@ -137,3 +139,35 @@ def test_readme_shows_the_example_plugin_verbatim():
     example = (REPO / "examples" / "cyclegan_with_d.py").read_text()
     assert example in (REPO / "README.md").read_text()
     assert len(example.splitlines()) <= 30
+
+
+def test_shards_split_the_units_and_their_reports_merge(tmp_path, cache_dir):
+    from dataclasses import replace
+
+    from reports import load_results
+    base = _config(tmp_path / "x", cache_dir, strategies=("scratch", "cyclegan-t2t1"), seeds=2)
+    dirs = [tmp_path / f"shard{i}" for i in range(3)]
+    for i, out in enumerate(dirs):
+        run(replace(base, out=out, shard=(i, 3)))
+    units = [[r["unit"] for r in _rows(out)] for out in dirs]
+    assert [len(u) for u in units] == [2, 1, 1]
+    everything = {f"phantom-2d/{s}/seed{k}" for s in ("scratch", "cyclegan-t2t1") for k in (0, 1)}
+    assert set().union(*map(set, units)) == everything  # disjoint and complete
+    assert set(load_results(dirs)["unit"]) == everything
+    with pytest.raises(BenchError, match="holds a run with shard"):
+        run(replace(base, out=dirs[0], shard=(1, 3)))
+
+
+@pytest.mark.parametrize("text, message", [("1", "expected I/N"), ("a/b", "expected I/N"),
+                                            ("3/3", "0 <= I < N"), ("-1/2", "0 <= I < N")])
+def test_bad_shards_are_one_line_errors(text, message):
+    with pytest.raises(BenchError, match=message):
+        parse_shard(text)
+
+
+def test_a_shard_without_units_is_refused_before_writing(tmp_path, cache_dir):
+    from dataclasses import replace
+    out = tmp_path / "run"
+    with pytest.raises(BenchError, match="has no units"):
+        run(replace(_config(out, cache_dir), shard=(1, 2)))
+    assert not out.exists()
