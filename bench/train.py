@@ -96,6 +96,10 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
         result.curve, result.train_seconds, start_step = ck["curve"], ck["train_seconds"], ck["step"]
 
     evaluated = ema.module if ema is not None else G
+    if ck is not None:
+        # The samples of the checkpoint's evaluation, as an uninterrupted unit holds them: they
+        # are what gets saved if the unit ends (or diverges) before its next evaluation.
+        result.samples = evaluator.generate(evaluated, eval_z, precision).cpu()
 
     def evaluate(step: int, loss_g: float | None, loss_d: float | None) -> None:
         samples = evaluator.generate(evaluated, eval_z, precision)
@@ -149,8 +153,6 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
         if (step + 1) % s.eval_every == 0 or step + 1 == s.steps:
             evaluate(step + 1, loss_g, loss_d)
     bar.close()
-    if result.samples is None:  # resumed from the final checkpoint: nothing left to train
-        result.samples = evaluator.generate(evaluated, eval_z, precision).cpu()
     result.steps = result.diverged_step if result.status == "diverged" else s.steps
     if result.status == "diverged":
         result.curve.append({"step": result.diverged_step, "seconds": round(result.train_seconds, 3),
