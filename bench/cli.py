@@ -45,7 +45,23 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--pretext-seed", type=int, default=0)
     r.add_argument("--shard", default="0/1",
                    help="I/N: run every N-th unit from the I-th (one machine of N; same other arguments)")
+    r.add_argument("--tuned", default=None, metavar="URL",
+                   help="Optuna storage of `bench tune`: each (task, strategy) with its best trial")
     r.add_argument("--no-progress", action="store_true")
+
+    t = sub.add_parser("tune", help="Optuna search per (task, strategy), the same trials for each")
+    t.add_argument("--strategy", default="all", help="all or NAME[,NAME]")
+    t.add_argument("--task", default="all", help="all or NAME[,NAME] (built-in name or task .toml)")
+    t.add_argument("--profile", default="quick")
+    t.add_argument("--trials", type=int, required=True, help="finished-or-failed trials per study")
+    t.add_argument("--storage", default=None, help="SQLAlchemy URL (default sqlite in --out)")
+    t.add_argument("--out", type=Path, default=None, help="directory (default runs/tune-PROFILE)")
+    t.add_argument("--plugin", action="append", default=[], help="strategy file.py or module")
+    t.add_argument("--device", default="auto")
+    t.add_argument("--precision", default="bf16")
+    t.add_argument("--cache", type=Path, default=None)
+    t.add_argument("--seed", type=int, default=0, help="sampler and network seed")
+    t.add_argument("--no-progress", action="store_true")
 
     rep = sub.add_parser("report", help="rebuild report.md and results.csv from run directories")
     rep.add_argument("run_dirs", nargs="+", type=Path)
@@ -94,9 +110,29 @@ def _run(args: argparse.Namespace) -> None:
         out=args.out or Path("runs") / args.profile, profile=args.profile, seeds=args.seeds,
         device=args.device, precision=args.precision, cache_dir=args.cache or default_cache(),
         data_seed=args.data_seed, pretext_seed=args.pretext_seed, progress=not args.no_progress,
-        shard=parse_shard(args.shard))
+        shard=parse_shard(args.shard), tuned=args.tuned)
     report = run(cfg)
     print(f"report: {report}")
+
+
+def _tune(args: argparse.Namespace) -> None:
+    import datasets
+    import strategies
+    from bench.run import default_cache
+    from bench.tune import TuneConfig, effort, tune
+    strategies.load_plugins(args.plugin)
+    cfg = TuneConfig(
+        strategies=_names(args.strategy, strategies.list_strategies(), "strategy"),
+        tasks=_names(args.task, [t.name for t in datasets.list_tasks()], "task"),
+        out=args.out or Path("runs") / f"tune-{args.profile}", trials=args.trials,
+        profile=args.profile, storage=args.storage, device=args.device, precision=args.precision,
+        cache_dir=args.cache or default_cache(), seed=args.seed, progress=not args.no_progress)
+    for name, study in tune(cfg).items():
+        done = effort(study)
+        best = (f"best domain FID {study.best_value:.4g} with {study.best_params}"
+                if done["complete"] else "no complete trial")
+        print(f"{name}: {done['complete']} complete, {done['pruned']} pruned, {done['fail']} "
+              f"failed; {best}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             from reports import write_report
             paths = write_report(args.run_dirs, args.out)
             print(f"report: {paths['report']}\ncsv: {paths['csv']}\nsummary: {paths['summary']}")
+        elif args.command == "tune":
+            _tune(args)
         elif args.command == "fetch-inception":
             from bench.inception import fetch_weights
             from bench.run import default_cache

@@ -43,18 +43,22 @@ def _attempt(out: dict, missing: dict, names: tuple[str, ...], compute) -> None:
 
 class Evaluator:
     def __init__(self, data, s: Settings, device: torch.device, precision: str, cache_dir: Path,
-                 progress: bool = True):
+                 progress: bool = True, against: str = "test", inception: bool = True):
+        """`against`: the held-out split generated images are compared with; tuning uses "val",
+        so the test images never choose hyper-parameters."""
         self.s, self.device = s, device
         self.n = min(s.fid_samples, len(data.val.t1), len(data.test.t1))
         self.domain = get_domain_features(data, s, cache_dir, device, precision, progress=progress)
-        self.test = even_subset(data.test.t1, self.n)
-        self.val = even_subset(data.val.t1, self.n)
+        other = "val" if against == "test" else "test"
+        self.test = even_subset(getattr(data, against).t1, self.n)
+        self.val = even_subset(getattr(data, other).t1, self.n)
         self.train = even_subset(data.train.t1, min(D_ACCURACY_IMAGES, len(data.train.t1)))
         self.real = self.domain(self.test.to(device))
         self.feature_net = self.domain.name
         # What a checkpointed curve was measured with: the key alone does not pin the weights.
         self.identity = f"{self.domain.name}/{self.domain.info.get('weights_sha256')}"
-        extractor, described = load_inception(cache_dir, device)
+        extractor, described = (load_inception(cache_dir, device) if inception
+                                else (None, "not computed while tuning"))
         self.inception = (InceptionFID(extractor, self.test, s.dims, s.inception_images)
                           if extractor is not None else None)
         self.inception_net = described if extractor is not None else None

@@ -48,6 +48,7 @@ class RunConfig:
     pretext_seed: int = 0
     progress: bool = True
     shard: tuple[int, int] = (0, 1)  # (i, n): this machine runs every n-th unit from the i-th
+    tuned: str | None = None  # Optuna storage URL: each (task, strategy) with its best trial
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -144,9 +145,12 @@ def _failed_row(spec, strategy_name: str, seed: int, cfg: RunConfig, device: tor
 
 def run_unit(spec, data, s: Settings, strategy_name: str, seed: int, cfg: RunConfig,
              device: torch.device, evaluator: Evaluator, pretexts: dict, store: RunStore,
-             reference: dict, real_samples: str) -> dict:
+             reference: dict, real_samples: str, tuned: dict | None = None) -> dict:
     stem = unit_stem(spec.name, strategy_name, seed)
     strategy = strategies.get_strategy(strategy_name)
+    if tuned is not None:
+        from bench.tune import apply_tuned
+        s = apply_tuned(s, strategy, tuned)
     start = time.perf_counter()
     G, D = build_networks(s, seed)
     used = {n: pretexts[n] for n in strategy.needs}
@@ -167,7 +171,7 @@ def run_unit(spec, data, s: Settings, strategy_name: str, seed: int, cfg: RunCon
                 steps=result.steps, train_seconds=round(result.train_seconds, 2),
                 seconds=round(time.perf_counter() - start, 2), metrics=metrics,
                 metrics_missing=missing, events=events, reference=reference, transfer=transfer,
-                pretexts=_pretext_summary(used),
+                pretexts=_pretext_summary(used), tuned=tuned,
                 strategy_origin=strategies.strategy_origin(strategy_name), files=files)
 
 
@@ -177,15 +181,21 @@ def _reference(evaluator: Evaluator, s: Settings, device: torch.device, precisio
     return evaluator.reference(evaluator.generate(G.to(device), z, precision))
 
 
-def run(cfg: RunConfig) -> Path:
+def check_inputs(cfg) -> tuple[torch.device, list, dict[str, Settings]]:
+    """Device, task specs and settings per task of a run or tuning config, every name checked
+    (one-line errors) before anything is written."""
     device = resolve_device(cfg.device)
     check_precision(cfg.precision)
-    if cfg.seeds < 1:
-        raise BenchError(f"--seeds {cfg.seeds}: need at least 1")
     for name in cfg.strategies:
         strategies.get_strategy(name)
     specs = [datasets.get_task(t) for t in cfg.tasks]
-    settings = {spec.name: get_settings(cfg.profile, spec.dims) for spec in specs}
+    return device, specs, {spec.name: get_settings(cfg.profile, spec.dims) for spec in specs}
+
+
+def run(cfg: RunConfig) -> Path:
+    if cfg.seeds < 1:
+        raise BenchError(f"--seeds {cfg.seeds}: need at least 1")
+    device, specs, settings = check_inputs(cfg)
     shard, shards = cfg.shard
     if not 0 <= shard < shards:
         raise BenchError(f"shard {shard}/{shards}: need 0 <= I < N")
@@ -196,10 +206,16 @@ def run(cfg: RunConfig) -> Path:
     if not plan:
         raise BenchError(f"shard {shard}/{shards} has no units (the plan has {len(full)}); "
                          "use at most that many shards")
+    tuned = {}
+    if cfg.tuned:
+        from bench.tune import load_tuned
+        tuned = {(spec.name, st): load_tuned(cfg.tuned, cfg.profile, spec.name, st)
+                 for spec in specs for st in cfg.strategies}
     store = RunStore(cfg.out)  # nothing is written before every input above has been checked
     store.check_settings({"profile": cfg.profile, "precision": cfg.precision,
                           "device": device.type, "data_seed": cfg.data_seed,
-                          "pretext_seed": cfg.pretext_seed, "shard": f"{shard}/{shards}"})
+                          "pretext_seed": cfg.pretext_seed, "shard": f"{shard}/{shards}",
+                          "tuned": next(iter(tuned.values()))["storage"] if tuned else None})
     done = store.finished()
     bar = tqdm(total=len(plan), desc="units", unit="unit", disable=not cfg.progress)
     for spec in specs:
@@ -230,7 +246,7 @@ def run(cfg: RunConfig) -> Path:
             else:
                 try:
                     row = run_unit(spec, data, s, st, seed, cfg, device, evaluator, pretexts,
-                                   store, reference, real_samples)
+                                   store, reference, real_samples, tuned.get((spec.name, st)))
                 except Exception as err:  # one broken unit or plugin must not sink the others
                     row = _failed_row(spec, st, seed, cfg, device, data, s,
                                       f"{type(err).__name__}: {err}")

@@ -11,6 +11,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -69,7 +70,9 @@ def _optimize(loss: torch.Tensor, opt: torch.optim.Optimizer, name: str, step: i
 
 def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: int,
                device: torch.device, precision: str, evaluator: Evaluator,
-               checkpoint: Path | None = None, progress: bool = True, label: str = "") -> UnitResult:
+               checkpoint: Path | None = None, progress: bool = True, label: str = "",
+               on_evaluate: Callable[[int, float | None], None] | None = None) -> UnitResult:
+    """`on_evaluate(step, domain FID)` after each evaluation (a tuner reports it to its pruner)."""
     fast_layout(G.to(device), s.dims).train()
     fast_layout(D.to(device), s.dims).train()
     opt_g = torch.optim.Adam(G.parameters(), s.lr_g, betas=(s.beta1, s.beta2))
@@ -114,6 +117,8 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
                 "opt_d": opt_d.state_dict(), "ema": ema.state_dict() if ema is not None else None,
                 "gen": gen.get_state(), "curve": result.curve, "train_seconds": result.train_seconds,
                 "step": step, "metric": evaluator.identity})
+        if on_evaluate is not None:
+            on_evaluate(step, result.curve[-1]["fid"])
 
     if start_step == 0 and not result.curve:
         evaluate(0, None, None)

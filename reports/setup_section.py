@@ -101,6 +101,31 @@ def _pretext_table(frame: pd.DataFrame) -> str:
     return table(["task", "pretext", "key", "steps", "seconds", "SSIM", "PSNR (dB)"], rows)
 
 
+def _tuning_table(frame: pd.DataFrame) -> str | None:
+    """Per (task, strategy): the study and best trial a tuned run used, its parameters and the
+    tuning effort; None for runs without `--tuned`."""
+    if "tuned.study" not in frame.columns or frame["tuned.study"].isna().all():
+        return None
+    params = sorted(c for c in frame.columns if c.startswith("tuned.params."))
+    units = frame.dropna(subset=["tuned.study"]).drop_duplicates(subset=["task", "strategy"])
+    rows = []
+    for _, unit in units.iterrows():
+        chosen = ", ".join(
+            f"{c.removeprefix('tuned.params.')} "
+            + (f"{unit[c]:.3g}" if isinstance(unit[c], float) else fmt.cell(unit[c]))
+            for c in params if not fmt.is_missing(unit[c]))
+        rows.append([unit["task"], unit["strategy"], f"{unit['tuned.study']} #{unit['tuned.trial']}",
+                     fmt.num(unit.get("tuned.value")), chosen,
+                     f"{unit.get('tuned.effort.complete')} / {unit.get('tuned.effort.pruned')} / "
+                     f"{unit.get('tuned.effort.fail')}",
+                     fmt.num(unit.get("tuned.effort.train_seconds"), 1)])
+    return ("Each strategy ran with the best trial of its own study (`bench tune`, the same "
+            "number of trials per study; objective: final domain FID against validation "
+            "images).\n\n" + table(["task", "strategy", "study and trial", "tuning FID",
+                                     "parameters", "trials complete / pruned / failed",
+                                     "tuning train seconds"], rows))
+
+
 def setup_section(frame: pd.DataFrame) -> str:
     lines = [
         "## Set-up",
@@ -127,4 +152,9 @@ def setup_section(frame: pd.DataFrame) -> str:
               _by_task(frame, list(EVALUATION_ROWS)),
               "", "### Harness settings (the same for every strategy)", "", _harness_table(frame),
               "", "### Pretext models: cost and translation quality", "", _pretext_table(frame)]
+    tuning = _tuning_table(frame)
+    if tuning is not None:
+        lines[lines.index("### Harness settings (the same for every strategy)")] = \
+            "### Harness settings (the same for every strategy, except the tuned values below)"
+        lines += ["", "### Tuned hyper-parameters", "", tuning]
     return "\n".join(lines)

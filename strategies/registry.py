@@ -23,6 +23,13 @@ class Strategy:
     description: ClassVar[str] = ""
     needs: ClassVar[tuple[str, ...]] = ()
 
+    def search_space(self, trial) -> None:
+        """Optional, for `bench tune`: suggest this strategy's own hyper-parameters on the Optuna
+        trial (names other than the harness's: lr_g, lr_d, beta1, r1_gamma, ema_decay)."""
+
+    def configure(self, params: dict) -> None:
+        """Apply the values `search_space` suggested (also when rerunning a tuned trial)."""
+
     def initialize(self, G: nn.Module, D: nn.Module, pretexts: dict) -> dict[str, int]:
         """Copy weights into G (``stem``, ``trunk.encoder|residual|decoder``) and/or D from
         ``pretexts[name].state``; return parameter counts transferred per part."""

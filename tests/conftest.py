@@ -37,6 +37,23 @@ def smoke_pretexts(smoke_2d, cache_dir):
 
 
 @pytest.fixture
+def nan_strategy() -> str:
+    """A registered strategy whose first loss is NaN (the registry is restored after the test)."""
+    from strategies import Strategy, register_strategy, transfer_report
+
+    @register_strategy("nan-init")
+    class NanInit(Strategy):
+        description = "poisons the stem so the first loss is NaN"
+
+        def initialize(self, G, D, pretexts):
+            with torch.no_grad():
+                G.stem.fc.weight.fill_(float("nan"))
+            return transfer_report()
+
+    return NanInit.name
+
+
+@pytest.fixture
 def run_env(cache_dir, monkeypatch):
     monkeypatch.setenv("BENCH_CACHE", str(cache_dir))
     return cache_dir

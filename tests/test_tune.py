@@ -1,0 +1,92 @@
+"""`bench tune` in the smoke profile: equal trial counts, resume without extra trials, pruning,
+diverged trials, and `bench run --tuned` applying and recording the best trial."""
+
+from dataclasses import replace
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from bench.errors import BenchError
+from bench.run import RunConfig, run
+from bench.store import read_jsonl
+from bench.tune import COUNTED, TuneConfig, storage_url, study_name, tune
+
+
+def _config(out, cache, strategies=("scratch", "cyclegan-partial"), trials=2, **kw):
+    return TuneConfig(strategies=list(strategies), tasks=["phantom-2d"], out=out, trials=trials,
+                      profile="smoke", device="cpu", precision="fp32", cache_dir=cache,
+                      progress=False, **kw)
+
+
+def _states(study):
+    return [t.state for t in study.get_trials(deepcopy=False)]
+
+
+def test_every_study_gets_exactly_n_trials_and_a_rerun_adds_none(tmp_path, cache_dir):
+    cfg = _config(tmp_path / "tune", cache_dir)
+    studies = tune(cfg)
+    assert set(studies) == {study_name("smoke", "phantom-2d", s) for s in cfg.strategies}
+    for study in studies.values():
+        assert len(_states(study)) == 2 and set(_states(study)) <= set(COUNTED)
+    partial = studies[study_name("smoke", "phantom-2d", "cyclegan-partial")]
+    assert all("parts" in t.params for t in partial.trials)  # the strategy's own search space
+    assert all(len(_states(s)) == 2 for s in tune(cfg).values())  # resumed: nothing redone
+    assert all(len(_states(s)) == 3 for s in tune(replace(cfg, trials=3)).values())
+
+
+def test_pruned_trials_count_towards_the_budget(tmp_path, cache_dir):
+    # Every domain FID is above 0: the threshold pruner stops each trial at its first report.
+    cfg = _config(tmp_path / "tune", cache_dir, strategies=("scratch",),
+                  pruner=optuna.pruners.ThresholdPruner(upper=0.0))
+    (study,) = tune(cfg).values()
+    assert _states(study) == [TrialState.PRUNED] * 2
+
+
+def test_a_diverged_trial_fails_with_its_reason(tmp_path, cache_dir, nan_strategy):
+    (study,) = tune(_config(tmp_path / "tune", cache_dir, strategies=(nan_strategy,))).values()
+    assert _states(study) == [TrialState.FAIL] * 2
+    assert all("non-finite" in t.user_attrs["reason"] for t in study.trials)
+
+
+def test_run_tuned_applies_and_records_the_best_trial(tmp_path, cache_dir):
+    cfg = _config(tmp_path / "tune", cache_dir)
+    studies = tune(cfg)
+    out = tmp_path / "run"
+    run(RunConfig(strategies=list(cfg.strategies), tasks=["phantom-2d"], out=out,
+                  profile="smoke", seeds=1, device="cpu", precision="fp32", cache_dir=cache_dir,
+                  progress=False, tuned=storage_url(cfg)))
+    rows = {r["strategy"]: r for _, r in read_jsonl(out / "results.jsonl")}
+    for name in cfg.strategies:
+        best = studies[study_name("smoke", "phantom-2d", name)].best_trial
+        row = rows[name]
+        assert row["status"] == "ok" and row["tuned"]["trial"] == best.number
+        assert row["tuned"]["params"] == best.params
+        assert row["tuned"]["effort"]["complete"] + row["tuned"]["effort"]["fail"] \
+            + row["tuned"]["effort"]["pruned"] == 2
+        for key in ("lr_g", "lr_d", "beta1", "r1_gamma", "ema_decay"):
+            assert row["settings"]["harness"][key] == best.params[key]
+    report = (out / "report.md").read_text()
+    assert "### Tuned hyper-parameters" in report
+    assert f"smoke/phantom-2d/scratch #{rows['scratch']['tuned']['trial']}" in report
+    parts = [p for p in ("encoder", "residual", "decoder")
+             if p in rows["cyclegan-partial"]["tuned"]["params"]["parts"]]
+    transfer = rows["cyclegan-partial"]["transfer"]
+    assert {p for p in ("encoder", "residual", "decoder") if transfer[p] > 0} == set(parts)
+
+
+def test_run_tuned_without_a_study_is_refused_before_writing(tmp_path, cache_dir):
+    cfg = _config(tmp_path / "tune", cache_dir, strategies=("scratch",), trials=1)
+    tune(cfg)
+    out = tmp_path / "run"
+    with pytest.raises(BenchError, match="no study smoke/phantom-2d/pretrained-encoder"):
+        run(RunConfig(strategies=["pretrained-encoder"], tasks=["phantom-2d"], out=out,
+                      profile="smoke", seeds=1, device="cpu", cache_dir=cache_dir,
+                      progress=False, tuned=storage_url(cfg)))
+    assert not out.exists()
+
+
+def test_a_bad_storage_url_is_a_one_line_error(tmp_path, cache_dir):
+    with pytest.raises(BenchError, match="cannot open Optuna storage"):
+        tune(_config(tmp_path / "tune", cache_dir, storage="nosuchdb://x"))
+    assert not (tmp_path / "tune").exists()
