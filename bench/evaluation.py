@@ -50,21 +50,23 @@ class Evaluator:
         self.n = min(s.fid_samples, len(data.val.t1), len(data.test.t1))
         self.domain = get_domain_features(data, s, cache_dir, device, precision, progress=progress)
         other = "val" if against == "test" else "test"
-        self.test = even_subset(getattr(data, against).t1, self.n)
-        self.val = even_subset(getattr(data, other).t1, self.n)
+        # The held-out images samples are measured against, and the other held-out split, whose
+        # distance to them is the floor (what a perfect generator would score).
+        self.held_out = even_subset(getattr(data, against).t1, self.n)
+        self.other = even_subset(getattr(data, other).t1, self.n)
         self.train = even_subset(data.train.t1, min(D_ACCURACY_IMAGES, len(data.train.t1)))
-        self.real = self.domain(self.test.to(device))
+        self.real = self.domain(self.held_out.to(device))
         self.feature_net = self.domain.name
         # What a checkpointed curve was measured with: the key alone does not pin the weights.
         self.identity = f"{self.domain.name}/{self.domain.info.get('weights_sha256')}"
         extractor, described = (load_inception(cache_dir, device) if inception
                                 else (None, "not computed while tuning"))
-        self.inception = (InceptionFID(extractor, self.test, s.dims, s.inception_images)
+        self.inception = (InceptionFID(extractor, self.held_out, s.dims, s.inception_images)
                           if extractor is not None else None)
         self.inception_net = described if extractor is not None else None
         self.inception_missing = None if extractor is not None else described
         try:
-            self.msssim_real = metrics.msssim_diversity(self.test, s.msssim_pairs, METRIC_SEED)
+            self.msssim_real = metrics.msssim_diversity(self.held_out, s.msssim_pairs, METRIC_SEED)
         except metrics.MetricError:
             self.msssim_real = None
 
@@ -83,9 +85,9 @@ class Evaluator:
         return frechet_distance(self.domain(images), self.real)
 
     def reference(self, untrained: torch.Tensor) -> dict:
-        """What a perfect generator (real val vs real test) and an untrained one score."""
+        """What a perfect generator (the other held-out split) and an untrained one score."""
         s = self.s
-        ref = {"fid_floor": self.fid(self.val), "fid_ceiling": self.fid(untrained),
+        ref = {"fid_floor": self.fid(self.other), "fid_ceiling": self.fid(untrained),
                "fid_samples": self.n, "feature_net": self.feature_net,
                "domain_key": self.domain.key, "domain_seconds": self.domain.info.get("seconds"),
                "domain_weights": self.domain.info.get("weights_sha256"),
@@ -94,7 +96,7 @@ class Evaluator:
                "kid_subsets": s.kid_subsets, "kid_subset_size": _kid_subset(s, self.n),
                "prdc_k": s.prdc_k, "ndb_bins": s.ndb_bins, "msssim_pairs": s.msssim_pairs}
         if self.inception is not None:
-            ref["inception_floor"] = self.inception.score(self.val)["inception_fid"]
+            ref["inception_floor"] = self.inception.score(self.other)["inception_fid"]
         return ref
 
     @torch.no_grad()

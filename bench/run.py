@@ -230,7 +230,7 @@ def run(cfg: RunConfig) -> Path:
                                         progress=cfg.progress)
         evaluator = Evaluator(data, s, device, cfg.precision, cfg.cache_dir, cfg.progress)
         reference = _reference(evaluator, s, device, cfg.precision)
-        real_samples = store.write_real_samples(spec.name, evaluator.test, s.dims)
+        real_samples = store.write_real_samples(spec.name, evaluator.held_out, s.dims)
         ctx = PretextContext(data, s, cfg.pretext_seed, device, cfg.precision, cfg.progress)
         needed = sorted({n for st, _ in pending for n in strategies.get_strategy(st).needs})
         pretexts, broken = {}, {}

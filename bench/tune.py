@@ -115,11 +115,10 @@ def tune(cfg: TuneConfig) -> dict[str, optuna.Study]:
 
 def _objective(name, data, s, evaluator, pretexts, cfg: TuneConfig, device):
     def objective(trial: optuna.Trial) -> float:
-        harness = suggest_harness(trial)
+        suggest_harness(trial)
         strategy = strategies.get_strategy(name)
         strategy.search_space(trial)
-        strategy.configure({k: v for k, v in trial.params.items() if k not in HARNESS})
-        s_trial = dataclasses.replace(s, **harness)
+        s_trial = apply_tuned(s, strategy, {"params": trial.params})
         G, D = build_networks(s_trial, cfg.seed)
         strategy.initialize(G, D, pretexts)
 
