@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--precision", default="bf16")
     t.add_argument("--cache", type=Path, default=None)
     t.add_argument("--seed", type=int, default=0, help="sampler and network seed")
+    t.add_argument("--heartbeat", type=int, default=30, metavar="SECONDS",
+                   help="a worker silent for 3 heartbeats is dead; its trial is run again")
     t.add_argument("--no-progress", action="store_true")
 
     rep = sub.add_parser("report", help="rebuild report.md and results.csv from run directories")
@@ -126,13 +128,15 @@ def _tune(args: argparse.Namespace) -> None:
         tasks=_names(args.task, [t.name for t in datasets.list_tasks()], "task"),
         out=args.out or Path("runs") / f"tune-{args.profile}", trials=args.trials,
         profile=args.profile, storage=args.storage, device=args.device, precision=args.precision,
-        cache_dir=args.cache or default_cache(), seed=args.seed, progress=not args.no_progress)
+        cache_dir=args.cache or default_cache(), seed=args.seed, progress=not args.no_progress,
+        heartbeat=args.heartbeat)
     for name, study in tune(cfg).items():
         done = effort(study)
         best = (f"best domain FID {study.best_value:.4g} with {study.best_params}"
                 if done["complete"] else "no complete trial")
+        retried = f", {done['retried']} killed attempts rerun" if done["retried"] else ""
         print(f"{name}: {done['complete']} complete, {done['pruned']} pruned, {done['fail']} "
-              f"failed; {best}")
+              f"failed ({done['diverged']} diverged){retried}; {best}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,6 +30,7 @@ class UnitResult:
     reason: str | None = None
     diverged_step: int | None = None
     steps: int = 0
+    resumed_step: int = 0  # the checkpoint's step when the unit resumed from one
     train_seconds: float = 0.0
     curve: list[dict] = field(default_factory=list)
     samples: torch.Tensor | None = None
@@ -72,7 +73,8 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
                device: torch.device, precision: str, evaluator: Evaluator,
                checkpoint: Path | None = None, progress: bool = True, label: str = "",
                on_evaluate: Callable[[int, float | None], None] | None = None) -> UnitResult:
-    """`on_evaluate(step, domain FID)` after each evaluation (a tuner reports it to its pruner)."""
+    """`on_evaluate(step, domain FID)` after each evaluation (a tuner reports it to its pruner);
+    a unit resumed from its checkpoint first replays the checkpoint's evaluations."""
     fast_layout(G.to(device), s.dims).train()
     fast_layout(D.to(device), s.dims).train()
     opt_g = torch.optim.Adam(G.parameters(), s.lr_g, betas=(s.beta1, s.beta2))
@@ -97,12 +99,15 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
             ema.load_state_dict(ck["ema"])
         gen.set_state(ck["gen"])
         result.curve, result.train_seconds, start_step = ck["curve"], ck["train_seconds"], ck["step"]
+        result.resumed_step = start_step
 
     evaluated = ema.module if ema is not None else G
     if ck is not None:
         # The samples of the checkpoint's evaluation, as an uninterrupted unit holds them: they
         # are what gets saved if the unit ends (or diverges) before its next evaluation.
         result.samples = evaluator.generate(evaluated, eval_z, precision).cpu()
+        for row in result.curve if on_evaluate is not None else ():
+            on_evaluate(row["step"], row["fid"])  # a new listener hears the evaluations it missed
 
     def evaluate(step: int, loss_g: float | None, loss_d: float | None) -> None:
         samples = evaluator.generate(evaluated, eval_z, precision)

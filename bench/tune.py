@@ -4,18 +4,23 @@ trials (Lucic et al. 2018 tuned every GAN with the same budget before comparing 
 A trial trains one unit with the profile's step budget and suggested hyper-parameters (the
 harness's plus what the strategy's `search_space` declares) and returns its final domain FID
 against the VALIDATION images: the test images never choose hyper-parameters. Every evaluation
-is reported to the pruner. A diverged trial fails with its reason.
+is reported to the pruner. A diverged trial fails with its reason. A trial checkpoints at every
+evaluation; a trial whose worker died is queued again and resumes from its checkpoint.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import optuna
 from optuna.trial import TrialState
+from tqdm.auto import tqdm
 
 import datasets
 import strategies
@@ -24,11 +29,13 @@ from bench.evaluation import Evaluator
 from bench.pretext import PretextContext, get_pretext
 from bench.run import build_networks, check_inputs, default_cache
 from bench.train import train_unit
+from bench.trials import COUNTED, effort, live, retry_dead, worker_id
+from bench.tune_storage import StudyLock, open_storage, public_url, warn_if_one_worker_only
 
 HARNESS = ("lr_g", "lr_d", "beta1", "r1_gamma", "ema_decay")
-COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-# A trial whose process died stops beating; after the grace period it is failed (and counted).
-HEARTBEAT_SECONDS, GRACE_SECONDS = 30, 90
+# A worker silent for GRACE_FACTOR heartbeats is dead to the others: its trial is queued again.
+HEARTBEAT_SECONDS, GRACE_FACTOR = 30, 3
+POLL_SECONDS = 5  # how often a worker with nothing left to claim looks at the others' trials
 
 
 class Diverged(Exception):
@@ -49,6 +56,7 @@ class TuneConfig:
     seed: int = 0
     progress: bool = True
     pruner: optuna.pruners.BasePruner | None = None  # default: median of earlier trials
+    heartbeat: int = HEARTBEAT_SECONDS
 
 
 def study_name(profile: str, task: str, strategy: str) -> str:
@@ -67,24 +75,57 @@ def storage_url(cfg: TuneConfig) -> str:
     return cfg.storage or f"sqlite:///{(Path(cfg.out) / 'tune.db').resolve()}"
 
 
-def open_storage(url: str) -> optuna.storages.RDBStorage:
-    try:
-        with warnings.catch_warnings():  # heartbeats: "experimental" since Optuna 2.9
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS,
-                                              grace_period=GRACE_SECONDS)
-    except Exception as err:  # bad URL, missing driver, unreachable server
-        raise BenchError(f"cannot open Optuna storage {url!r} ({type(err).__name__}: {err}); "
-                         "check the URL, e.g. sqlite:///tune.db") from None
+def _sampler(seed: int, index: int) -> optuna.samplers.TPESampler:
+    """Seeded by the trial's index, so a resumed study draws what an uninterrupted one would
+    have drawn instead of restarting the sampler's random stream in a new process."""
+    state = np.random.SeedSequence([seed, index]).generate_state(1)[0]
+    return optuna.samplers.TPESampler(seed=int(state))
+
+
+@dataclass
+class _Study:
+    """One (task, strategy) study and what its trials need."""
+    study: optuna.Study
+    lock: StudyLock
+    objective: Callable
+    progress: bool
+    bar: tqdm | None = None
+
+    def claim(self, trials: int, seed: int) -> str:
+        """"run": the lock is held and a trial may be created (its objective releases the
+        lock); "wait": the budget is taken but other workers' trials still run; "done"."""
+        self.lock.acquire()
+        retry_dead(self.study)
+        counted = live(self.study.get_trials(deepcopy=False))
+        waiting = sum(t.state == TrialState.WAITING for t in counted)
+        if self.bar is None:
+            self.bar = tqdm(total=trials, desc=self.study.study_name, unit="trial",
+                            disable=not self.progress)
+        self.bar.n = sum(t.state in COUNTED for t in counted)
+        self.bar.refresh()
+        if waiting or len(counted) < trials:
+            self.study.sampler = _sampler(seed, len(counted) - waiting)
+            return "run"
+        self.lock.release()
+        running = sum(t.state == TrialState.RUNNING for t in counted)
+        self.bar.set_postfix_str(f"waiting for {running} running elsewhere" if running else "")
+        return "wait" if running else "done"
 
 
 def tune(cfg: TuneConfig) -> dict[str, optuna.Study]:
+    """Every (task, strategy) study ends with exactly `cfg.trials` counted trials. Several
+    workers may run this on one storage: each claims trials until every budget is taken, then
+    waits for the others' trials to finish, taking over those whose worker died."""
     if cfg.trials < 1:
         raise BenchError(f"--trials {cfg.trials}: need at least 1")
+    if cfg.heartbeat < 1:
+        raise BenchError(f"--heartbeat {cfg.heartbeat}: need at least 1 second")
     device, specs, settings = check_inputs(cfg)
     if cfg.storage is None:  # the default SQLite file lives there
         Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    storage = open_storage(storage_url(cfg))
+    url = storage_url(cfg)
+    storage = open_storage(url, cfg.heartbeat, GRACE_FACTOR * cfg.heartbeat)
+    warn_if_one_worker_only(url)
     studies = {}
     for spec in specs:
         s = settings[spec.name]
@@ -97,24 +138,50 @@ def tune(cfg: TuneConfig) -> dict[str, optuna.Study]:
         for name in cfg.strategies:
             pretexts = {n: get_pretext(n, ctx, cfg.cache_dir)
                         for n in strategies.get_strategy(name).needs}
+            label = study_name(cfg.profile, spec.name, name)
             study = optuna.create_study(
-                storage=storage, study_name=study_name(cfg.profile, spec.name, name),
-                direction="minimize", load_if_exists=True,
-                sampler=optuna.samplers.TPESampler(seed=cfg.seed),
+                storage=storage, study_name=label, direction="minimize", load_if_exists=True,
                 pruner=cfg.pruner or optuna.pruners.MedianPruner(n_warmup_steps=s.eval_every))
-            with warnings.catch_warnings():  # "experimental" since Optuna 2.9, still there in 5
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                optuna.storages.fail_stale_trials(study)
-            taken = len(study.get_trials(deepcopy=False, states=COUNTED + (TrialState.RUNNING,)))
-            objective = _objective(name, data, s, evaluator, pretexts, cfg, device)
-            study.optimize(objective, n_trials=max(0, cfg.trials - taken), catch=(Diverged,),
-                           show_progress_bar=cfg.progress)
-            studies[study.study_name] = study
-    return studies
+            lock = StudyLock(url, label)
+            checkpoints = Path(cfg.out) / "checkpoints" / label.replace("/", "__")
+            objective = _objective(name, data, s, evaluator, pretexts, cfg, device, lock,
+                                   checkpoints)
+            studies[label] = _Study(study, lock, objective, cfg.progress)
+    with warnings.catch_warnings():  # heartbeat helpers: "experimental" since Optuna 2.9
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        _work(studies, cfg)
+    return {label: item.study for label, item in studies.items()}
 
 
-def _objective(name, data, s, evaluator, pretexts, cfg: TuneConfig, device):
+def _work(studies: dict[str, _Study], cfg: TuneConfig) -> None:
+    done: set[str] = set()
+    while len(done) < len(studies):
+        ran = False
+        for label, item in studies.items():
+            while label not in done:
+                verdict = item.claim(cfg.trials, cfg.seed)
+                if verdict == "wait":
+                    break
+                if verdict == "done":
+                    done.add(label)
+                    item.bar.close()
+                    break
+                try:
+                    item.study.optimize(item.objective, n_trials=1, catch=(Diverged,))
+                finally:
+                    item.lock.release()  # in case the trial failed before its objective ran
+                ran = True
+        if not ran and len(done) < len(studies):
+            time.sleep(POLL_SECONDS)
+
+
+def _objective(name, data, s, evaluator, pretexts, cfg: TuneConfig, device, lock: StudyLock,
+               checkpoints: Path):
     def objective(trial: optuna.Trial) -> float:
+        lock.release()  # the trial exists: other workers may claim theirs
+        slot = trial.user_attrs.get("slot", trial.number)  # a retry keeps its first number
+        trial.set_user_attr("slot", slot)
+        trial.set_user_attr("worker", worker_id())
         suggest_harness(trial)
         strategy = strategies.get_strategy(name)
         strategy.search_space(trial)
@@ -129,38 +196,38 @@ def _objective(name, data, s, evaluator, pretexts, cfg: TuneConfig, device):
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at step {step} (domain FID {fid:.4g})")
 
-        result = train_unit(G, D, data, s_trial, cfg.seed, device, cfg.precision, evaluator,
-                            progress=False, on_evaluate=report)
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        checkpoint = checkpoints / f"trial-{slot}.pt"
+        try:
+            result = train_unit(G, D, data, s_trial, cfg.seed, device, cfg.precision, evaluator,
+                                checkpoint=checkpoint, progress=cfg.progress,
+                                label=f"trial {slot}", on_evaluate=report)
+        except optuna.TrialPruned:
+            checkpoint.unlink(missing_ok=True)
+            raise
+        except KeyboardInterrupt:
+            trial.set_user_attr("interrupted", True)  # a rerun resumes it instead of counting it
+            raise
+        checkpoint.unlink(missing_ok=True)  # the trial's outcome is decided
         trial.set_user_attr("train_seconds", round(result.train_seconds, 2))
+        trial.set_user_attr("resumed_step", result.resumed_step)
         final = result.curve[-1]["fid"] if result.status == "ok" else None
         if final is None:
             reason = result.reason or "the final evaluation produced non-finite images"
             trial.set_user_attr("reason", reason)
+            trial.set_user_attr("diverged", True)
             raise Diverged(reason)
         return final
 
     return objective
 
 
-def effort(study: optuna.Study) -> dict:
-    """Trials by state and the training time they took: the tuning effort of one study."""
-    trials = study.get_trials(deepcopy=False)
-    out = {state.name.lower(): sum(t.state == state for t in trials) for state in COUNTED}
-    out["train_seconds"] = round(sum(t.user_attrs.get("train_seconds", 0.0) for t in trials), 1)
-    return out
-
-
-def public_url(url: str) -> str:
-    """The storage URL without its password, for results and reports."""
-    from sqlalchemy.engine import make_url
-    return make_url(url).render_as_string(hide_password=True)
-
-
 def load_tuned(url: str, profile: str, task: str, strategy: str) -> dict:
     """The best trial of one study, as `bench run --tuned` applies and records it."""
     name = study_name(profile, task, strategy)
     try:
-        study = optuna.load_study(study_name=name, storage=open_storage(url))
+        study = optuna.load_study(study_name=name, storage=open_storage(url, HEARTBEAT_SECONDS,
+                                                                   GRACE_FACTOR * HEARTBEAT_SECONDS))
     except KeyError:
         raise BenchError(f"no study {name} in {public_url(url)}: run `bench tune` with the same "
                          "--profile, --task and --strategy first") from None

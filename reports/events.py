@@ -5,6 +5,9 @@ A unit diverged when training stopped on it (status "diverged") or when the harn
 divergence event while it kept training (events.diverged). Rates count only units that ran
 (ok or diverged); a failed unit never trained. Rows from harness versions without `events`
 count for divergence by their status alone and are left out of the mode-collapse rate.
+
+A strategy run with `--tuned` also shows how many trials of its study diverged. That rate is kept
+apart from the units' rate: the trials trained with other hyper-parameters than the final run.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import pandas as pd
 
 from reports import fmt
 from reports.fmt import table
+from reports.summary import TUNING_RATE
 from reports.tables import strategy_order
 
 DIVERGENCE_EVENTS = {"nonfinite_step": "non-finite loss", "fid_blowup_step": "FID blow-up",
@@ -64,10 +68,22 @@ def _rate_text(row: dict | None) -> str:
     return text
 
 
+def _tuning_text(row: dict | None) -> str:
+    if row is None:
+        return "not tuned"
+    if row["n"] == 0:  # effort recorded by a harness that did not count diverged trials
+        return fmt.MISSING
+    n = int(row["n"])
+    return (f"{round(row['mean'] * n)} / {n} ({100 * row['mean']:.0f}%, 95% Wilson CI "
+            f"{100 * row['ci_low']:.0f}–{100 * row['ci_high']:.0f}%)")
+
+
 def event_table(in_task: pd.DataFrame, flags: pd.DataFrame, column: str, metric: str,
-                kinds: dict[str, str], lookup: Callable[[str, str], dict | None]) -> str:
+                kinds: dict[str, str], lookup: Callable[[str, str], dict | None],
+                tuning: bool = False) -> str:
     """Per strategy: units counted, how many had the event, the rate with its Wilson interval,
-    and which events each affected seed had at which step."""
+    and which events each affected seed had at which step; with `tuning`, also the diverged
+    trials of each strategy's study."""
     rows = []
     for strategy in strategy_order(in_task["strategy"]):
         mine = flags[flags["strategy"] == strategy]
@@ -79,18 +95,25 @@ def event_table(in_task: pd.DataFrame, flags: pd.DataFrame, column: str, metric:
             details.append(f"seed {hit.loc[index, 'seed']}: "
                            + (", ".join(steps) or "no step recorded"))
         rows.append([strategy, str(len(known)), str(len(hit)),
-                     _rate_text(lookup(strategy, metric)), "; ".join(details) or "none"])
+                     _rate_text(lookup(strategy, metric)),
+                     *([_tuning_text(lookup(strategy, TUNING_RATE))] if tuning else []),
+                     "; ".join(details) or "none"])
     return table(["strategy", "units counted", "units with event", "rate (95% Wilson CI)",
-                  "events (first step)"], rows)
+                  *(["tuning trials diverged"] if tuning else []), "events (first step)"], rows)
 
 
 def events_section(in_task: pd.DataFrame, flags: pd.DataFrame,
                    lookup: Callable[[str, str], dict | None]) -> str:
+    tuned = any(lookup(s, TUNING_RATE) is not None for s in in_task["strategy"].unique())
     divergence = event_table(in_task, flags, "diverged", "divergence_rate", DIVERGENCE_EVENTS,
-                             lookup)
+                             lookup, tuning=tuned)
     collapse = event_table(in_task, flags, "mode_collapse", "mode_collapse_rate",
                            COLLAPSE_EVENTS, lookup)
+    tuning_note = (" Tuning trials diverged: trials of the strategy's study whose losses or "
+                   "images became non-finite, over the study's counted trials (complete, "
+                   "pruned or failed; re-run records of killed workers are not counted)."
+                   if tuned else "")
     return ("Divergence (training stopped, or a non-finite loss, FID blow-up or saturated "
-            "discriminator was detected; units that ran):\n\n" + divergence
+            "discriminator was detected; units that ran):" + tuning_note + "\n\n" + divergence
             + "\n\nMode collapse (sample diversity or coverage collapsed; units that ran with "
             "events recorded):\n\n" + collapse)

@@ -101,6 +101,16 @@ def _pretext_table(frame: pd.DataFrame) -> str:
     return table(["task", "pretext", "key", "steps", "seconds", "SSIM", "PSNR (dB)"], rows)
 
 
+def _effort(unit: pd.Series) -> str:
+    # Rows of an older harness lack `diverged` and `retried`: unknown, not zero.
+    count = {key: unit.get(f"tuned.effort.{key}")
+             for key in ("complete", "pruned", "fail", "diverged", "retried")}
+    text = (f"{fmt.integer(count['complete'])} / {fmt.integer(count['pruned'])} / "
+            f"{fmt.integer(count['fail'])} ({fmt.integer(count['diverged'])})")
+    retried = count["retried"]
+    return text if fmt.is_missing(retried) or retried == 0 else f"{text}, {int(retried)} retried"
+
+
 def _tuning_table(frame: pd.DataFrame) -> str | None:
     """Per (task, strategy): the study and best trial a tuned run used, its parameters and the
     tuning effort; None for runs without `--tuned`."""
@@ -114,16 +124,18 @@ def _tuning_table(frame: pd.DataFrame) -> str | None:
             f"{c.removeprefix('tuned.params.')} "
             + (f"{unit[c]:.3g}" if isinstance(unit[c], float) else fmt.cell(unit[c]))
             for c in params if not fmt.is_missing(unit[c]))
-        rows.append([unit["task"], unit["strategy"], f"{unit['tuned.study']} #{unit['tuned.trial']}",
+        # Untuned rows in the frame make the trial number a float column.
+        study = f"{unit['tuned.study']} #{fmt.integer(unit['tuned.trial'])}"
+        rows.append([unit["task"], unit["strategy"], study,
                      fmt.num(unit.get("tuned.value")), chosen,
-                     f"{unit.get('tuned.effort.complete')} / {unit.get('tuned.effort.pruned')} / "
-                     f"{unit.get('tuned.effort.fail')}",
-                     fmt.num(unit.get("tuned.effort.train_seconds"), 1)])
+                     _effort(unit), fmt.num(unit.get("tuned.effort.train_seconds"), 1)])
     return ("Each strategy ran with the best trial of its own study (`bench tune`, the same "
             "number of trials per study; objective: final domain FID against validation "
-            "images).\n\n" + table(["task", "strategy", "study and trial", "tuning FID",
-                                     "parameters", "trials complete / pruned / failed",
-                                     "tuning train seconds"], rows))
+            "images). A trial whose losses or images became non-finite failed (diverged); "
+            "retried: records of killed workers whose trial ran again, not counted.\n\n"
+            + table(["task", "strategy", "study and trial", "tuning FID", "parameters",
+                     "trials: complete / pruned / failed (of which diverged)",
+                     "tuning train seconds"], rows))
 
 
 def setup_section(frame: pd.DataFrame) -> str:

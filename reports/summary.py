@@ -5,10 +5,13 @@ Long format, one row per (task, strategy, metric); columns:
 - task, strategy
 - metric: a metric of results.jsonl (fid_final, inception_fid, precision, ...); `train_seconds`;
   the convergence statistics `steps_to_target` and `seconds_to_target` (units that reached the
-  target only); or a rate: `divergence_rate`, `mode_collapse_rate`, `target_reached_rate`
+  target only); or a rate: `divergence_rate`, `mode_collapse_rate`, `target_reached_rate`, and
+  for strategies run with `--tuned` only, `tuning_divergence_rate` (diverged trials of the
+  strategy's study over its counted trials; descriptive, never compared)
 - n: for a metric, the seeds with a finite value; for a rate, the units counted (units that ran,
   i.e. status ok or diverged; for mode collapse only those with events recorded; for the target
-  only those with a curve)
+  only those with a curve); for the tuning rate the study's counted trials, 0 where the rows do
+  not record them (an older harness)
 - mean: mean over the n values; for a rate, the proportion k / n
 - std: sample standard deviation (ddof=1) over seeds; empty with one value and for rates
 - median: median over seeds; empty for rates
@@ -25,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from reports.catalog import metrics_for
-from reports.fmt import distinct
+from reports.fmt import distinct, is_missing
 from reports.stats import mean_interval, wilson
 from reports.tables import strategy_order
 
@@ -33,6 +36,7 @@ COLUMNS = ("task", "strategy", "metric", "n", "mean", "std", "median", "ci_low",
            "interval")
 UNIT_STATISTICS = ("train_seconds", "steps_to_target", "seconds_to_target")
 RATES = ("divergence_rate", "mode_collapse_rate", "target_reached_rate")
+TUNING_RATE = "tuning_divergence_rate"
 
 
 def _values_row(values: pd.Series) -> dict[str, Any]:
@@ -47,7 +51,22 @@ def _values_row(values: pd.Series) -> dict[str, Any]:
 
 def _rate_row(flags: pd.Series) -> dict[str, Any]:
     known = flags.dropna().astype(bool)
-    n, k = len(known), int(known.sum())
+    return _proportion_row(int(known.sum()), len(known))
+
+
+def _tuning_row(mine: pd.DataFrame) -> dict[str, Any] | None:
+    """The strategy's tuning divergence, None when it ran untuned. Every seed ran with the best
+    trial of the same study, so its effort is read once, from the first tuned row."""
+    if "tuned.study" not in mine.columns or mine["tuned.study"].isna().all():
+        return None
+    effort = mine.dropna(subset=["tuned.study"]).iloc[0]
+    k, n = (effort.get(f"tuned.effort.{key}") for key in ("diverged", "trials"))
+    if is_missing(k) or is_missing(n):
+        return _proportion_row(0, 0)
+    return _proportion_row(int(k), int(n))
+
+
+def _proportion_row(k: int, n: int) -> dict[str, Any]:
     low, high = wilson(k, n)
     return {"n": n, "mean": k / n if n else None, "std": None, "median": None,
             "ci_low": low, "ci_high": high, "interval": "none" if low is None else "wilson"}
@@ -75,6 +94,9 @@ def summary_table(frame: pd.DataFrame, extra_metrics: list[str], flags: pd.DataF
             for name, column in zip(RATES, (ran["diverged"], ran["mode_collapse"], reached)):
                 rows.append({"task": task, "strategy": strategy, "metric": name,
                              **_rate_row(column)})
+            tuning = _tuning_row(mine)
+            if tuning is not None:
+                rows.append({"task": task, "strategy": strategy, "metric": TUNING_RATE, **tuning})
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 

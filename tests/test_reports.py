@@ -258,3 +258,72 @@ def test_corrupt_line_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(BenchError, match=r"results\.jsonl line 2 is not valid JSON"):
         load_results([run])
     assert not (run / "report.md").exists()
+
+
+def tuned(effort: dict[str, Any]) -> dict[str, Any]:
+    """The `tuned` record `bench run --tuned` writes for cyclegan-t2t1's study."""
+    return {"storage": "sqlite:///tune.db", "study": "quick/phantom-2d/cyclegan-t2t1",
+            "trial": 3, "value": 14.5, "params": {"lr_g": 0.0003}, "effort": effort}
+
+
+EFFORT = {"trials": 5, "complete": 2, "pruned": 1, "fail": 2, "diverged": 1, "retried": 0,
+          "train_seconds": 12.5}
+
+
+def tuned_report(tmp_path: Path, effort: dict[str, Any]) -> tuple[str, pd.DataFrame]:
+    """scratch untuned (tuned: null, as the harness writes it), cyclegan-t2t1 tuned."""
+    rows = (seeds_rows("scratch", [20.0, 22.0, 21.0], tuned=None)
+            + seeds_rows("cyclegan-t2t1", [10.0, 11.0, 9.0], tuned=tuned(effort)))
+    paths = write_report([write_run(tmp_path / "r", rows)])
+    return paths["report"].read_text(), pd.read_csv(paths["summary"])
+
+
+def divergence_table(text: str) -> list[str]:
+    start = text.index("Divergence (training stopped")
+    return text[start:text.index("Mode collapse (", start)].splitlines()
+
+
+def test_tuning_divergence_column_and_summary(tmp_path: Path) -> None:
+    text, summary = tuned_report(tmp_path, EFFORT)
+    lines = divergence_table(text)
+    assert "| rate (95% Wilson CI) | tuning trials diverged | events (first step) |" in lines[2]
+    t2t1 = next(l for l in lines if l.startswith("| cyclegan-t2t1 |"))
+    assert "| 1 / 5 (20%, 95% Wilson CI 4–62%) |" in t2t1  # diverged trials / counted trials
+    assert "| not tuned |" in next(l for l in lines if l.startswith("| scratch |"))
+    assert "tuning trials diverged" not in text[text.index("Mode collapse ("):]
+    assert "| quick/phantom-2d/cyclegan-t2t1 #3 |" in text and "| 2 / 1 / 2 (1) | 12.5 |" in text
+    rate = summary.set_index(["strategy", "metric"]).loc[("cyclegan-t2t1",
+                                                          "tuning_divergence_rate")]
+    wilson = stats.binomtest(1, 5).proportion_ci(method="wilson")
+    assert rate["n"] == 5 and rate["mean"] == pytest.approx(0.2) and rate["interval"] == "wilson"
+    assert (rate["ci_low"], rate["ci_high"]) == pytest.approx((wilson.low, wilson.high))
+    assert list(summary.query("metric == 'tuning_divergence_rate'")["strategy"]) == [
+        "cyclegan-t2t1"]  # scratch ran untuned: no row
+
+
+def test_tuning_effort_of_an_older_harness_is_unknown(tmp_path: Path) -> None:
+    older = {k: v for k, v in EFFORT.items() if k not in ("trials", "diverged", "retried")}
+    text, summary = tuned_report(tmp_path, older)
+    t2t1 = next(l for l in divergence_table(text) if l.startswith("| cyclegan-t2t1 |"))
+    assert t2t1.endswith("| — | none |")
+    assert "| 2 / 1 / 2 (—) | 12.5 |" in text
+    assert not re.search(r"\b(nan|inf)\b", text, re.IGNORECASE)
+    rate = summary.set_index(["strategy", "metric"]).loc[("cyclegan-t2t1",
+                                                          "tuning_divergence_rate")]
+    assert rate["n"] == 0 and rate["interval"] == "none" and pd.isna(rate["mean"])
+
+
+def test_retried_trial_records_are_mentioned(tmp_path: Path) -> None:
+    text, _ = tuned_report(tmp_path, {**EFFORT, "retried": 2})
+    assert "| 2 / 1 / 2 (1), 2 retried | 12.5 |" in text
+
+
+def test_untuned_divergence_table_unchanged(run: Path) -> None:
+    paths = write_report([run])
+    lines = divergence_table(paths["report"].read_text())
+    assert lines[0] == ("Divergence (training stopped, or a non-finite loss, FID blow-up or "
+                        "saturated discriminator was detected; units that ran):")
+    assert lines[2] == ("| strategy | units counted | units with event | rate (95% Wilson CI) "
+                        "| events (first step) |")
+    assert "tuning" not in paths["report"].read_text()
+    assert "tuning_divergence_rate" not in set(pd.read_csv(paths["summary"])["metric"])

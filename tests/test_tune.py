@@ -10,7 +10,9 @@ from optuna.trial import TrialState
 from bench.errors import BenchError
 from bench.run import RunConfig, run
 from bench.store import read_jsonl
-from bench.tune import COUNTED, TuneConfig, storage_url, study_name, tune
+from bench.trials import effort
+from bench.tune import COUNTED, TuneConfig, storage_url, study_name, suggest_harness, tune
+from bench.tune_storage import open_storage
 
 
 def _config(out, cache, strategies=("scratch", "cyclegan-partial"), trials=2, **kw):
@@ -90,3 +92,28 @@ def test_a_bad_storage_url_is_a_one_line_error(tmp_path, cache_dir):
     with pytest.raises(BenchError, match="cannot open Optuna storage"):
         tune(_config(tmp_path / "tune", cache_dir, storage="nosuchdb://x"))
     assert not (tmp_path / "tune").exists()
+
+
+def test_a_trial_whose_worker_stopped_beating_is_failed_and_run_again(tmp_path, cache_dir,
+                                                                        monkeypatch):
+    import bench.tune
+    monkeypatch.setattr(bench.tune, "POLL_SECONDS", 0.2)
+    cfg = _config(tmp_path / "tune", cache_dir, strategies=("scratch",), heartbeat=1)
+    (tmp_path / "tune").mkdir()
+    storage = open_storage(storage_url(cfg), 1, 3)
+    study = optuna.create_study(storage=storage, study_name=study_name("smoke", "phantom-2d",
+                                                                       "scratch"))
+    lost = study.ask()  # a worker on another machine that beat once, then vanished
+    suggest_harness(lost)
+    lost.set_user_attr("worker", {"host": "elsewhere", "pid": 1})
+    storage.record_heartbeat(lost._trial_id)
+
+    (study,) = tune(replace(cfg, trials=2)).values()
+    trials = study.get_trials(deepcopy=False)
+    assert trials[0].state == TrialState.FAIL  # failed through its stale heartbeat ...
+    retry = [t for t in trials if t.system_attrs.get("retry_history") == [lost.number]]
+    assert len(retry) == 1 and retry[0].params == lost.params  # ... and run again as it was
+    assert effort(study) | {"train_seconds": 0} == {
+        "trials": 2, "complete": sum(t.state == TrialState.COMPLETE for t in trials[1:]),
+        "pruned": sum(t.state == TrialState.PRUNED for t in trials[1:]), "fail": 0,
+        "diverged": 0, "retried": 1, "train_seconds": 0}
