@@ -11,6 +11,8 @@ evaluation; a trial whose worker died is queued again and resumes from its check
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -89,15 +91,23 @@ class _Study:
     lock: StudyLock
     objective: Callable
     progress: bool
+    grace: float  # seconds without a heartbeat after which a worker is dead
     bar: tqdm | None = None
 
     def claim(self, trials: int, seed: int) -> str:
         """"run": the lock is held and a trial may be created (its objective releases the
         lock); "wait": the budget is taken but other workers' trials still run; "done"."""
         self.lock.acquire()
-        retry_dead(self.study)
-        counted = live(self.study.get_trials(deepcopy=False))
+        try:
+            retry_dead(self.study, self.grace)
+            counted = live(self.study.get_trials(deepcopy=False))
+        except BaseException:
+            self.lock.release()
+            raise
         waiting = sum(t.state == TrialState.WAITING for t in counted)
+        if len(counted) > trials:
+            warnings.warn(f"{self.study.study_name} already holds {len(counted)} trials, more "
+                          f"than --trials {trials}: compare studies with equal counts")
         if self.bar is None:
             self.bar = tqdm(total=trials, desc=self.study.study_name, unit="trial",
                             disable=not self.progress)
@@ -146,7 +156,8 @@ def tune(cfg: TuneConfig) -> dict[str, optuna.Study]:
             checkpoints = Path(cfg.out) / "checkpoints" / label.replace("/", "__")
             objective = _objective(name, data, s, evaluator, pretexts, cfg, device, lock,
                                    checkpoints)
-            studies[label] = _Study(study, lock, objective, cfg.progress)
+            studies[label] = _Study(study, lock, objective, cfg.progress,
+                                    GRACE_FACTOR * cfg.heartbeat)
     with warnings.catch_warnings():  # heartbeat helpers: "experimental" since Optuna 2.9
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         _work(studies, cfg)
@@ -178,10 +189,20 @@ def _work(studies: dict[str, _Study], cfg: TuneConfig) -> None:
 def _objective(name, data, s, evaluator, pretexts, cfg: TuneConfig, device, lock: StudyLock,
                checkpoints: Path):
     def objective(trial: optuna.Trial) -> float:
-        lock.release()  # the trial exists: other workers may claim theirs
-        slot = trial.user_attrs.get("slot", trial.number)  # a retry keeps its first number
-        trial.set_user_attr("slot", slot)
+        # A retry inherits its failed attempt's attributes: replace them before other workers
+        # (free once the lock is released) can mistake this trial for the dead one.
+        trial.set_user_attr("slot", trial.user_attrs.get("slot", trial.number))
         trial.set_user_attr("worker", worker_id())
+        for key, value in (("interrupted", False), ("reason", None), ("diverged", False)):
+            trial.set_user_attr(key, value)
+        lock.release()  # the trial exists and is ours: other workers may claim theirs
+        try:
+            return train_trial(trial)
+        except KeyboardInterrupt:
+            trial.set_user_attr("interrupted", True)  # a rerun resumes it instead of counting it
+            raise
+
+    def train_trial(trial: optuna.Trial) -> float:
         suggest_harness(trial)
         strategy = strategies.get_strategy(name)
         strategy.search_space(trial)
@@ -196,17 +217,19 @@ def _objective(name, data, s, evaluator, pretexts, cfg: TuneConfig, device, lock
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at step {step} (domain FID {fid:.4g})")
 
+        slot = trial.user_attrs["slot"]
+        # Named by what it trains: a checkpoint left by another study, seed or profile under
+        # the same --out never resumes this trial.
+        key = json.dumps([trial.study.study_name, trial.params, cfg.seed,
+                          dataclasses.asdict(s_trial)], sort_keys=True, default=str)
+        checkpoint = checkpoints / f"trial-{slot}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.pt"
         checkpoints.mkdir(parents=True, exist_ok=True)
-        checkpoint = checkpoints / f"trial-{slot}.pt"
         try:
             result = train_unit(G, D, data, s_trial, cfg.seed, device, cfg.precision, evaluator,
                                 checkpoint=checkpoint, progress=cfg.progress,
                                 label=f"trial {slot}", on_evaluate=report)
         except optuna.TrialPruned:
             checkpoint.unlink(missing_ok=True)
-            raise
-        except KeyboardInterrupt:
-            trial.set_user_attr("interrupted", True)  # a rerun resumes it instead of counting it
             raise
         checkpoint.unlink(missing_ok=True)  # the trial's outcome is decided
         trial.set_user_attr("train_seconds", round(result.train_seconds, 2))

@@ -73,7 +73,15 @@ class StudyLock:
                                    signed=True)
         self._held = None
         if self._dialect == "postgresql":
-            self._engine = sqlalchemy.create_engine(self._url, poolclass=NullPool)
+            # Autocommit: a session lock needs no transaction, and one left idle open could be
+            # ended by the server's idle-in-transaction timeout, dropping the lock. Keepalives:
+            # a worker machine that vanishes without closing its connection frees the lock in
+            # about a minute instead of the system's two hours.
+            alive = ({"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+                      "keepalives_count": 3} if self._url.get_driver_name() == "psycopg2" else {})
+            self._engine = sqlalchemy.create_engine(self._url, poolclass=NullPool,
+                                                    isolation_level="AUTOCOMMIT",
+                                                    connect_args=alive)
 
     def acquire(self) -> "StudyLock":
         if self._dialect == "sqlite" and self._url.database not in (None, "", ":memory:"):
@@ -82,7 +90,11 @@ class StudyLock:
             self._held = handle
         elif self._dialect == "postgresql":
             conn = self._engine.connect()
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
+            try:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
+            except BaseException:
+                conn.close()
+                raise
             self._held = conn
         else:  # in-memory SQLite or another database: one process
             self._held = _LOCAL.acquire() and _LOCAL
@@ -93,8 +105,10 @@ class StudyLock:
         if held is None:
             return
         if self._dialect == "postgresql":
-            held.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
-            held.close()
+            try:
+                held.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
+            finally:
+                held.close()  # closing the session releases its locks in any case
         elif held is _LOCAL:
             _LOCAL.release()
         else:

@@ -117,3 +117,20 @@ def test_a_trial_whose_worker_stopped_beating_is_failed_and_run_again(tmp_path, 
         "trials": 2, "complete": sum(t.state == TrialState.COMPLETE for t in trials[1:]),
         "pruned": sum(t.state == TrialState.PRUNED for t in trials[1:]), "fail": 0,
         "diverged": 0, "retried": 1, "train_seconds": 0}
+
+
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_run_again(tmp_path, cache_dir,
+                                                                             monkeypatch):
+    import bench.tune
+    monkeypatch.setattr(bench.tune, "POLL_SECONDS", 0.2)
+    cfg = _config(tmp_path / "tune", cache_dir, strategies=("scratch",), trials=1, heartbeat=1)
+    (tmp_path / "tune").mkdir()
+    study = optuna.create_study(storage=open_storage(storage_url(cfg), 1, 3),
+                                study_name=study_name("smoke", "phantom-2d", "scratch"))
+    orphan = study.ask()  # created, then its worker died: no heartbeat, no objective
+
+    (study,) = tune(cfg).values()
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials][0] == TrialState.FAIL and len(trials) == 2
+    assert trials[1].system_attrs["retry_history"] == [orphan.number]
+    assert effort(study)["trials"] == 1 and effort(study)["retried"] == 1
