@@ -39,6 +39,7 @@ class Settings:
     r1_gamma: float
     r1_every: int
     ema_decay: float
+    transfer_lr_scale: float
     pretext_lr: float
     cycle_weight: float
     identity_weight: float

@@ -158,7 +158,7 @@ def run_unit(spec, data, s: Settings, strategy_name: str, seed: int, cfg: RunCon
     transfer.update(g_parameters=count_parameters(G), d_parameters=count_parameters(D))
     result = train_unit(G, D, data, s, seed, device, cfg.precision, evaluator,
                         checkpoint=store.checkpoint_path(stem), progress=cfg.progress,
-                        label=f"{spec.name} {strategy_name} seed{seed}")
+                        label=f"{spec.name} {strategy_name} seed{seed}", transferred=transfer)
     metrics, missing = _metrics(result, evaluator)
     events = detect_events(result.curve, s, evaluator.msssim_real,
                            result.diverged_step if result.status == "diverged" else None)

@@ -55,6 +55,25 @@ def _load_checkpoint(path: Path | None) -> dict | None:
         return None
 
 
+# Where each part of a strategy's transfer report lives; "discriminator" is the whole D.
+TRANSFER_PREFIXES = {"stem": "stem", "encoder": "trunk.encoder", "residual": "trunk.residual",
+                     "decoder": "trunk.decoder", "discriminator": ""}
+
+
+def adam(net: torch.nn.Module, lr: float, s: Settings, prefixes: list[str]) -> torch.optim.Adam:
+    """Adam with the parameters under `prefixes` (the transferred ones) at lr x
+    transfer_lr_scale; a single group when nothing is scaled."""
+    if s.transfer_lr_scale == 1.0 or not prefixes:
+        return torch.optim.Adam(net.parameters(), lr, betas=(s.beta1, s.beta2))
+    moved, kept = [], []
+    for name, param in net.named_parameters():
+        inside = any(not q or name == q or name.startswith(q + ".") for q in prefixes)
+        (moved if inside else kept).append(param)
+    groups = [{"params": moved, "lr": lr * s.transfer_lr_scale}]
+    groups += [{"params": kept}] if kept else []
+    return torch.optim.Adam(groups, lr, betas=(s.beta1, s.beta2))
+
+
 def _optimize(loss: torch.Tensor, opt: torch.optim.Optimizer, name: str, step: int,
               result: UnitResult) -> float | None:
     """One optimizer step; a non-finite loss instead marks the unit diverged (returns None)."""
@@ -72,13 +91,17 @@ def _optimize(loss: torch.Tensor, opt: torch.optim.Optimizer, name: str, step: i
 def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: int,
                device: torch.device, precision: str, evaluator: Evaluator,
                checkpoint: Path | None = None, progress: bool = True, label: str = "",
-               on_evaluate: Callable[[int, float | None], None] | None = None) -> UnitResult:
+               on_evaluate: Callable[[int, float | None], None] | None = None,
+               transferred: dict[str, int] | None = None) -> UnitResult:
     """`on_evaluate(step, domain FID)` after each evaluation (a tuner reports it to its pruner);
-    a unit resumed from its checkpoint first replays the checkpoint's evaluations."""
+    a unit resumed from its checkpoint first replays the checkpoint's evaluations.
+    `transferred`: the strategy's transfer report; its parts train at lr x transfer_lr_scale."""
     fast_layout(G.to(device), s.dims).train()
     fast_layout(D.to(device), s.dims).train()
-    opt_g = torch.optim.Adam(G.parameters(), s.lr_g, betas=(s.beta1, s.beta2))
-    opt_d = torch.optim.Adam(D.parameters(), s.lr_d, betas=(s.beta1, s.beta2))
+    moved = [TRANSFER_PREFIXES[part] for part, count in (transferred or {}).items()
+             if part in TRANSFER_PREFIXES and count]
+    opt_g = adam(G, s.lr_g, s, [q for q in moved if q])
+    opt_d = adam(D, s.lr_d, s, [q for q in moved if not q])
     ema = (AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(s.ema_decay), use_buffers=True)
            if s.ema_decay > 0 else None)
     gen = seeded_generator(seed, 3)

@@ -35,6 +35,9 @@ from bench.trials import COUNTED, effort, live, retry_dead, worker_id
 from bench.tune_storage import StudyLock, open_storage, public_url, warn_if_one_worker_only
 
 HARNESS = ("lr_g", "lr_d", "beta1", "r1_gamma", "ema_decay")
+# Harness settings a strategy's own search space may set (the rest of its parameters go to
+# its `configure`).
+SETTINGS = HARNESS + ("transfer_lr_scale",)
 # A worker silent for GRACE_FACTOR heartbeats is dead to the others: its trial is queued again.
 HEARTBEAT_SECONDS, GRACE_FACTOR = 30, 3
 POLL_SECONDS = 5  # how often a worker with nothing left to claim looks at the others' trials
@@ -208,7 +211,7 @@ def _objective(name, data, s, evaluator, pretexts, cfg: TuneConfig, device, lock
         strategy.search_space(trial)
         s_trial = apply_tuned(s, strategy, {"params": trial.params})
         G, D = build_networks(s_trial, cfg.seed)
-        strategy.initialize(G, D, pretexts)
+        transferred = strategy.initialize(G, D, pretexts)
 
         def report(step: int, fid: float | None) -> None:
             if fid is None:
@@ -227,7 +230,8 @@ def _objective(name, data, s, evaluator, pretexts, cfg: TuneConfig, device, lock
         try:
             result = train_unit(G, D, data, s_trial, cfg.seed, device, cfg.precision, evaluator,
                                 checkpoint=checkpoint, progress=cfg.progress,
-                                label=f"trial {slot}", on_evaluate=report)
+                                label=f"trial {slot}", on_evaluate=report,
+                                transferred=transferred)
         except optuna.TrialPruned:
             checkpoint.unlink(missing_ok=True)
             raise
@@ -266,5 +270,5 @@ def load_tuned(url: str, profile: str, task: str, strategy: str) -> dict:
 def apply_tuned(s, strategy, tuned: dict):
     """Settings with the tuned harness values; the strategy configured with its own."""
     params = tuned["params"]
-    strategy.configure({k: v for k, v in params.items() if k not in HARNESS})
-    return dataclasses.replace(s, **{k: params[k] for k in HARNESS if k in params})
+    strategy.configure({k: v for k, v in params.items() if k not in SETTINGS})
+    return dataclasses.replace(s, **{k: params[k] for k in SETTINGS if k in params})

@@ -8,6 +8,7 @@ class CycleGanPartial(Strategy):
     parts: tuple[str, ...] = ("residual", "decoder")
 
     def search_space(self, trial):
+        super().search_space(trial)
         trial.suggest_categorical("parts", ["residual,decoder", "decoder", "encoder,residual",
                                             "encoder"])
 

@@ -25,7 +25,12 @@ class Strategy:
 
     def search_space(self, trial) -> None:
         """Optional, for `bench tune`: suggest this strategy's own hyper-parameters on the Optuna
-        trial (names other than the harness's: lr_g, lr_d, beta1, r1_gamma, ema_decay)."""
+        trial (names other than the harness's: lr_g, lr_d, beta1, r1_gamma, ema_decay). By
+        default a strategy that transfers weights (one that `needs` a pretext) searches the
+        harness's `transfer_lr_scale`: how fast its transferred layers train, relative to the
+        rest. Override and call `super().search_space(trial)` to keep it."""
+        if self.needs:
+            trial.suggest_float("transfer_lr_scale", 0.01, 1.0, log=True)
 
     def configure(self, params: dict) -> None:
         """Apply the values `search_space` suggested (also when rerunning a tuned trial)."""

@@ -32,7 +32,9 @@ def test_every_study_gets_exactly_n_trials_and_a_rerun_adds_none(tmp_path, cache
     for study in studies.values():
         assert len(_states(study)) == 2 and set(_states(study)) <= set(COUNTED)
     partial = studies[study_name("smoke", "phantom-2d", "cyclegan-partial")]
-    assert all("parts" in t.params for t in partial.trials)  # the strategy's own search space
+    assert all({"parts", "transfer_lr_scale"} <= set(t.params) for t in partial.trials)
+    scratch = studies[study_name("smoke", "phantom-2d", "scratch")]
+    assert all("transfer_lr_scale" not in t.params for t in scratch.trials)  # nothing transferred
     assert all(len(_states(s)) == 2 for s in tune(cfg).values())  # resumed: nothing redone
     assert all(len(_states(s)) == 3 for s in tune(replace(cfg, trials=3)).values())
 
@@ -68,6 +70,8 @@ def test_run_tuned_applies_and_records_the_best_trial(tmp_path, cache_dir):
             + row["tuned"]["effort"]["pruned"] == 2
         for key in ("lr_g", "lr_d", "beta1", "r1_gamma", "ema_decay"):
             assert row["settings"]["harness"][key] == best.params[key]
+        assert row["settings"]["harness"]["transfer_lr_scale"] == \
+            best.params.get("transfer_lr_scale", 1.0)
     report = (out / "report.md").read_text()
     assert "### Tuned hyper-parameters" in report
     assert f"smoke/phantom-2d/scratch #{rows['scratch']['tuned']['trial']}" in report
