@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="train and evaluate every (task, strategy, seed) unit")
     r.add_argument("--strategy", default="all", help="all or NAME[,NAME]")
     r.add_argument("--task", default="all", help="all or NAME[,NAME] (built-in name or task .toml)")
+    _source_arguments(r)
     r.add_argument("--profile", default="quick", help="smoke, quick (default), standard, full")
     r.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 per (task, strategy)")
     r.add_argument("--out", type=Path, default=None, help="run directory (default runs/PROFILE)")
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tune", help="Optuna search per (task, strategy), the same trials for each")
     t.add_argument("--strategy", default="all", help="all or NAME[,NAME]")
     t.add_argument("--task", default="all", help="all or NAME[,NAME] (built-in name or task .toml)")
+    _source_arguments(t)
     t.add_argument("--profile", default="quick")
     t.add_argument("--trials", type=int, required=True, help="finished-or-failed trials per study")
     t.add_argument("--storage", default=None, help="SQLAlchemy URL (default sqlite in --out)")
@@ -64,6 +66,18 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--heartbeat", type=int, default=30, metavar="SECONDS",
                    help="a worker silent for 3 heartbeats is dead; its trial is run again")
     t.add_argument("--no-progress", action="store_true")
+
+    d = sub.add_parser("data", help="check a data source: subjects, pairs, skipped scans, montage")
+    d.add_argument("action", choices=["inspect"])
+    d.add_argument("--task", default="all", help="task .toml, built-in name, or with --source: "
+                                                  "2d, 3d or all (the built-in shapes)")
+    _source_arguments(d)
+    d.add_argument("--profile", default="quick", help="image size of the preprocessed montage")
+    d.add_argument("--out", type=Path, default=None, help="montage PNG folder (default "
+                                                          "runs/inspect)")
+    d.add_argument("--cache", type=Path, default=None)
+    d.add_argument("--data-seed", type=int, default=0)
+    d.add_argument("--no-progress", action="store_true")
 
     rep = sub.add_parser("report", help="rebuild report.md and results.csv from run directories")
     rep.add_argument("run_dirs", nargs="+", type=Path)
@@ -78,6 +92,41 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("what", choices=["tasks", "strategies", "profiles"])
     ls.add_argument("--plugin", action="append", default=[])
     return p
+
+
+def _source_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", default=None, help="real scans instead of the phantom: ixi, brats, "
+                                                  "paired-folder or bids (needs --data-root)")
+    p.add_argument("--data-root", type=Path, default=None, help="folder the --source reads")
+    p.add_argument("--t1-pattern", default=None, help="paired-folder: regex naming T1 files")
+    p.add_argument("--t2-pattern", default=None, help="paired-folder: regex naming T2 files")
+    p.add_argument("--download", action="store_true",
+                   help="with --source ixi: fetch IXI's T1 and T2 archives into --data-root first")
+
+
+def _tasks(args: argparse.Namespace) -> list:
+    """Task names, or with --source the built-in shapes (2d, 3d) on the real scans."""
+    import datasets
+    builtin = {t.name: t for t in datasets.list_tasks()}
+    if args.source is None:
+        if args.data_root or args.t1_pattern or args.t2_pattern or args.download:
+            raise BenchError("--data-root, --t1/t2-pattern and --download need --source (or put "
+                             "them in a task file)")
+        return _names(args.task, list(builtin), "task")
+    if args.data_root is None:
+        raise BenchError(f"--source {args.source} needs --data-root DIR")
+    if args.download:
+        if args.source != "ixi":
+            raise BenchError(f"--download works for --source ixi only, not {args.source}")
+        from datasets.ixi_download import download_ixi
+        download_ixi(args.data_root)
+    shapes = {f"{t.dims}d": t for t in builtin.values()} | builtin
+    names = _names(args.task, sorted({f"{t.dims}d" for t in builtin.values()}), "task")
+    unknown = [n for n in names if n not in shapes]
+    if unknown:
+        raise BenchError(f"--task {unknown[0]} with --source: give 2d, 3d or all")
+    return [datasets.source_task(shapes[n], args.source, args.data_root, args.t1_pattern,
+                                 args.t2_pattern) for n in names]
 
 
 def _list(what: str, plugins: list[str]) -> None:
@@ -102,13 +151,12 @@ def _list(what: str, plugins: list[str]) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
-    import datasets
     import strategies
     from bench.run import RunConfig, default_cache, parse_shard, run
     strategies.load_plugins(args.plugin)
     cfg = RunConfig(
         strategies=_names(args.strategy, strategies.list_strategies(), "strategy"),
-        tasks=_names(args.task, [t.name for t in datasets.list_tasks()], "task"),
+        tasks=_tasks(args),
         out=args.out or Path("runs") / args.profile, profile=args.profile, seeds=args.seeds,
         device=args.device, precision=args.precision, cache_dir=args.cache or default_cache(),
         data_seed=args.data_seed, pretext_seed=args.pretext_seed, progress=not args.no_progress,
@@ -118,14 +166,13 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _tune(args: argparse.Namespace) -> None:
-    import datasets
     import strategies
     from bench.run import default_cache
     from bench.tune import TuneConfig, effort, tune
     strategies.load_plugins(args.plugin)
     cfg = TuneConfig(
         strategies=_names(args.strategy, strategies.list_strategies(), "strategy"),
-        tasks=_names(args.task, [t.name for t in datasets.list_tasks()], "task"),
+        tasks=_tasks(args),
         out=args.out or Path("runs") / f"tune-{args.profile}", trials=args.trials,
         profile=args.profile, storage=args.storage, device=args.device, precision=args.precision,
         cache_dir=args.cache or default_cache(), seed=args.seed, progress=not args.no_progress,
@@ -139,6 +186,20 @@ def _tune(args: argparse.Namespace) -> None:
               f"failed ({done['diverged']} diverged){retried}; {best}")
 
 
+def _inspect(args: argparse.Namespace) -> None:
+    from bench.profiles import get_settings
+    from bench.run import default_cache
+    from datasets import get_task
+    from datasets.inspection import inspect
+    specs = [get_task(t) if isinstance(t, str) else t for t in _tasks(args)]
+    for spec in specs:
+        s = get_settings(args.profile, spec.dims)
+        out = (args.out or Path("runs") / "inspect") / f"{spec.name}-montage.png"
+        for line in inspect(spec, s.image_size, args.cache or default_cache(), out,
+                            args.data_seed, progress=not args.no_progress):
+            print(line)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -150,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"report: {paths['report']}\ncsv: {paths['csv']}\nsummary: {paths['summary']}")
         elif args.command == "tune":
             _tune(args)
+        elif args.command == "data":
+            _inspect(args)
         elif args.command == "fetch-inception":
             from bench.inception import fetch_weights
             from bench.run import default_cache

@@ -37,7 +37,7 @@ def default_cache() -> Path:
 @dataclass
 class RunConfig:
     strategies: list[str]
-    tasks: list[str]
+    tasks: list  # built-in names, task .toml paths or TaskSpecs (`--source`)
     out: Path
     profile: str = "quick"
     seeds: int = 2
@@ -129,6 +129,7 @@ def _row(spec, strategy_name: str, seed: int, cfg: RunConfig, device: torch.devi
         "diverged_step": None, "metrics": {}, "metrics_missing": {},
         "settings": {"profile": cfg.profile, "device": str(device), "precision": cfg.precision,
                      "data_fingerprint": data.fingerprint, "data_seed": cfg.data_seed,
+                     "data_source": spec.source, "data_skipped": len(data.skipped),
                      "pretext_seed": cfg.pretext_seed, "image_size": s.image_size, "dims": s.dims,
                      "batch_size": s.batch_size, "steps": s.steps, "harness": s.as_dict()},
         "versions": versions(), "hardware": hardware(device),
@@ -188,7 +189,11 @@ def check_inputs(cfg) -> tuple[torch.device, list, dict[str, Settings]]:
     check_precision(cfg.precision)
     for name in cfg.strategies:
         strategies.get_strategy(name)
-    specs = [datasets.get_task(t) for t in cfg.tasks]
+    specs = [t if isinstance(t, datasets.TaskSpec) else datasets.get_task(t) for t in cfg.tasks]
+    from datasets.real import REAL_SOURCES, find_pairs
+    for spec in specs:
+        if spec.source in REAL_SOURCES:
+            find_pairs(spec)  # a missing, empty or pair-less folder fails before any writing
     return device, specs, {spec.name: get_settings(cfg.profile, spec.dims) for spec in specs}
 
 

@@ -50,7 +50,7 @@ class Diverged(Exception):
 @dataclass
 class TuneConfig:
     strategies: list[str]
-    tasks: list[str]
+    tasks: list  # built-in names, task .toml paths or TaskSpecs (`--source`)
     out: Path
     trials: int
     profile: str = "quick"

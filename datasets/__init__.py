@@ -8,7 +8,7 @@
 from datasets.anatomy import WorkingGrid, working_grid
 from datasets.build import SOURCES, Split, TaskData, build_task_data, cache_path
 from datasets.phantom import GENERATOR_VERSION, LABELS, Subject, render_subject
-from datasets.spec import Slicing, TaskSpec, get_task, list_tasks
+from datasets.spec import Slicing, TaskSpec, get_task, list_tasks, source_task
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -25,5 +25,6 @@ __all__ = [
     "get_task",
     "list_tasks",
     "render_subject",
+    "source_task",
     "working_grid",
 ]

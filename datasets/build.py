@@ -9,7 +9,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,9 @@ class TaskData:
     val: Split
     test: Split
     fingerprint: str  # 16 hex chars of sha256 over the tensors, spec, size and seed
+    # Real sources: (item, reason) for every scan or subject left out, and subject ids per split.
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    subjects: dict[str, list[str]] = field(default_factory=dict)
 
     def split(self, name: str) -> Split:
         if name not in SPLIT_NAMES:
@@ -192,9 +195,12 @@ def build_task_data(spec: TaskSpec, size: int, cache_dir: Path, data_seed: int =
     it. With workers > 1 the source must be importable by name in a fresh process.
     """
     check_size(size)
+    from datasets.real import REAL_SOURCES, build_real
+    if spec.source in REAL_SOURCES:
+        return build_real(spec, size, Path(cache_dir), data_seed, progress)
     if spec.source not in SOURCES:
         raise BenchError(f"task '{spec.name}' has unknown data source '{spec.source}'; "
-                         f"known: {', '.join(sorted(SOURCES))}")
+                         f"known: {', '.join(sorted(SOURCES) + list(REAL_SOURCES))}")
     counts = parse_splits(spec.splits if splits is None else splits, "splits override")
     n_workers = auto_workers(size) if workers is None else workers
     if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:

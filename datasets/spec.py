@@ -20,7 +20,9 @@ SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 SLICE_AXES: dict[str, int] = {"axial": 0, "coronal": 1, "sagittal": 2}
 
 _TOP_KEYS = {"name", "description", "source", "dims", "target", "other", "modalities", "splits",
-             "slicing"}
+             "slicing", "data_root", "t1_pattern", "t2_pattern", "spacing"}
+GENERATED_SOURCES = ("mni-phantom",)
+REAL_MODALITIES = ("t1", "t2")
 _SLICING_KEYS = {"axis", "per_subject", "min_brain_fraction"}
 
 
@@ -46,6 +48,12 @@ class TaskSpec:
     splits: dict[str, int] = field(hash=False)
     slicing: Slicing | None = None  # required for 2D tasks, absent for 3D
     path: Path | None = field(default=None, compare=False)
+    # Real sources (datasets/discover.py): where the scans are, how paired-folder names the two
+    # contrasts, and the isotropic spacing (mm) scans are resampled to before resizing.
+    data_root: Path | None = None
+    t1_pattern: str | None = None
+    t2_pattern: str | None = None
+    spacing: float = 1.0
 
     def content(self) -> dict[str, Any]:
         """Everything that decides the data (not the file's location or its description)."""
@@ -53,6 +61,7 @@ class TaskSpec:
         out.pop("path")
         out.pop("description")
         out["modalities"] = list(self.modalities)
+        out["data_root"] = str(self.data_root) if self.data_root else None
         return out
 
 
@@ -128,6 +137,8 @@ def load_task_file(path: Path) -> TaskSpec:
             raise BenchError(f"{where}: {key} '{value}' is not among modalities {list(modalities)}")
     if target == other:
         raise BenchError(f"{where}: target and other must differ, both are '{target}'")
+    source = _require(table, "source", str, where)
+    real = _real_fields(table, source, modalities, path, where)
     slicing = None
     if dims == 2:
         if "slicing" not in table:
@@ -138,15 +149,59 @@ def load_task_file(path: Path) -> TaskSpec:
     return TaskSpec(
         name=str(table.get("name", path.stem)),
         description=str(table.get("description", "")),
-        source=_require(table, "source", str, where),
+        source=source,
         dims=dims,
         target=target,
         other=other,
         modalities=modalities,
-        splits=parse_splits(_require(table, "splits", dict, where), where),
+        # Real data may leave the split sizes to the number of usable subjects (70/15/15).
+        splits=(parse_splits(table["splits"], where) if "splits" in table or not real
+                else {}),
         slicing=slicing,
         path=path,
+        **real,
     )
+
+
+def _real_fields(table: dict[str, Any], source: str, modalities: tuple[str, ...], path: Path,
+                 where: str) -> dict[str, Any]:
+    """data_root (relative to the task file), patterns and spacing of a real source."""
+    from datasets.discover import LAYOUTS
+    keys = ("data_root", "t1_pattern", "t2_pattern", "spacing")
+    if source not in GENERATED_SOURCES + LAYOUTS:
+        raise BenchError(f"{where}: unknown source '{source}'; known: "
+                         f"{', '.join(GENERATED_SOURCES + LAYOUTS)}")
+    if source in GENERATED_SOURCES:
+        given = [k for k in keys if k in table]
+        if given:
+            raise BenchError(f"{where}: {', '.join(given)} only apply to real sources, not "
+                             f"'{source}'")
+        return {}
+    unknown = [m for m in modalities if m not in REAL_MODALITIES]
+    if unknown:
+        raise BenchError(f"{where}: unknown modality name(s) {unknown}: real sources provide "
+                         f"{' and '.join(REAL_MODALITIES)}")
+    root = Path(_require(table, "data_root", str, where)).expanduser()
+    spacing = table.get("spacing", 1.0)
+    if isinstance(spacing, bool) or not isinstance(spacing, (int, float)) or spacing <= 0:
+        raise BenchError(f"{where}: spacing must be a positive number of mm, got {spacing!r}")
+    return {"data_root": root if root.is_absolute() else Path(path).parent / root,
+            "t1_pattern": table.get("t1_pattern"), "t2_pattern": table.get("t2_pattern"),
+            "spacing": float(spacing)}
+
+
+def source_task(shape: TaskSpec, source: str, root: Path, t1_pattern: str | None = None,
+                t2_pattern: str | None = None) -> TaskSpec:
+    """A built-in task's shape (dims, slicing) on a real source: `--source NAME --data-root DIR`.
+    Split sizes follow the usable subjects (70/15/15)."""
+    from datasets.discover import LAYOUTS
+    if source not in LAYOUTS:
+        raise BenchError(f"unknown source '{source}'; known: {', '.join(LAYOUTS)}")
+    return dataclasses.replace(
+        shape, name=f"{source}-{shape.dims}d", source=source, splits={},
+        description=f"{shape.description.split(';')[0]} of {source} scans in {root}",
+        data_root=Path(root).expanduser(), t1_pattern=t1_pattern, t2_pattern=t2_pattern,
+        path=None)
 
 
 def list_tasks() -> list[TaskSpec]:

@@ -154,10 +154,14 @@ def setup_section(frame: pd.DataFrame) -> str:
     for task in sorted(frame["task"].unique()):
         in_task = frame[frame["task"] == task]
         rows.append([task] + [values_text(fmt.distinct(in_task, c)) for c in (
-            "settings.dims", "settings.image_size", "settings.steps", "settings.batch_size",
+            "settings.data_source", "settings.data_skipped", "settings.dims",
+            "settings.image_size", "settings.steps", "settings.batch_size",
             "settings.data_fingerprint", "settings.data_seed", "settings.pretext_seed")])
-    lines.append(table(["task", "dims", "image size", "steps", "batch size", "data fingerprint",
-                        "data seed", "pretext seed"], rows))
+    lines.append(table(["task", "source", "skipped scans", "dims", "image size", "steps",
+                        "batch size", "data fingerprint", "data seed", "pretext seed"], rows))
+    lines += ["", "Skipped scans: subjects or files of a real source left out (one contrast "
+              "missing, unreadable, corrupt, non-finite or constant images, ...); "
+              "`bench data inspect` lists each with its reason."]
     lines += ["", "### Evaluation: sample counts and feature networks", "",
               "Generated samples are compared with held-out real test images; the domain "
               "encoder is trained only on the task's training images.", "",

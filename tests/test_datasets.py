@@ -177,7 +177,9 @@ def test_bad_size(tmp_path, size):
 
 
 def test_unknown_source_and_bad_splits(tmp_path):
-    with pytest.raises(BenchError, match="unknown data source 'ixi'"):
+    with pytest.raises(BenchError, match="unknown data source 'nosuch'"):
+        build_task_data(_fake_spec("phantom-3d", source="nosuch"), 16, tmp_path, progress=False)
+    with pytest.raises(BenchError, match="gives no data_root"):
         build_task_data(_fake_spec("phantom-3d", source="ixi"), 16, tmp_path, progress=False)
     with pytest.raises(BenchError, match="splits"):
         build_task_data(get_task("phantom-3d"), 16, tmp_path, splits={"train": 2}, progress=False)

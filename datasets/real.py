@@ -1,0 +1,121 @@
+"""Real scans as a task source: discovered T1/T2 pairs, preprocessed once, cached.
+
+Subjects are taken in an order seeded by the data seed; a scan that cannot be used is skipped
+with its reason (and counted in the results) while enough usable subjects remain. Subjects per
+split come from the task's [splits]; without them, 70/15/15 of the usable subjects. (A profile's
+`splits`, which sizes the generated phantom, does not apply: real data decide their own size.)
+The cache key covers every discovered file's path, size and modification time, the task and
+the preprocessing settings, so an edited or added scan rebuilds the data.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from bench.errors import BenchError
+from datasets import cache
+from datasets.discover import LAYOUTS, Found, discover
+from datasets.preprocess import BadScan, prepare_pair
+from datasets.spec import SPLIT_NAMES, TaskSpec
+
+REAL_SOURCES = LAYOUTS
+PREPROCESS_VERSION = 1  # bump when preprocessing changes what a cached entry holds
+
+
+def find_pairs(spec: TaskSpec) -> Found:
+    if spec.data_root is None:
+        raise BenchError(f"task '{spec.name}' reads source '{spec.source}' but gives no "
+                         "data_root: add it to the task file, or use --data-root")
+    return discover(spec.source, spec.data_root, spec.t1_pattern, spec.t2_pattern)
+
+
+def auto_splits(n: int) -> dict[str, int]:
+    """70/15/15 of n >= 3 usable subjects, at least one each."""
+    val = test = max(1, round(0.15 * n))
+    return {"train": n - val - test, "val": val, "test": test}
+
+
+def _files_identity(found: Found) -> bytes:
+    files = []
+    for pair in found.pairs:
+        for path in (pair.t1, pair.t2):
+            stat = path.stat()
+            files.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
+    return json.dumps(files).encode()
+
+
+def _slices(prepared, spec: TaskSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    from datasets.build import _images  # the phantom's slicing, unchanged
+    return _images(prepared, spec)
+
+
+def build_real(spec: TaskSpec, size: int, cache_dir: Path, data_seed: int, progress: bool):
+    from datasets.build import Split, TaskData, _identity
+    found = find_pairs(spec)
+    counts = dict(spec.splits) if spec.splits else None
+    if counts and sum(counts.values()) > len(found.pairs):
+        raise BenchError(f"task '{spec.name}' asks for {sum(counts.values())} subjects "
+                         f"({counts}) but {spec.data_root} holds {len(found.pairs)} pairs; "
+                         "lower [splits] in the task file")
+    identity = _identity(spec, size, data_seed, counts or {"auto": True})
+    key = cache.digest([identity, _files_identity(found),
+                        f"preprocess={PREPROCESS_VERSION}".encode()])
+    path = Path(cache_dir) / f"{spec.name}-{size}px-seed{data_seed}-{key}.pt"
+    payload = cache.load(path, key) if path.exists() else None
+    if payload is None:
+        payload = _prepare(spec, size, data_seed, found, counts, progress)
+        payload["fingerprint"] = cache.digest(
+            [identity] + [t.contiguous().numpy() for n in SPLIT_NAMES
+                          for t in payload["splits"][n].values()])
+        cache.save_atomic({"key": key, **payload}, path)
+    splits = {n: Split(**payload["splits"][n]) for n in SPLIT_NAMES}
+    return TaskData(spec=spec, size=size, data_seed=data_seed, fingerprint=payload["fingerprint"],
+                    skipped=[tuple(s) for s in found.skipped] + [tuple(s) for s in payload["bad"]],
+                    subjects=payload["subjects"], **splits)
+
+
+def _prepare(spec: TaskSpec, size: int, data_seed: int, found: Found,
+             counts: dict[str, int] | None, progress: bool) -> dict:
+    order = np.random.default_rng(data_seed).permutation(len(found.pairs))
+    need = sum(counts.values()) if counts else len(found.pairs)
+    usable, bad = [], []
+    bar = tqdm(total=need, desc=f"{spec.name} {size}px", unit="subject", disable=not progress)
+    with bar:
+        for i in order:
+            if len(usable) == need:
+                break
+            pair = found.pairs[int(i)]
+            try:
+                prepared = prepare_pair(pair.t1, pair.t2, size, spec.spacing)
+            except BadScan as err:  # skipped and counted; an error only if too few remain
+                bad.append((pair.subject, str(err)))
+                continue
+            usable.append((pair.subject, _slices(prepared, spec)))
+            bar.update(1)
+    first = f"; first: {bad[0][0]}: {bad[0][1]}" if bad else ""
+    if counts is None:
+        if len(usable) < 3:
+            raise BenchError(f"{spec.data_root}: {len(usable)} usable subject(s) of "
+                             f"{len(found.pairs)} pairs ({len(bad)} skipped{first}); train, val "
+                             "and test need at least one each")
+        counts = auto_splits(len(usable))
+    elif len(usable) < need:
+        raise BenchError(f"task '{spec.name}' needs {need} usable subjects but only "
+                         f"{len(usable)} of {len(found.pairs)} pairs could be used "
+                         f"({len(bad)} skipped{first}); lower [splits] or fix the scans")
+    out, subjects, start = {}, {}, 0
+    for name in SPLIT_NAMES:
+        first_index, start = start, start + counts[name]
+        block = usable[first_index:start]
+        ids = [torch.full((t1.shape[0],), j, dtype=torch.int64)
+               for j, (_, (t1, _)) in enumerate(block, first_index)]
+        out[name] = {"t1": torch.cat([t1 for _, (t1, _) in block]),
+                     "t2": torch.cat([t2 for _, (_, t2) in block]),
+                     "subject": torch.cat(ids)}
+        subjects[name] = [s for s, _ in block]
+    return {"splits": out, "subjects": subjects, "bad": bad}
