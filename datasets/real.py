@@ -11,6 +11,7 @@ the preprocessing settings, so an edited or added scan rebuilds the data.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -74,9 +75,13 @@ def build_real(spec: TaskSpec, size: int, cache_dir: Path, data_seed: int, progr
                           for t in payload["splits"][n].values()])
         cache.save_atomic({"key": key, **payload}, path)
     splits = {n: Split(**payload["splits"][n]) for n in SPLIT_NAMES}
+    skipped = [tuple(s) for s in found.skipped] + [tuple(s) for s in payload["bad"]]
+    if skipped:
+        warnings.warn(f"{spec.name}: {len(skipped)} item(s) of {spec.data_root} skipped, e.g. "
+                      f"{skipped[0][0]}: {skipped[0][1]} (`bench data inspect` lists them all)",
+                      stacklevel=2)
     return TaskData(spec=spec, size=size, data_seed=data_seed, fingerprint=payload["fingerprint"],
-                    skipped=[tuple(s) for s in found.skipped] + [tuple(s) for s in payload["bad"]],
-                    subjects=payload["subjects"], **splits)
+                    skipped=skipped, subjects=payload["subjects"], **splits)
 
 
 def _prepare(spec: TaskSpec, size: int, data_seed: int, found: Found,
