@@ -190,11 +190,22 @@ def check_inputs(cfg) -> tuple[torch.device, list, dict[str, Settings]]:
     for name in cfg.strategies:
         strategies.get_strategy(name)
     specs = [t if isinstance(t, datasets.TaskSpec) else datasets.get_task(t) for t in cfg.tasks]
-    from datasets.real import REAL_SOURCES, find_pairs
+    from datasets.real import REAL_SOURCES, check_source
     for spec in specs:
         if spec.source in REAL_SOURCES:
-            find_pairs(spec)  # a missing, empty or pair-less folder fails before any writing
+            check_source(spec)  # a missing or empty folder, too few pairs: before any writing
+    names = [spec.name for spec in specs]
+    if len(set(names)) < len(names):
+        raise BenchError(f"task {max(names, key=names.count)} given twice; name each task once")
     return device, specs, {spec.name: get_settings(cfg.profile, spec.dims) for spec in specs}
+
+
+def _data_identities(specs) -> dict:
+    """Real tasks' data (root, files): a rerun on other or edited scans is refused, not mixed
+    with the finished units. Generated tasks add nothing (their data follow from the seed)."""
+    from datasets.real import source_identity
+    found = {spec.name: source_identity(spec) for spec in specs}
+    return {f"data {name}": ident for name, ident in found.items() if ident is not None}
 
 
 def run(cfg: RunConfig) -> Path:
@@ -220,7 +231,8 @@ def run(cfg: RunConfig) -> Path:
     store.check_settings({"profile": cfg.profile, "precision": cfg.precision,
                           "device": device.type, "data_seed": cfg.data_seed,
                           "pretext_seed": cfg.pretext_seed, "shard": f"{shard}/{shards}",
-                          "tuned": next(iter(tuned.values()))["storage"] if tuned else None})
+                          "tuned": next(iter(tuned.values()))["storage"] if tuned else None,
+                          **_data_identities(specs)})
     done = store.finished()
     bar = tqdm(total=len(plan), desc="units", unit="unit", disable=not cfg.progress)
     for spec in specs:

@@ -155,6 +155,7 @@ def tune(cfg: TuneConfig) -> dict[str, optuna.Study]:
             study = optuna.create_study(
                 storage=storage, study_name=label, direction="minimize", load_if_exists=True,
                 pruner=cfg.pruner or optuna.pruners.MedianPruner(n_warmup_steps=s.eval_every))
+            _check_study_data(study, spec)
             lock = StudyLock(url, label)
             checkpoints = Path(cfg.out) / "checkpoints" / label.replace("/", "__")
             objective = _objective(name, data, s, evaluator, pretexts, cfg, device, lock,
@@ -165,6 +166,19 @@ def tune(cfg: TuneConfig) -> dict[str, optuna.Study]:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         _work(studies, cfg)
     return {label: item.study for label, item in studies.items()}
+
+
+def _check_study_data(study: optuna.Study, spec) -> None:
+    """A study of a real task belongs to the scans it started on: other or edited scans under
+    the same task name would mix trials measured on different data."""
+    from datasets.real import source_identity
+    ident = source_identity(spec)
+    recorded = study.user_attrs.get("data")
+    if recorded is None and ident is not None:
+        study.set_user_attr("data", ident)
+    elif recorded != ident:
+        raise BenchError(f"study {study.study_name} was tuned on other data ({recorded}, now "
+                         f"{ident}); use another --storage or task name")
 
 
 def _work(studies: dict[str, _Study], cfg: TuneConfig) -> None:

@@ -47,6 +47,7 @@ _IXI_NAME = re.compile(r"(IXI\d+-\w+-\d+)-(T1|T2)")
 # 2020/2021: <case>_t1, _t1ce, _t2, _flair, _seg; 2023: <case>-t1n, -t1c, -t2w, -t2f, -seg.
 _BRATS_NAME = re.compile(r"(.+?)(_(?:t1|t1ce|t2|flair|seg)|-(?:t1n|t1c|t2w|t2f|seg))",
                          re.IGNORECASE)
+_BRATS_TIMEPOINT = re.compile(r"^(BraTS-[A-Za-z]+-\d+)-\d{3}$")
 _BRATS_CONTRAST = {"_t1": "T1", "_t2": "T2", "-t1n": "T1", "-t2w": "T2"}
 _BRATS_SUFFIX = {("_", "T1"): "_t1", ("_", "T2"): "_t2", ("-", "T1"): "-t1n", ("-", "T2"): "-t2w"}
 
@@ -222,7 +223,17 @@ def _brats(root: Path, files: list[Path]) -> tuple[list[Pair], _Skipped]:
     pairs, skipped = _complete(root, table, missing)
     for case in sorted(set(others) - set(table)):
         skipped.append((case, f"no T1 or T2 file (only {', '.join(sorted(others[case]))})"))
-    return pairs, skipped
+    # BraTS 2023 names cases PATIENT-TIMEPOINT (BraTS-GLI-00000-000): one timepoint per patient,
+    # or one person's scans could sit in two splits.
+    kept: dict[str, Pair] = {}
+    for pair in pairs:
+        patient = _BRATS_TIMEPOINT.sub(r"\1", pair.subject)
+        if patient in kept:
+            skipped.append((pair.subject, f"another timepoint of {kept[patient].subject} (one "
+                                          "per patient keeps splits subject-level)"))
+        else:
+            kept[patient] = pair
+    return list(kept.values()), skipped
 
 
 def _paired_folder(root: Path, files: list[Path], t1_re: re.Pattern[str],

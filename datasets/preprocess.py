@@ -79,6 +79,9 @@ def read_scan(path: Path) -> tio.ScalarImage:
                       "a single 3D volume is needed (split the series first)")
     if data.ndim < 3 or min(data.shape) < 2:
         raise BadScan(f"{path}: image of shape {data.shape} is not a 3D volume")
+    if min(data.shape) < 4:  # a localizer or thin slab; resampling needs 4 voxels a side
+        raise BadScan(f"{path}: image of shape {data.shape} is too thin (under 4 voxels on an "
+                      "axis) to be a brain volume")
     bad = int(data.size - np.count_nonzero(np.isfinite(data)))
     if bad:
         raise BadScan(f"{path}: {bad} voxels are NaN or infinite")

@@ -28,6 +28,26 @@ REAL_SOURCES = LAYOUTS
 PREPROCESS_VERSION = 1  # bump when preprocessing changes what a cached entry holds
 
 
+def check_source(spec: TaskSpec) -> Found:
+    """Discovery plus the checks that need no preprocessing, before a run writes anything."""
+    found = find_pairs(spec)
+    counts = dict(spec.splits) if spec.splits else None
+    if counts and sum(counts.values()) > len(found.pairs):
+        raise BenchError(f"task '{spec.name}' asks for {sum(counts.values())} subjects "
+                         f"({counts}) but {spec.data_root} holds {len(found.pairs)} pairs; "
+                         "lower [splits] in the task file")
+    # The domain encoder contrasts training images: a 3D task needs two training volumes.
+    min_train = 2 if spec.dims == 3 else 1
+    if counts and counts["train"] < min_train:
+        raise BenchError(f"task '{spec.name}': a 3D task needs at least 2 training subjects, "
+                         f"[splits] gives {counts['train']}")
+    if not counts and len(found.pairs) < 2 + min_train:
+        raise BenchError(f"{spec.data_root}: {len(found.pairs)} subject pair(s); a {spec.dims}D "
+                         f"task needs {2 + min_train} (val and test one each, train "
+                         f"{min_train}): add subjects")
+    return found
+
+
 def find_pairs(spec: TaskSpec) -> Found:
     if spec.data_root is None:
         raise BenchError(f"task '{spec.name}' reads source '{spec.source}' but gives no "
@@ -36,7 +56,7 @@ def find_pairs(spec: TaskSpec) -> Found:
 
 
 def auto_splits(n: int) -> dict[str, int]:
-    """70/15/15 of n >= 3 usable subjects, at least one each."""
+    """70/15/15 of n >= 3 usable subjects, at least one each (train gets the rest)."""
     val = test = max(1, round(0.15 * n))
     return {"train": n - val - test, "val": val, "test": test}
 
@@ -50,6 +70,14 @@ def _files_identity(found: Found) -> bytes:
     return json.dumps(files).encode()
 
 
+def source_identity(spec: TaskSpec) -> str | None:
+    """What a real task reads (root and every file's path, size and time); None for generated
+    data. Run directories and studies refuse to mix results of different data."""
+    if spec.source not in REAL_SOURCES:
+        return None
+    return cache.digest([str(spec.data_root).encode(), _files_identity(find_pairs(spec))])
+
+
 def _slices(prepared, spec: TaskSpec) -> tuple[torch.Tensor, torch.Tensor]:
     from datasets.build import _images  # the phantom's slicing, unchanged
     return _images(prepared, spec)
@@ -57,12 +85,8 @@ def _slices(prepared, spec: TaskSpec) -> tuple[torch.Tensor, torch.Tensor]:
 
 def build_real(spec: TaskSpec, size: int, cache_dir: Path, data_seed: int, progress: bool):
     from datasets.build import Split, TaskData, _identity
-    found = find_pairs(spec)
+    found = check_source(spec)
     counts = dict(spec.splits) if spec.splits else None
-    if counts and sum(counts.values()) > len(found.pairs):
-        raise BenchError(f"task '{spec.name}' asks for {sum(counts.values())} subjects "
-                         f"({counts}) but {spec.data_root} holds {len(found.pairs)} pairs; "
-                         "lower [splits] in the task file")
     identity = _identity(spec, size, data_seed, counts or {"auto": True})
     key = cache.digest([identity, _files_identity(found),
                         f"preprocess={PREPROCESS_VERSION}".encode()])
@@ -100,14 +124,18 @@ def _prepare(spec: TaskSpec, size: int, data_seed: int, found: Found,
             except BadScan as err:  # skipped and counted; an error only if too few remain
                 bad.append((pair.subject, str(err)))
                 continue
+            except (RuntimeError, ValueError, OSError) as err:  # a library choking on an odd scan
+                bad.append((pair.subject, f"{pair.t1.name} / {pair.t2.name} could not be "
+                                          f"preprocessed ({type(err).__name__}: {err})"))
+                continue
             usable.append((pair.subject, _slices(prepared, spec)))
             bar.update(1)
     first = f"; first: {bad[0][0]}: {bad[0][1]}" if bad else ""
     if counts is None:
-        if len(usable) < 3:
+        if len(usable) < (4 if spec.dims == 3 else 3):
             raise BenchError(f"{spec.data_root}: {len(usable)} usable subject(s) of "
-                             f"{len(found.pairs)} pairs ({len(bad)} skipped{first}); train, val "
-                             "and test need at least one each")
+                             f"{len(found.pairs)} pairs ({len(bad)} skipped{first}); too few "
+                             "to split into train, val and test")
         counts = auto_splits(len(usable))
     elif len(usable) < need:
         raise BenchError(f"task '{spec.name}' needs {need} usable subjects but only "

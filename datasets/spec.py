@@ -182,6 +182,9 @@ def _real_fields(table: dict[str, Any], source: str, modalities: tuple[str, ...]
         raise BenchError(f"{where}: unknown modality name(s) {unknown}: real sources provide "
                          f"{' and '.join(REAL_MODALITIES)}")
     root = Path(_require(table, "data_root", str, where)).expanduser()
+    for key in ("t1_pattern", "t2_pattern"):
+        if key in table:
+            _require(table, key, str, where)
     spacing = table.get("spacing", 1.0)
     if isinstance(spacing, bool) or not isinstance(spacing, (int, float)) or spacing <= 0:
         raise BenchError(f"{where}: spacing must be a positive number of mm, got {spacing!r}")

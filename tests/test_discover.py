@@ -169,6 +169,15 @@ def test_brats_2023_naming_uses_t1n_and_t2w(tmp_path):
     assert rel(found, found.pairs[0]) == (f"{case}/{case}-t1n.nii.gz", f"{case}/{case}-t2w.nii.gz")
 
 
+def test_brats_2023_keeps_one_timepoint_per_patient(tmp_path):
+    for case in ("BraTS-GLI-00005-000", "BraTS-GLI-00005-001", "BraTS-GLI-00006-000"):
+        touch(tmp_path, *(f"{case}/{case}-{m}.nii.gz" for m in ("t1n", "t2w")))
+    found = discover("brats", tmp_path)
+    assert subjects(found) == ["BraTS-GLI-00005-000", "BraTS-GLI-00006-000"]
+    assert found.skipped == [("BraTS-GLI-00005-001", "another timepoint of BraTS-GLI-00005-000 "
+                                                     "(one per patient keeps splits subject-level)")]
+
+
 def test_brats_incomplete_cases_are_skipped_in_their_own_naming(tmp_path):
     touch(tmp_path,
           "BraTS-GLI-00000-000/BraTS-GLI-00000-000-t1n.nii.gz",

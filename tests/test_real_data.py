@@ -75,7 +75,7 @@ def test_a_task_file_on_a_paired_folder_builds_subject_level_splits(tmp_path):
 
 
 def test_an_edited_scan_rebuilds_the_cached_data(tmp_path):
-    root = _paired_folder(tmp_path / "scans", 3)
+    root = _paired_folder(tmp_path / "scans", 4)
     spec = datasets.get_task(str(_task(tmp_path, root, dims=3)))
     first = datasets.build_task_data(spec, 16, tmp_path / "cache", progress=False)
     _write(root / "subj00" / "subj00_T1w.nii.gz", _head(7, "t1"))
@@ -93,10 +93,10 @@ def test_a_task_asking_for_more_subjects_than_exist_is_refused(tmp_path):
 
 
 def test_too_few_usable_subjects_after_skipping_is_an_error(tmp_path):
-    root = _paired_folder(tmp_path / "scans", 3)
+    root = _paired_folder(tmp_path / "scans", 4)
     _write(root / "subj01" / "subj01_T2w.nii.gz", np.full((40, 40, 40), 5.0, np.float32))
     spec = datasets.get_task(str(_task(tmp_path, root, dims=3)))
-    with pytest.raises(BenchError, match="2 usable subject.*1 skipped.*subj01"):
+    with pytest.raises(BenchError, match="3 usable subject.*1 skipped.*subj01"):
         datasets.build_task_data(spec, 16, tmp_path / "cache", progress=False)
 
 
@@ -186,3 +186,35 @@ def test_ixi_download_offline_says_where_to_get_the_archives(tmp_path, monkeypat
     with pytest.raises(BenchError, match=r"brain-development\.org.*IXI-T1/IXI012-HH-1211-T1"):
         download_ixi(tmp_path / "ixi")
     assert not (tmp_path / "ixi").exists()  # nothing half-made left behind
+
+
+def test_a_scan_too_thin_to_resample_is_a_bad_scan(tmp_path):
+    from datasets.preprocess import BadScan, prepare_pair
+    t1 = _write(tmp_path / "t1.nii.gz", _head(0, "t1"))
+    t2 = _write(tmp_path / "t2.nii.gz", _head(0, "t2")[:, :, 18:21])
+    with pytest.raises(BadScan, match="t2.nii.gz.*too thin"):
+        prepare_pair(t1, t2, 16)
+
+
+def test_too_few_pairs_for_the_splits_exit_2_before_writing(tmp_path):
+    root = _paired_folder(tmp_path / "scans", 2)
+    out = tmp_path / "run"
+    done = _bench("run", "--source", "paired-folder", "--data-root", str(root), "--task", "2d",
+                  "--profile", "smoke", "--out", str(out), "--no-progress",
+                  cache=tmp_path / "cache")
+    assert done.returncode == 2 and "2 subject pair(s); a 2D task needs 3" in done.stderr, \
+        done.stderr
+    assert not out.exists()
+
+
+def test_rerunning_on_edited_scans_is_refused_not_mixed(tmp_path):
+    from bench.run import RunConfig, run
+    root = _paired_folder(tmp_path / "scans", 4)
+    spec = datasets.get_task(str(_task(tmp_path, root, dims=3)))
+    cfg = RunConfig(strategies=["scratch"], tasks=[spec], out=tmp_path / "run", profile="smoke",
+                    seeds=1, device="cpu", precision="fp32", cache_dir=tmp_path / "cache",
+                    progress=False)
+    run(cfg)
+    _write(root / "subj02" / "subj02_T2w.nii.gz", _head(8, "t2"))
+    with pytest.raises(BenchError, match="holds a run with data mine-3d="):
+        run(cfg)
