@@ -163,7 +163,12 @@ def prepare_pair(t1_path: Path, t2_path: Path, size: int, spacing: float = 1.0) 
     pair = tio.Resample(((size,) * 3, affine), antialias=True)(tio.Subject(t1=t1, t2=t2))
     brain = foreground(pair.t1.data[0].numpy())
     t2_mask = foreground(pair.t2.data[0].numpy())
-    overlap = 2 * np.count_nonzero(brain & t2_mask) / (brain.sum() + t2_mask.sum())
+    # Compared only where T2 was imaged: a raw T1 often reaches further down the neck than an
+    # axial T2, which says nothing about whether the two are aligned.
+    seen = tio.Resample(((size,) * 3, affine), image_interpolation="nearest")(
+        tio.ScalarImage(tensor=torch.ones_like(t2.data), affine=t2.affine)).data[0].numpy() > 0.5
+    inside = (brain & seen).sum() + (t2_mask & seen).sum()
+    overlap = 2 * np.count_nonzero(brain & t2_mask & seen) / max(inside, 1)
     if overlap < MIN_MASK_DICE:
         # Overlapping boxes do not guarantee overlapping heads, and a pair whose T2 misses much
         # of the T1 brain would teach T1 -> T2 correspondences that are not there.

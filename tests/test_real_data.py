@@ -218,3 +218,22 @@ def test_rerunning_on_edited_scans_is_refused_not_mixed(tmp_path):
     _write(root / "subj02" / "subj02_T2w.nii.gz", _head(8, "t2"))
     with pytest.raises(BenchError, match="holds a run with data mine-3d="):
         run(cfg)
+
+
+def test_a_t1_reaching_further_than_the_t2_is_still_aligned(tmp_path):
+    # A raw T1 often includes the neck, which an axial T2 does not image: the alignment check
+    # compares the masks only where T2 was imaged.
+    from datasets.preprocess import prepare_pair
+    t1 = np.zeros((40, 40, 80), np.float32)
+    t1[:, :, 40:] = _head(0, "t1")
+    y, x = np.mgrid[:40, :40] - 20.0
+    neck = (x ** 2 + y ** 2 < 100)[..., None] & (np.arange(80) < 52)  # joins the head
+    t1[neck & (t1 == 0)] = 600.0
+    shifted = np.diag([1.0, 1.0, 1.0, 1.0])
+    shifted[2, 3] = 40.0  # T2's first slice is T1's slice 40: it sees the head only
+    t2 = _head(0, "t2")
+    t2[neck[:, :, 40:] & (t2 == 0)] = 500.0  # the part of the neck T2 does see
+    t1_path = _write(tmp_path / "t1.nii.gz", t1)
+    nib.save(nib.Nifti1Image(t2, shifted), str(tmp_path / "t2.nii.gz"))
+    prepared = prepare_pair(t1_path, tmp_path / "t2.nii.gz", 32)
+    assert prepared.brain.sum() > 1.3 * prepared.t2_mask.sum()  # the neck is in T1's mask only
