@@ -202,7 +202,8 @@ def source_task(shape: TaskSpec, source: str, root: Path, t1_pattern: str | None
         raise BenchError(f"unknown source '{source}'; known: {', '.join(LAYOUTS)}")
     return dataclasses.replace(
         shape, name=f"{source}-{shape.dims}d", source=source, splits={},
-        description=f"{shape.description.split(';')[0]} of {source} scans in {root}",
+        description=(f"{shape.slicing.axis} slices" if shape.slicing else "whole volumes")
+        + f" of the {source} scans in {root}; generate T1",
         data_root=Path(root).expanduser(), t1_pattern=t1_pattern, t2_pattern=t2_pattern,
         path=None)
 
