@@ -78,13 +78,8 @@ def source_identity(spec: TaskSpec) -> str | None:
     return cache.digest([str(spec.data_root).encode(), _files_identity(find_pairs(spec))])
 
 
-def _slices(prepared, spec: TaskSpec) -> tuple[torch.Tensor, torch.Tensor]:
-    from datasets.build import _images  # the phantom's slicing, unchanged
-    return _images(prepared, spec)
-
-
 def build_real(spec: TaskSpec, size: int, cache_dir: Path, data_seed: int, progress: bool):
-    from datasets.build import Split, TaskData, _identity
+    from datasets.build import Split, TaskData, _fingerprint, _identity
     found = check_source(spec)
     counts = dict(spec.splits) if spec.splits else None
     identity = _identity(spec, size, data_seed, counts or {"auto": True})
@@ -94,9 +89,8 @@ def build_real(spec: TaskSpec, size: int, cache_dir: Path, data_seed: int, progr
     payload = cache.load(path, key) if path.exists() else None
     if payload is None:
         payload = _prepare(spec, size, data_seed, found, counts, progress)
-        payload["fingerprint"] = cache.digest(
-            [identity] + [t.contiguous().numpy() for n in SPLIT_NAMES
-                          for t in payload["splits"][n].values()])
+        payload["fingerprint"] = _fingerprint(
+            identity, {n: Split(**payload["splits"][n]) for n in SPLIT_NAMES})
         cache.save_atomic({"key": key, **payload}, path)
     splits = {n: Split(**payload["splits"][n]) for n in SPLIT_NAMES}
     skipped = [tuple(s) for s in found.skipped] + [tuple(s) for s in payload["bad"]]
@@ -110,6 +104,7 @@ def build_real(spec: TaskSpec, size: int, cache_dir: Path, data_seed: int, progr
 
 def _prepare(spec: TaskSpec, size: int, data_seed: int, found: Found,
              counts: dict[str, int] | None, progress: bool) -> dict:
+    from datasets.build import _images
     order = np.random.default_rng(data_seed).permutation(len(found.pairs))
     need = sum(counts.values()) if counts else len(found.pairs)
     usable, bad = [], []
@@ -128,7 +123,7 @@ def _prepare(spec: TaskSpec, size: int, data_seed: int, found: Found,
                 bad.append((pair.subject, f"{pair.t1.name} / {pair.t2.name} could not be "
                                           f"preprocessed ({type(err).__name__}: {err})"))
                 continue
-            usable.append((pair.subject, _slices(prepared, spec)))
+            usable.append((pair.subject, _images(prepared, spec)))  # the phantom's slicing
             bar.update(1)
     first = f"; first: {bad[0][0]}: {bad[0][1]}" if bad else ""
     if counts is None:
