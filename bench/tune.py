@@ -178,7 +178,7 @@ def _check_study_data(study: optuna.Study, spec) -> None:
         study.set_user_attr("data", ident)
     elif recorded != ident:
         raise BenchError(f"study {study.study_name} was tuned on other data ({recorded}, now "
-                         f"{ident}); use another --storage or task name")
+                         f"{ident}); use another --storage, or a task file with its own name")
 
 
 def _work(studies: dict[str, _Study], cfg: TuneConfig) -> None:

@@ -61,7 +61,11 @@ class TaskSpec:
         out.pop("path")
         out.pop("description")
         out["modalities"] = list(self.modalities)
-        out["data_root"] = str(self.data_root) if self.data_root else None
+        if self.source in GENERATED_SOURCES:  # keeps generated tasks' cache keys as they were
+            for key in ("data_root", "t1_pattern", "t2_pattern", "spacing"):
+                out.pop(key)
+        else:
+            out["data_root"] = str(self.data_root)
         return out
 
 

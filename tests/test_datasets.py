@@ -237,3 +237,9 @@ def test_worker_processes_give_the_same_data(tmp_path):
     one = build_task_data(spec, 16, tmp_path / "one", splits=splits, progress=False, workers=1)
     two = build_task_data(spec, 16, tmp_path / "two", splits=splits, progress=False, workers=2)
     assert one.fingerprint == two.fingerprint
+
+
+def test_generated_tasks_content_leaves_out_real_source_keys():
+    # Their cache keys (data, pretexts, domain encoders) must not change with fields they lack.
+    content = get_task("phantom-2d").content()
+    assert not {"data_root", "t1_pattern", "t2_pattern", "spacing"} & set(content)

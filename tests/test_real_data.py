@@ -237,3 +237,16 @@ def test_a_t1_reaching_further_than_the_t2_is_still_aligned(tmp_path):
     nib.save(nib.Nifti1Image(t2, shifted), str(tmp_path / "t2.nii.gz"))
     prepared = prepare_pair(t1_path, tmp_path / "t2.nii.gz", 32)
     assert prepared.brain.sum() > 1.3 * prepared.t2_mask.sum()  # the neck is in T1's mask only
+
+
+def test_tuning_on_edited_scans_is_refused_not_mixed(tmp_path):
+    from bench.tune import TuneConfig, tune
+    root = _paired_folder(tmp_path / "scans", 3)
+    spec = datasets.get_task(str(_task(tmp_path, root)))
+    cfg = TuneConfig(strategies=["scratch"], tasks=[spec], out=tmp_path / "tune", trials=1,
+                     profile="smoke", device="cpu", precision="fp32",
+                     cache_dir=tmp_path / "cache", progress=False)
+    tune(cfg)
+    _write(root / "subj02" / "subj02_T2w.nii.gz", _head(8, "t2"))
+    with pytest.raises(BenchError, match="was tuned on other data"):
+        tune(cfg)
