@@ -152,3 +152,13 @@ def init_weights(module: nn.Module, gain: float = 0.02) -> nn.Module:
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
+
+
+def build_networks(s, seed: int) -> tuple[nn.Module, nn.Module]:
+    """The fixed G and D of settings `s` (a bench.profiles.Settings) with the harness
+    initialisation, deterministic in the seed."""
+    torch.manual_seed(seed)
+    G = init_weights(NoiseToImageGenerator(s.dims, s.image_size, s.z_dim, s.ngf, s.n_blocks,
+                                           s.stem_channels))
+    D = init_weights(PatchDiscriminator(s.dims, s.image_size, s.ndf))
+    return G, D

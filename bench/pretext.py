@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from bench.artifacts import load_or_train, nonfinite
 from bench.device import autocast, fast_layout, seeded_generator
-from bench.fid import even_subset
+from bench.metrics.fid import even_subset
 from bench.nets import PatchDiscriminator, ResnetTrunk, init_weights
 from bench.profiles import Settings
 

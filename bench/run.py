@@ -21,12 +21,12 @@ import datasets
 import strategies
 from bench.device import check_precision, hardware, resolve_device
 from bench.errors import BenchError
-from bench.nets import NoiseToImageGenerator, PatchDiscriminator, count_parameters, init_weights
+from bench.nets import build_networks, count_parameters
 from bench.pretext import PretextContext, get_pretext
 from bench.profiles import Settings, get_settings
 from bench.store import RunStore, unit_id, unit_stem
-from bench.evaluation import Evaluator
-from bench.events import convergence, detect_events
+from bench.metrics.evaluation import Evaluator
+from bench.metrics.events import convergence, detect_events
 from bench.train import UnitResult, train_unit
 
 
@@ -71,15 +71,6 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[pkg] = None
     return out
-
-
-def build_networks(s: Settings, seed: int) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The fixed G and D with the harness initialisation, deterministic in the seed."""
-    torch.manual_seed(seed)
-    G = init_weights(NoiseToImageGenerator(s.dims, s.image_size, s.z_dim, s.ngf, s.n_blocks,
-                                           s.stem_channels))
-    D = init_weights(PatchDiscriminator(s.dims, s.image_size, s.ndf))
-    return G, D
 
 
 def _metrics(result: UnitResult, evaluator: Evaluator) -> tuple[dict, dict]:

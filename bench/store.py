@@ -16,7 +16,7 @@ import torch  # noqa: E402
 
 from bench.atomic import atomic_path, write_atomic  # noqa: E402
 from bench.errors import BenchError  # noqa: E402
-from bench.fid import even_subset  # noqa: E402
+from bench.metrics.fid import even_subset  # noqa: E402
 
 
 def read_jsonl(path: Path) -> list[tuple[int, dict]]:

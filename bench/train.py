@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from bench.atomic import atomic_path
 from bench.device import autocast, fast_layout, seeded_generator
-from bench.evaluation import D_ACCURACY_IMAGES, Evaluator
+from bench.metrics.evaluation import D_ACCURACY_IMAGES, Evaluator
 from bench.profiles import Settings
 
 

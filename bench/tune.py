@@ -27,9 +27,10 @@ from tqdm.auto import tqdm
 import datasets
 import strategies
 from bench.errors import BenchError
-from bench.evaluation import Evaluator
+from bench.metrics.evaluation import Evaluator
 from bench.pretext import PretextContext, get_pretext
-from bench.run import build_networks, check_inputs, default_cache
+from bench.nets import build_networks
+from bench.run import check_inputs, default_cache
 from bench.train import train_unit
 from bench.trials import COUNTED, effort, live, retry_dead, worker_id
 from bench.tune_storage import StudyLock, open_storage, public_url, warn_if_one_worker_only

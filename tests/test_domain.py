@@ -5,10 +5,10 @@ import dataclasses
 import pytest
 import torch
 
-import bench.domain as domain
+import bench.metrics.domain as domain
 from bench.device import seeded_generator
 from bench.errors import BenchError
-from bench.fid import frechet_distance
+from bench.metrics.fid import frechet_distance
 
 CPU = torch.device("cpu")
 pytestmark = pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning",
@@ -96,12 +96,23 @@ def test_a_diverged_encoder_raises_and_is_not_cached(smoke_2d, tmp_path):
 
 
 def test_augmentation_is_seeded_and_keeps_the_background():
-    x = torch.full((3, 1, 12, 12, 12), -1.0)
-    x[:, :, 4:8, 4:8, 4:8] = 0.5
+    x = torch.full((3, 1, 24, 24), -1.0)
+    x[:, :, 8:16, 8:16] = 0.5
     a, b = (domain.augment(x, seeded_generator(7)) for _ in range(2))
     assert torch.equal(a, b) and a.shape == x.shape
     assert not torch.equal(a, domain.augment(x, seeded_generator(8)))
-    assert a[:, :, 0, 0, 0].abs().sub(1).abs().max() < 0.3  # corners: background plus noise
+    assert torch.equal(a[:, :, 0, 0], torch.full((3, 1), -1.0))  # no intensity or noise change
+    assert a.max() <= 0.5 + 1e-6
+
+
+def test_volumes_are_read_as_slices_of_three_planes():
+    x = torch.arange(2 * 16 ** 3, dtype=torch.float32).view(2, 1, 16, 16, 16)
+    slices = domain.as_slices(x)
+    k = domain.SLICES_PER_PLANE
+    assert slices.shape == (2 * 3 * k, 1, 16, 16)
+    assert torch.equal(slices[0, 0], x[0, 0, 4])            # first axial slice, central half
+    assert torch.equal(slices[k, 0], x[0, 0, :, 4])         # then coronal
+    assert torch.equal(slices[3 * k, 0], x[1, 0, 4])        # the second volume follows
 
 
 def test_3d_features_and_fid_ordering(cache_dir, smoke_2d):
@@ -112,7 +123,7 @@ def test_3d_features_and_fid_ordering(cache_dir, smoke_2d):
                                     splits={"train": 8, "val": 6, "test": 6}, progress=False)
     feats = domain.get_domain_features(data, s, cache_dir, CPU, "fp32", progress=False)
     out = feats(data.test.t1)
-    assert out.shape == (6, 4) and torch.isfinite(out).all()
+    assert out.shape == (6 * 3 * domain.SLICES_PER_PLANE, 4) and torch.isfinite(out).all()
     fid = _fids(feats, data)
     assert fid["self"] == pytest.approx(0.0, abs=1e-6)
     assert fid["real"] < fid["noise"] and fid["real"] < fid["blank"]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.events import convergence, detect_events
+from bench.metrics.events import convergence, detect_events
 from bench.profiles import get_settings
 
 S = get_settings("quick", 2)  # blow-up 3x best, accuracy 0.99, diversity 0.5, coverage 0.1; patience 2

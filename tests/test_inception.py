@@ -8,7 +8,7 @@ import zipfile
 import pytest
 import torch
 
-from bench import inception
+from bench.metrics import inception
 from bench.errors import BenchError
 from bench.run import default_cache
 
@@ -110,7 +110,7 @@ def test_2d_inception_fid(extractor, smoke_2d):
     images = torch.rand(3, 1, 64, 64, generator=torch.Generator().manual_seed(1)) * 2 - 1
     feats = extractor(images)
     # The same images give the same features, so a set's FID with itself is 0 (as the 3D test
-    # shows with cheap features: bench.fid's sqrtm takes ~15 s per 2048-d pair on 2 CPU cores).
+    # shows with cheap features: bench.metrics.fid's sqrtm takes ~15 s per 2048-d pair on 2 CPU cores).
     assert feats.shape == (3, 2048) and torch.equal(feats, extractor(images))
     fid = inception.InceptionFID(extractor, data.test.t1, 2, 12)
     assert fid.real["image"].shape == (12, 2048) and torch.isfinite(fid.real["image"]).all()

@@ -3,8 +3,8 @@ import itertools
 import pytest
 import torch
 
-from bench import metrics
-from bench.metrics import MetricError
+from bench.metrics import scores as metrics
+from bench.metrics.scores import MetricError
 
 
 def gaussian(n: int, d: int, seed: int, shift: float = 0.0) -> torch.Tensor:
@@ -191,7 +191,7 @@ def test_feature_metrics_reject_non_finite_features(call):
 def test_low_rank_frechet_distance_equals_monais(n, m, d):
     from monai.metrics.fid import get_fid_score
 
-    from bench.fid import _frechet_low_rank
+    from bench.metrics.fid import _frechet_low_rank
     gen = torch.Generator().manual_seed(n)
     a = torch.randn(n, d, generator=gen, dtype=torch.float64)
     b = torch.randn(m, d, generator=gen, dtype=torch.float64) * 1.3 + 0.2

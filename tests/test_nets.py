@@ -43,7 +43,7 @@ def test_stem_rejects_sizes_it_cannot_build():
 
 
 def test_fid_is_zero_for_identical_sets_and_missing_for_non_finite_features():
-    from bench.fid import frechet_distance
+    from bench.metrics.fid import frechet_distance
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(64, 8, generator=gen, dtype=torch.float64)
     noise = torch.randn(64, 8, generator=gen, dtype=torch.float64) * 3 + 1

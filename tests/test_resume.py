@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import bench.train
-from bench.run import build_networks
-from bench.evaluation import Evaluator
+from bench.nets import build_networks
+from bench.metrics.evaluation import Evaluator
 from bench.train import train_unit
 
 

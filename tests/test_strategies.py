@@ -3,7 +3,7 @@ import torch
 
 import strategies
 from bench.errors import BenchError
-from bench.run import build_networks
+from bench.nets import build_networks
 
 # strategy -> (pretext, source state dict, trunk parts it must transfer)
 EXPECTED = {

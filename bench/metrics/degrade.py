@@ -1,0 +1,175 @@
+"""Graded degradations of real images, and fakes a metric must tell from anatomy: the inputs of
+the metric validation suite (bench.metrics.validate). The same code serves 2D and 3D.
+
+Every function takes images [N, 1, *spatial] in [-1, 1] (background exactly -1) and returns a
+set of the same shape; randomness comes only from the generator passed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from monai.networks.layers import GaussianFilter
+
+BACKGROUND = -1.0
+BRAIN_EPS = 1e-3  # above the background by more than this: brain (the data's background is exact)
+DUPLICATED_IMAGES = 4  # a collapsed generator repeating "a few" images
+UPSAMPLING_PERIOD = 2  # the trunk's transposed convolutions have stride 2
+
+
+@dataclass(frozen=True)
+class Pool:
+    """What a degradation may draw from: the real images being degraded, a scalar per image that
+    orders its modes (see `mode_coordinate`), and the training images (memorization)."""
+
+    images: torch.Tensor
+    modes: torch.Tensor
+    train: torch.Tensor
+
+
+Apply = Callable[[Pool, int, float, torch.Generator], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Degradation:
+    name: str
+    label: str
+    levels: tuple[float, ...]  # strengths 1..K; strength 0 is the undegraded set
+    apply: Apply  # (pool, set size, strength, generator) -> images
+    unit: str = ""
+
+
+def _pick(n_from: int, n: int, gen: torch.Generator) -> torch.Tensor:
+    return torch.randperm(n_from, generator=gen)[:n]
+
+
+def undegraded(pool: Pool, n: int, gen: torch.Generator) -> torch.Tensor:
+    return pool.images[_pick(len(pool.images), n, gen)]
+
+
+def blur(pool: Pool, n: int, sigma: float, gen: torch.Generator) -> torch.Tensor:
+    x = undegraded(pool, n, gen)
+    return GaussianFilter(x.ndim - 2, sigma)(x)
+
+
+def noise(pool: Pool, n: int, sigma: float, gen: torch.Generator) -> torch.Tensor:
+    x = undegraded(pool, n, gen)
+    return (x + sigma * torch.randn(x.shape, generator=gen)).clamp(-1, 1)
+
+
+def gamma(pool: Pool, n: int, g: float, gen: torch.Generator) -> torch.Tensor:
+    """Tissue contrast changed by a gamma curve on [0, 1]; the background stays -1."""
+    x = undegraded(pool, n, gen)
+    return ((x + 1) / 2).clamp(0, 1) ** g * 2 - 1
+
+
+def shift(pool: Pool, n: int, voxels: float, gen: torch.Generator) -> torch.Tensor:
+    """Each image moved by `voxels` along one random axis and direction, padded with background:
+    real anatomy, off the position every real image has."""
+    x = undegraded(pool, n, gen)
+    out = torch.full_like(x, BACKGROUND)
+    k, d = int(voxels), x.ndim - 2
+    axes = torch.randint(d, (n,), generator=gen) + 2
+    signs = torch.randint(2, (n,), generator=gen) * 2 - 1
+    for i in range(n):
+        axis, sign = int(axes[i]), int(signs[i])
+        src = x[i].narrow(axis - 1, 0 if sign > 0 else k, x.shape[axis] - k)
+        out[i].narrow(axis - 1, k if sign > 0 else 0, x.shape[axis] - k).copy_(src)
+    return out
+
+
+def drop_modes(pool: Pool, n: int, fraction: float, gen: torch.Generator) -> torch.Tensor:
+    """The images whose mode coordinate lies in the top `fraction` are never drawn: a generator
+    that lost one brain level (2D) or one kind of subject (3D). Sets stay distinct real images,
+    so `n` must leave room for the largest fraction (see `Degradation` sizes in validate)."""
+    order = torch.argsort(pool.modes, stable=True)
+    kept = order[: len(order) - int(round(fraction * len(order)))]
+    return pool.images[kept[_pick(len(kept), n, gen)]]
+
+
+def duplicate(pool: Pool, n: int, fraction: float, gen: torch.Generator) -> torch.Tensor:
+    """A share of the set replaced by copies of a few of its images (a collapsing generator)."""
+    x = undegraded(pool, n, gen).clone()
+    copies = int(round(fraction * n))
+    sources = x[:DUPLICATED_IMAGES]
+    x[n - copies:] = sources[torch.arange(copies) % DUPLICATED_IMAGES]
+    return x
+
+
+def memorize(pool: Pool, n: int, fraction: float, gen: torch.Generator) -> torch.Tensor:
+    """A share of the set replaced by training images (a generator that copies)."""
+    x = undegraded(pool, n, gen).clone()
+    copies = int(round(fraction * n))
+    if copies:
+        x[n - copies:] = pool.train[_pick(len(pool.train), copies, gen)]
+    return x
+
+
+def brain_mask(x: torch.Tensor) -> torch.Tensor:
+    return x > BACKGROUND + BRAIN_EPS
+
+
+def voxel_shuffle(pool: Pool, n: int, gen: torch.Generator) -> torch.Tensor:
+    """Real intensities and brain outline, no anatomy: each image's brain voxels permuted."""
+    x = undegraded(pool, n, gen).clone()
+    for image in x:
+        inside = brain_mask(image)
+        values = image[inside]
+        image[inside] = values[torch.randperm(len(values), generator=gen)]
+    return x
+
+
+def checkerboard(pool: Pool, n: int, gen: torch.Generator) -> torch.Tensor:
+    """The brain outline filled with a checkerboard at the generator's upsampling period, around
+    each image's own mean brain intensity with its own spread: the artefact of an untrained
+    transposed-convolution decoder, in a brain-shaped mask."""
+    x = undegraded(pool, n, gen).clone()
+    grids = torch.meshgrid(*[torch.arange(s) for s in x.shape[2:]], indexing="ij")
+    sign = (sum(g // (UPSAMPLING_PERIOD // 2) for g in grids) % 2) * 2 - 1
+    for image in x:
+        inside = brain_mask(image)
+        values = image[inside]
+        board = (values.mean() + values.std() * sign).clamp(-1, 1)
+        image[inside] = board.expand_as(image)[inside]
+    return x
+
+
+def mode_coordinate(images: torch.Tensor, subjects: torch.Tensor) -> torch.Tensor:
+    """A scalar per image along which its modes lie. 2D: the slice's level within its subject
+    (slices of a subject are stored bottom to top), so dropping the top share drops whole brain
+    levels. 3D: the volume's position on the first principal component of the set (at half
+    resolution), the largest way in which subjects differ: whole volumes have no levels, and
+    the brain's size alone varied too little to be a mode."""
+    if images.ndim == 4:
+        level = torch.zeros(len(images))
+        for s in subjects.unique():
+            idx = (subjects == s).nonzero().flatten()
+            level[idx] = torch.arange(len(idx), dtype=torch.float32) / max(1, len(idx) - 1)
+        return level
+    x = torch.nn.functional.avg_pool3d(images, 2).flatten(1).double()
+    x = x - x.mean(0)
+    _, _, v = torch.linalg.svd(x, full_matrices=False)
+    return (x @ v[0]).float()
+
+
+# Strengths chosen so the weakest is subtle (about the phantom's own noise and jitter) and the
+# strongest obvious by eye; shift and blur scale with the image side (given for 64 pixels).
+def degradations(image_size: int) -> tuple[Degradation, ...]:
+    scale = image_size / 64
+    return (
+        Degradation("blur", "Gaussian blur", tuple(round(s * scale, 3) for s in (0.5, 1, 1.5, 2)),
+                    blur, "sigma (voxels)"),
+        Degradation("noise", "additive Gaussian noise", (0.05, 0.1, 0.2, 0.4), noise,
+                    "sigma (of the [-1, 1] range)"),
+        Degradation("contrast", "contrast change (gamma)", (1.25, 1.5, 2.0, 3.0), gamma, "gamma"),
+        Degradation("shift", "spatial shift", tuple(max(1, round(v * scale)) for v in (2, 4, 6, 8)),
+                    shift, "voxels"),
+        Degradation("dropped_modes", "dropped modes", (0.1, 0.2, 0.35, 0.5), drop_modes,
+                    "share of modes never drawn"),
+        Degradation("duplicated", "duplicated samples", (0.25, 0.5, 0.75, 0.9), duplicate,
+                    f"share replaced by copies of {DUPLICATED_IMAGES} images"),
+        Degradation("memorized", "training images instead of held-out", (0.25, 0.5, 0.75, 1.0),
+                    memorize, "share replaced by training images"),
+    )

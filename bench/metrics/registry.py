@@ -1,0 +1,208 @@
+"""The metrics of a set of generated images, one registry entry each: how it is computed against
+a reference, which direction is better, and its label. The validation suite (validate.py) reads
+every entry from here; `register` adds one, also from a plugin.
+
+A metric computes from a `Sample` (the generated images, with their features computed once and
+shared by every metric) against a `Reference` (held-out real images and the training images).
+It returns its value, or a dict holding its value under its own name plus companion values
+without a direction of their own (a spread, a count, per-plane parts), recorded beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from bench.metrics import scores
+from bench.metrics.fid import frechet_distance
+from bench.metrics.memorization import copies, memorization, nearest_distances
+
+LOWER, HIGHER = "lower", "higher"
+METRIC_SEED = 0  # subsets, pairs and k-means: the same for every set of a task
+
+
+@dataclass
+class Reference:
+    """What samples are measured against: held-out real `images` and the `train` images, the
+    feature networks (`domain`, and `inception` when its weights are present) and the settings."""
+
+    images: torch.Tensor
+    train: torch.Tensor
+    domain: Callable[[torch.Tensor], torch.Tensor]
+    s: object  # bench.profiles.Settings
+    inception: object | None = None  # bench.metrics.inception.InceptionFID
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def cached(self, key: str, compute: Callable[[], object]):
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    @property
+    def features(self) -> torch.Tensor:
+        return self.cached("features", lambda: self.domain(self.images))
+
+    @property
+    def train_features(self) -> torch.Tensor:
+        return self.cached("train_features", lambda: self.domain(self.train))
+
+
+@dataclass
+class Sample:
+    images: torch.Tensor
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def cached(self, key: str, compute: Callable[[], object]):
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def features(self, ref: Reference) -> torch.Tensor:
+        return self.cached("features", lambda: ref.domain(self.images))
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    label: str
+    compute: Callable[[Reference, Sample], float | dict | None]
+    better: str | None = None  # None: no better direction (compared with the real level)
+    # The direction in which it moves as images get worse, for the validation suite; defaults
+    # to the opposite of `better`.
+    worse: str | None = None
+    needs_inception: bool = False
+    # What the validation suite requires of it (the rest it may ignore): the degradations it must
+    # order (names in bench.metrics.degrade) and whether it must tell the fake cases (voxel
+    # shuffle, checkerboard, untrained generator) from real anatomy.
+    must_order: tuple[str, ...] = ()
+    must_tell_fakes: bool = False
+
+    @property
+    def worsens(self) -> str:
+        if self.worse is not None:
+            return self.worse
+        return {LOWER: HIGHER, HIGHER: LOWER}[self.better]
+
+    def values(self, ref: Reference, x: Sample) -> dict[str, float | None]:
+        """{name: value} and any companions."""
+        out = self.compute(ref, x)
+        return dict(out) if isinstance(out, dict) else {self.name: out}
+
+    def value(self, ref: Reference, x: Sample) -> float | None:
+        return self.values(ref, x).get(self.name)
+
+
+REGISTRY: dict[str, Metric] = {}
+# The metric of the training curves, tuning, the events and the report's "learned" check, per
+# dimensionality: the cheapest that passes the validation suite (see README, "Metrics").
+LEADING = {2: "fid", 3: "fid"}
+
+
+def register(metric: Metric) -> Metric:
+    if metric.better is None and metric.worse is None:
+        raise ValueError(f"metric {metric.name} needs `better` or `worse`")
+    REGISTRY[metric.name] = metric
+    return metric
+
+
+def list_metrics(inception: bool = True) -> list[Metric]:
+    return [m for m in REGISTRY.values() if inception or not m.needs_inception]
+
+
+def _prdc(name: str) -> Callable[[Reference, Sample], float]:
+    return lambda ref, x: x.cached("prdc", lambda: scores.prdc_scores(
+        ref.features, x.features(ref), ref.s.prdc_k))[name]
+
+
+def _kid(ref: Reference, x: Sample) -> dict:
+    fake = x.features(ref)
+    # At most half the samples: subsets of the whole set are all equal and their std says nothing.
+    size = min(ref.s.kid_subset_size, len(fake) // 2, len(ref.features) // 2)
+    mean, std = scores.kid(ref.features, fake, ref.s.kid_subsets, size, METRIC_SEED)
+    return {"kid_mean": mean, "kid_std": std}
+
+
+def _ndb(ref: Reference, x: Sample) -> dict:
+    return scores.ndb(ref.features, x.features(ref), ref.s.ndb_bins, METRIC_SEED)
+
+
+def nearest(ref: Reference, x: Sample, space: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nearest-training distances of the samples and of the held-out images, in "features"
+    (the domain features) or "pixels"."""
+    if space == "features":
+        train, held, fake = ref.train_features, ref.features, lambda: x.features(ref)
+    else:
+        train, held, fake = ref.train, ref.images, lambda: x.images
+    held_nn = ref.cached(f"held_nn_{space}", lambda: nearest_distances(held, train))
+    return x.cached(f"nn_{space}", lambda: nearest_distances(fake(), train)), held_nn
+
+
+def _memorization(space: str, key: str) -> Callable[[Reference, Sample], float]:
+    return lambda ref, x: memorization(*nearest(ref, x, space))[key]
+
+
+def _copying(space: str, name: str) -> Callable[[Reference, Sample], dict]:
+    """The share below the held-out level, and `NAME_flag`: 1 when flagged as copying."""
+    def compute(ref: Reference, x: Sample) -> dict:
+        fake, held = nearest(ref, x, space)
+        return {name: memorization(fake, held)["share"], f"{name}_flag": float(copies(fake, held))}
+    return compute
+
+
+def _inception(ref: Reference, x: Sample) -> dict[str, torch.Tensor]:
+    return x.cached("inception", lambda: ref.inception.features(x.images))
+
+
+def _inception_fid(ref: Reference, x: Sample) -> dict:
+    scores_ = ref.inception.score_features(_inception(ref, x))
+    return scores_ if len(scores_) > 1 else {"inception_fid": scores_["inception_fid"]}
+
+
+def _inception_kid(ref: Reference, x: Sample) -> dict:
+    # Over all planes' features together (3D): one number, as inception_fid's mean.
+    real, fake = (torch.cat(list(f.values())) for f in (ref.inception.real, _inception(ref, x)))
+    size = min(ref.s.kid_subset_size, len(fake) // 2, len(real) // 2)
+    mean, std = scores.kid(real, fake, ref.s.kid_subsets, size, METRIC_SEED)
+    return {"inception_kid_mean": mean, "inception_kid_std": std}
+
+
+# The suite's requirements, fixed before any measurement. A distance between distributions must
+# see everything but copying; fidelity (precision, density) must see image quality and the fakes;
+# coverage-type scores must see lost modes (coverage, a distance to real neighbourhoods, also the
+# fakes); a diversity score must see duplication; memorization scores must see copying only.
+QUALITY = ("blur", "noise", "contrast")
+MODES = ("dropped_modes", "duplicated")
+DISTANCE = {"must_order": QUALITY + ("shift",) + MODES, "must_tell_fakes": True}
+
+for _metric in (
+    Metric("fid", "domain FID", lambda ref, x: frechet_distance(x.features(ref), ref.features),
+           LOWER, **DISTANCE),
+    Metric("kid_mean", "domain KID", _kid, LOWER, **DISTANCE),
+    Metric("precision", "precision", _prdc("precision"), HIGHER, must_order=QUALITY,
+           must_tell_fakes=True),
+    Metric("recall", "recall", _prdc("recall"), HIGHER, must_order=MODES),
+    Metric("density", "density", _prdc("density"), HIGHER, must_order=QUALITY,
+           must_tell_fakes=True),
+    Metric("coverage", "coverage", _prdc("coverage"), HIGHER, must_order=MODES,
+           must_tell_fakes=True),
+    Metric("msssim", "MS-SSIM among samples", lambda ref, x: scores.msssim_diversity(
+        x.images, ref.s.msssim_pairs, METRIC_SEED), worse=HIGHER, must_order=("duplicated",)),
+    Metric("ndb_k", "NDB/K", _ndb, LOWER, must_order=MODES),
+    Metric("memorized", "share nearer a training image than held-out images (features)",
+           _copying("features", "memorized"), LOWER, must_order=("memorized",)),
+    Metric("memorized_pixels", "share nearer a training image than held-out images (pixels)",
+           _copying("pixels", "memorized_pixels"), LOWER, must_order=("memorized",)),
+    # Descriptive: a median sits at 0 once half the samples are copies, so it cannot order the
+    # stronger levels; the shares above carry the memorization verdict.
+    Metric("nn_ratio", "median nearest-training distance / held-out's (features)",
+           _memorization("features", "ratio"), worse=LOWER),
+    Metric("nn_ratio_pixels", "median nearest-training distance / held-out's (pixels)",
+           _memorization("pixels", "ratio"), worse=LOWER),
+    Metric("inception_fid", "Inception FID (3D: mean of the three planes)", _inception_fid,
+           LOWER, needs_inception=True, **DISTANCE),
+    Metric("inception_kid_mean", "Inception KID", _inception_kid, LOWER, needs_inception=True,
+           **DISTANCE),
+):
+    register(_metric)

@@ -1,0 +1,246 @@
+"""The metric validation suite: does each metric order graded degradations of real images, and does
+it tell noise from anatomy? A metric is trusted only where it passes here.
+
+Every draw splits the task's VALIDATION subjects in two halves (the test images stay for the
+benchmark): one half is the reference the metrics measure against, the other the real images that
+are degraded. The training images serve the memorization case only.
+
+Pass rules, per (metric, degradation) its registry entry requires (`must_order`,
+`must_tell_fakes`; bench.metrics.registry): Spearman rho = 1 between strength
+(0 = undegraded, then 1..K) and the metric's mean over draws, signed so that worse is up; and the
+strongest degradation's mean worse than the undegraded set's by more than SEPARATION standard
+deviations of the undegraded values over draws. Per (metric, fake) case: its mean worse than the
+undegraded real sets' by more than SEPARATION of their standard deviations over draws.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.stats import spearmanr
+from tqdm.auto import tqdm
+
+from bench.device import seeded_generator
+from bench.metrics import degrade
+from bench.metrics.memorization import copies
+from bench.metrics.registry import HIGHER, Reference, Sample, list_metrics, nearest
+from bench.nets import build_networks
+
+SEPARATION = 3.0
+RHO_ONE = 1 - 1e-9  # spearmanr's 1.0 can come back as 0.9999999999999999
+CASES = ("shuffled", "checkerboard", "untrained")
+CASE_LABELS = {"shuffled": "brain-masked voxel shuffle", "checkerboard":
+               f"checkerboard (period {degrade.UPSAMPLING_PERIOD}) in the brain mask",
+               "untrained": "untrained generator"}
+
+
+@dataclass
+class SuiteResult:
+    raw: pd.DataFrame  # metric, check, level, strength, draw, value
+    table: pd.DataFrame  # metric, check, kind, required, rho, separation, passed
+    flags: pd.DataFrame  # memorization flag of the real and the all-training sets, per draw
+
+    def failures(self) -> list[str]:
+        bad = self.table[self.table["required"] & ~self.table["passed"]]
+        return list(dict.fromkeys(bad["metric"]))
+
+
+def _halves(split, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(reference images, pool images, pool subjects): the subjects split in two at random."""
+    subjects = split.subject.unique()
+    order = subjects[torch.randperm(len(subjects), generator=gen)]
+    half = set(order[: len(order) // 2].tolist())
+    in_ref = torch.tensor([int(s) in half for s in split.subject])
+    return split.t1[in_ref], split.t1[~in_ref], split.subject[~in_ref]
+
+
+def _untrained(s, n: int, draw: int) -> torch.Tensor:
+    G, _ = build_networks(s, 10_000 + draw)
+    z = torch.randn(n, s.z_dim, generator=seeded_generator(draw, 11))
+    with torch.no_grad():
+        return torch.cat([G.eval()(chunk) for chunk in z.split(16)])
+
+
+def run_suite(data, s, domain, inception_extractor=None, draws: int = 3, seed: int = 0,
+              progress: bool = True, names: list[str] | None = None) -> SuiteResult:
+    """Every registered metric (or those `names`) on every degradation, strength and fake case,
+    `draws` times."""
+    from bench.metrics.inception import InceptionFID
+    metrics = [m for m in list_metrics(inception_extractor is not None)
+               if names is None or m.name in names]
+    kinds = degrade.degradations(s.image_size)
+    records, flags = [], []
+    total = draws * (1 + sum(len(k.levels) for k in kinds) + 1 + len(CASES))
+    bar = tqdm(total=total, desc=f"validate {data.spec.name}", disable=not progress, leave=False)
+
+    for draw in range(draws):
+        gen = seeded_generator(seed, draw, 12)
+        ref_images, pool_images, pool_subjects = _halves(data.val, gen)
+        inception = (InceptionFID(inception_extractor, ref_images, s.dims, s.inception_images)
+                     if inception_extractor is not None else None)
+        ref = Reference(ref_images, data.train.t1, domain, s, inception)
+        pool = degrade.Pool(pool_images, degrade.mode_coordinate(pool_images, pool_subjects),
+                            data.train.t1)
+        n = len(pool_images)
+
+        def measure(check: str, level: int, strength: float, images: torch.Tensor) -> None:
+            sample = Sample(images)
+            for m in metrics:
+                try:
+                    value = m.value(ref, sample)
+                except Exception:  # a metric that cannot be computed here is recorded as missing
+                    value = None
+                value = None if value is None or not math.isfinite(value) else float(value)
+                records.append((m.name, check, level, strength, draw, value))
+            bar.update(1)
+
+        real = degrade.undegraded(pool, n, gen)
+        measure("real", 0, 0.0, real)
+        for kind in kinds:
+            size = n
+            if kind.name == "dropped_modes":  # room to draw distinct images at every strength
+                size = n - int(round(max(kind.levels) * n))
+                measure(kind.name, 0, 0.0, degrade.undegraded(pool, size, gen))
+            for level, strength in enumerate(kind.levels, start=1):
+                images = kind.apply(pool, size, strength, gen)
+                measure(kind.name, level, strength, images)
+                if kind.name == "memorized" and level == len(kind.levels):
+                    for space in ("features", "pixels"):
+                        flags.append({"space": space, "draw": draw, "n": n,
+                                      "real": copies(*nearest(ref, Sample(real), space)),
+                                      "training": copies(*nearest(ref, Sample(images), space))})
+        measure("shuffled", 1, 1.0, degrade.voxel_shuffle(pool, n, gen))
+        measure("checkerboard", 1, 1.0, degrade.checkerboard(pool, n, gen))
+        measure("untrained", 1, 1.0, _untrained(s, n, draw))
+    bar.close()
+    raw = pd.DataFrame(records, columns=["metric", "check", "level", "strength", "draw", "value"])
+    # Full-size degradations share the draw's real set as their strength 0.
+    zero = raw[raw["check"] == "real"]
+    extra = [zero.assign(check=kind.name) for kind in kinds if kind.name != "dropped_modes"]
+    raw = pd.concat([raw[raw["check"] != "real"], *extra], ignore_index=True)
+    raw = pd.concat([raw, zero.assign(check="real")], ignore_index=True)
+    return SuiteResult(raw, judge(raw, metrics), pd.DataFrame(flags))
+
+
+def _separation(base: pd.Series, worse: pd.Series) -> float:
+    """How far `worse` lies beyond `base` in the worse direction (values signed so that worse is
+    larger), in standard deviations of `base` over draws: the spread of the metric on real
+    held-out sets is the yardstick; inf when that spread is 0 and they differ."""
+    base, worse = base.dropna(), worse.dropna()
+    if len(base) < 2 or len(worse) == 0:
+        return float("nan")
+    gap, sd = float(worse.mean() - base.mean()), float(base.std(ddof=1))
+    if sd == 0:
+        return math.copysign(math.inf, gap) if gap else 0.0
+    return gap / sd
+
+
+def judge(raw: pd.DataFrame, metrics) -> pd.DataFrame:
+    rows = []
+    for m in metrics:
+        required, cases_required = m.must_order, m.must_tell_fakes
+        sign = 1.0 if m.worsens == HIGHER else -1.0
+        mine = raw[raw["metric"] == m.name].assign(value=lambda f: sign * f["value"])
+
+        def by_draw(check: str, level: int) -> pd.Series:
+            part = mine[(mine["check"] == check) & (mine["level"] == level)]
+            return part.set_index("draw")["value"]
+
+        for check in mine["check"].unique():
+            if check == "real":
+                continue
+            if check in CASES:
+                sep = _separation(by_draw("real", 0), by_draw(check, 1))
+                rows.append((m.name, check, "case", cases_required, float("nan"), sep,
+                             bool(sep > SEPARATION)))
+                continue
+            values = mine[mine["check"] == check]
+            means = values.groupby("level")["value"].agg(["mean", "count"])
+            complete = bool((means["count"] == values["draw"].nunique()).all())
+            signed = means["mean"].to_numpy(float)
+            rho = (float(spearmanr(means.index.to_numpy(), signed).statistic)
+                   if complete and np.isfinite(signed).all() and np.ptp(signed) > 0 else float("nan"))
+            sep = _separation(by_draw(check, 0), by_draw(check, int(values["level"].max())))
+            rows.append((m.name, check, "degradation", check in required, rho, sep,
+                         bool(rho > RHO_ONE and sep > SEPARATION)))
+    return pd.DataFrame(rows, columns=["metric", "check", "kind", "required", "rho", "separation",
+                                       "passed"])
+
+
+def _cell(row: pd.Series) -> str:
+    mark = ("pass" if row["passed"] else "FAIL") if row["required"] else (
+        "(sees it)" if row["passed"] else "-")
+    rho = "" if math.isnan(row["rho"]) else f"rho {row['rho']:.2f}, "
+    sep = row["separation"]
+    sep_text = "n/a" if math.isnan(sep) else ("inf" if math.isinf(sep) else f"{sep:.1f}")
+    return f"{rho}{sep_text} sd {mark}"
+
+
+def table_text(result: SuiteResult) -> str:
+    """The markdown table: one row per metric, one column per degradation and fake case."""
+    t = result.table
+    checks = [c for c in [k.name for k in degrade.degradations(64)] + list(CASES)
+              if c in set(t["check"])]
+    lines = ["| metric | " + " | ".join(checks) + " | verdict |",
+             "|---" * (len(checks) + 2) + "|"]
+    for metric in dict.fromkeys(t["metric"]):
+        mine = t[t["metric"] == metric].set_index("check")
+        cells = [_cell(mine.loc[c]) if c in mine.index else "" for c in checks]
+        required = mine[mine["required"]]
+        verdict = "passes" if required["passed"].all() else "FAILS"
+        lines.append(f"| {metric} | " + " | ".join(cells) + f" | {verdict} |")
+    return "\n".join(lines)
+
+
+def figure(result: SuiteResult, path: Path, title: str) -> Path:
+    """Each metric's mean (bars: sd over draws) against strength, one line per degradation."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    raw = result.raw
+    metrics = list(dict.fromkeys(raw["metric"]))
+    cols = 4
+    rows = math.ceil(len(metrics) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        mine = raw[raw["metric"] == metric]
+        for check in dict.fromkeys(mine["check"]):
+            if check == "real":
+                continue
+            part = mine[mine["check"] == check].groupby("level")["value"].agg(["mean", "std"])
+            if check in CASES:
+                ax.errorbar([5], part["mean"], part["std"], fmt="x", label=check)
+            else:
+                ax.errorbar(part.index, part["mean"], part["std"], marker="o", ms=3, label=check)
+        ax.set_title(metric, fontsize=9)
+        ax.set_xlabel("strength (0 = real; 5 = fake cases)", fontsize=7)
+        ax.tick_params(labelsize=7)
+    for ax in axes.flat[len(metrics):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=6)
+    fig.suptitle(title)
+    fig.tight_layout()
+    from bench.atomic import atomic_path
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+    return path
+
+
+def write_outputs(result: SuiteResult, out_dir: Path, title: str) -> dict[str, Path]:
+    """validation.csv (the judged table), values.csv (every measured value), memorization.csv
+    (the copy flags) and validation.png, each written atomically."""
+    from bench.atomic import write_atomic
+    out_dir = Path(out_dir)
+    paths = {"table": out_dir / "validation.csv", "values": out_dir / "values.csv",
+             "memorization": out_dir / "memorization.csv"}
+    for key, frame in (("table", result.table), ("values", result.raw),
+                       ("memorization", result.flags)):
+        write_atomic(paths[key], frame.to_csv(index=False))
+    paths["figure"] = figure(result, out_dir / "validation.png", title)
+    return paths
