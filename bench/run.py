@@ -155,9 +155,10 @@ def run_unit(spec, data, s: Settings, strategy_name: str, seed: int, cfg: RunCon
     events = detect_events(result.curve, s, evaluator.msssim_real,
                            result.diverged_step if result.status == "diverged" else None)
     files = {"curve": store.write_curve(stem, result.curve), "samples": None, "samples_nifti": None,
-             "real_samples": real_samples}
+             "closest": None, "real_samples": real_samples}
     if result.samples is not None:
         files.update(store.write_samples(stem, result.samples, s.dims))
+        files["closest"] = store.write_closest(stem, result.samples, data.train.t1, s.dims)
     return _row(spec, strategy_name, seed, cfg, device, data, s,
                 status=result.status, reason=result.reason, diverged_step=result.diverged_step,
                 steps=result.steps, train_seconds=round(result.train_seconds, 2),

@@ -17,6 +17,9 @@ import torch  # noqa: E402
 from bench.atomic import atomic_path, write_atomic  # noqa: E402
 from bench.errors import BenchError  # noqa: E402
 from bench.metrics.fid import even_subset  # noqa: E402
+from bench.metrics.memorization import nearest_distances, nearest_indices  # noqa: E402
+
+CLOSEST_PAIRS = 8
 
 
 def read_jsonl(path: Path) -> list[tuple[int, dict]]:
@@ -107,6 +110,21 @@ class RunStore:
         if dims == 3:
             save_grid(self.root / files["samples"], triplanar(arr[:6]), cols=3)
         return files
+
+
+    def write_closest(self, stem: str, samples: torch.Tensor, train: torch.Tensor,
+                      dims: int) -> str:
+        """The generated samples nearest a training image (pixels), each above that image: what
+        copying would look like (3D: middle axial slices)."""
+        x = torch.nan_to_num(samples.float(), nan=-1.0)
+        order = nearest_distances(x, train).argsort()[:CLOSEST_PAIRS]
+        pairs = x[order], train[nearest_indices(x[order], train)]
+        arr = [p.numpy()[:, 0] for p in pairs]
+        if dims == 3:
+            arr = [a[:, a.shape[1] // 2] for a in arr]
+        rel = f"samples/{stem}__closest.png"
+        save_grid(self.root / rel, np.concatenate(arr), cols=len(order))
+        return rel
 
 
 def triplanar(volumes: np.ndarray) -> np.ndarray:

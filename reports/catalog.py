@@ -10,10 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LOWER, HIGHER = "lower", "higher"
-# Holm families: the comparisons of one task within one family share one correction.
-DOMAIN, INCEPTION, PRDC, MODES = ("domain features", "Inception features",
-                                  "precision / recall", "mode coverage")
+from bench.metrics.registry import HIGHER, LOWER, REGISTRY, DOMAIN
 
 
 @dataclass(frozen=True)
@@ -33,6 +30,19 @@ class Metric:
         return {LOWER: " ↓", HIGHER: " ↑"}.get(self.better or "", "")
 
 
+def _registered() -> list[Metric]:
+    """Every final-sample metric of the registry and its parts, as the report shows them (the
+    registry's curve metric appears through fid_final and friends above)."""
+    out = []
+    for m in REGISTRY.values():
+        if m.name == "fid":
+            continue
+        out.append(Metric(m.name, m.label, m.better, m.family, m.digits))
+        out += [Metric(p.name, p.label, p.better, None, p.digits, p.dims, missing_with=m.name)
+                for p in m.parts]
+    return out
+
+
 METRICS: tuple[Metric, ...] = (
     Metric("fid_final", "final domain FID", LOWER, DOMAIN),
     # Not compared: the best of several evaluations against the same test images is optimistic.
@@ -41,21 +51,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("fid_init", "domain FID at step 0", LOWER),
     Metric("fid_auc", "domain FID averaged over training (AUC)", LOWER, DOMAIN),
     Metric("fid_gap", "final − best domain FID", LOWER),
-    Metric("kid_mean", "domain KID", LOWER, DOMAIN, digits=4),
-    Metric("kid_std", "domain KID std over subsets", digits=4),
-    Metric("inception_fid", "Inception FID", LOWER, INCEPTION),
-    *(Metric(f"inception_fid_{plane}", f"{plane} Inception FID", LOWER, dims=(3,),
-             missing_with="inception_fid") for plane in ("axial", "coronal", "sagittal")),
-    Metric("inception_kid_mean", "Inception KID", LOWER, INCEPTION, digits=4),
-    Metric("inception_kid_std", "Inception KID std over subsets", digits=4),
-    Metric("precision", "precision", HIGHER, PRDC, digits=3),
-    Metric("recall", "recall", HIGHER, PRDC, digits=3),
-    Metric("density", "density", HIGHER, PRDC, digits=3),
-    Metric("coverage", "coverage", HIGHER, PRDC, digits=3),
-    Metric("msssim", "MS-SSIM among samples (lower = more diverse)", digits=3),
+    *_registered(),
     Metric("msssim_real", "MS-SSIM among real test images", digits=3),
-    Metric("ndb", "NDB (bins differing)", LOWER, digits=1),
-    Metric("ndb_k", "NDB/K", LOWER, MODES, digits=3),
 )
 BY_NAME = {m.name: m for m in METRICS}
 # Set only from the final samples: missing together when those are (metrics_missing.final_samples).
@@ -65,8 +62,11 @@ KEY_METRICS = ("fid_final", "inception_fid", "kid_mean", "precision", "recall", 
 
 
 def metric(name: str) -> Metric:
-    """The catalogue entry, or a plain one for a metric a newer harness added."""
-    return BY_NAME.get(name, Metric(name, name, digits=3))
+    """The catalogue entry; for a metric registered after import (a plugin's), its registry
+    entry; otherwise a plain one, for a metric a newer harness added."""
+    if name in BY_NAME:
+        return BY_NAME[name]
+    return {m.name: m for m in _registered()}.get(name, Metric(name, name, digits=3))
 
 
 def metrics_for(dims: list[int], extra: list[str] = ()) -> list[Metric]:

@@ -71,6 +71,14 @@ def distinct(frame: pd.DataFrame, column: str) -> list[Any]:
     return out
 
 
+def reference_value(frame: pd.DataFrame, column: str, digits: int = 2) -> str:
+    """A reference number all units should share; a range, said so, when they do not."""
+    values = [float(v) for v in distinct(frame, column)]
+    if len(values) > 1:
+        return f"{num(min(values), digits)}–{num(max(values), digits)} (differs across units)"
+    return num(values[0], digits) if values else MISSING
+
+
 def relative(target: Path, out_dir: Path) -> str:
     """`target` as a forward-slash path relative to the report's folder."""
     return Path(os.path.relpath(Path(target).resolve(), Path(out_dir).resolve())).as_posix()

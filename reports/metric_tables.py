@@ -11,8 +11,18 @@ from reports.summary import UNIT_STATISTICS
 from reports.tables import BASELINE, strategy_order
 
 
+def _bounds(in_task, name: str, digits: int) -> list[str]:
+    """The metric's floor and ceiling (reference.floors / ceilings; the curve metric's own)."""
+    if name == "fid_final":
+        columns = ("reference.fid_floor", "reference.fid_ceiling")
+    else:
+        columns = (f"reference.floors.{name}", f"reference.ceilings.{name}")
+    return [fmt.reference_value(in_task, column, digits) for column in columns]
+
+
 def metrics_table(analysis: Analysis, task: str) -> str:
-    """Rows: metrics; columns: strategies; cells: mean ± std over seeds (n)."""
+    """Rows: metrics; columns: strategies, then the metric's floor and ceiling; cells: mean ±
+    std over seeds (n)."""
     in_task = analysis.in_task(task)
     strategies = strategy_order(in_task["strategy"])
     units = {s: int((in_task["strategy"] == s).sum()) for s in strategies}
@@ -24,8 +34,9 @@ def metrics_table(analysis: Analysis, task: str) -> str:
             row = analysis.value(task, strategy, m.name)
             cells.append(fmt.MISSING if row is None else fmt.mean_std(
                 row["mean"], row["std"], row["n"], units[strategy], m.digits))
-        rows.append([label, *cells])
-    return table(["metric", *(f"{s} ({units[s]} units)" for s in strategies)], rows)
+        rows.append([label, *cells, *_bounds(in_task, m.name, m.digits)])
+    return table(["metric", *(f"{s} ({units[s]} units)" for s in strategies),
+                  "floor (real)", "ceiling (untrained)"], rows)
 
 
 def _comparison_row(c: Comparison) -> list[str]:

@@ -19,11 +19,7 @@ from reports.tables import BASELINE, MIN_SEEDS, strategy_order
 
 def _reference_line(in_task: pd.DataFrame) -> str:
     def value(column: str, digits: int = 2) -> str:
-        values = [float(v) for v in fmt.distinct(in_task, column)]
-        if len(values) > 1:
-            return (f"{fmt.num(min(values), digits)}–{fmt.num(max(values), digits)} "
-                    "(differs across units)")
-        return fmt.num(values[0], digits) if values else fmt.MISSING
+        return fmt.reference_value(in_task, column, digits)
     return (f"Domain FID of real val vs real test (floor): {value('reference.fid_floor')}; "
             f"untrained generator (ceiling): {value('reference.fid_ceiling')}. "
             f"Inception FID floor: {value('reference.inception_floor')}. "
@@ -111,7 +107,8 @@ def _units_text(in_task: pd.DataFrame, units: list[str]) -> str:
 
 def _samples_cell(unit: pd.Series, out_dir: Path) -> str:
     links = []
-    for column, label in (("files.samples", "png"), ("files.samples_nifti", "nifti")):
+    for column, label in (("files.samples", "png"), ("files.samples_nifti", "nifti"),
+                          ("files.closest", "nearest training")):
         relative = unit.get(column)
         if not fmt.is_missing(relative):
             links.append(fmt.link(Path(unit["run_dir"]) / relative, out_dir, label))
@@ -156,7 +153,9 @@ def task_section(analysis: Analysis, task: str, out_dir: Path,
     if warnings:
         parts.append("\n".join(warnings))
     parts += ["### Metrics", "Mean ± std over seeds (n = seeds with a value). ↓ lower is "
-              "better, ↑ higher is better.", metrics_table(analysis, task),
+              "better, ↑ higher is better. Floor: real validation images scored against the "
+              "test images, what a perfect generator would get; ceiling: the untrained "
+              "generator.", metrics_table(analysis, task),
               f"### Against {BASELINE}"]
     comparisons = analysis.comparisons[task]
     if comparisons:

@@ -33,12 +33,19 @@ def test_bench_run_all_strategies_both_tasks_smoke(tmp_path, cache_dir):
         assert r["settings"]["precision"] == "bf16" and r["settings"]["device"] == "cpu"
         assert (out / r["files"]["curve"]).is_file() and (out / r["files"]["samples"]).is_file()
         assert (out / r["files"]["real_samples"]).is_file()
+        assert (out / r["files"]["closest"]).is_file()
+        # Every final metric has a floor (real validation images) and a ceiling (untrained G).
+        for bound in ("floors", "ceilings"):
+            assert {"kid_mean", "coverage", "memorized", "nn_ratio_pixels"} <= set(
+                r["reference"][bound])
+        assert r["reference"]["floors"]["memorized_flag"] == 0
         if r["task"] == "phantom-3d":
             assert (out / r["files"]["samples_nifti"]).is_file()
         # Every metric has a value or a reason, never both, never neither.
         expected = {"fid_final", "fid_best", "fid_auc", "fid_gap", "inception_fid",
                     "inception_kid_mean", "kid_mean", "precision", "recall", "density",
-                    "coverage", "msssim", "msssim_real", "ndb_k"}
+                    "coverage", "msssim", "msssim_real", "ndb_k", "memorized",
+                    "memorized_pixels", "nn_ratio", "nn_ratio_pixels"}
         if r["task"] == "phantom-3d":
             expected |= {f"inception_fid_{p}" for p in ("axial", "coronal", "sagittal")}
         for name in expected:

@@ -21,6 +21,10 @@ from bench.metrics.memorization import copies, memorization, nearest_distances
 
 LOWER, HIGHER = "lower", "higher"
 METRIC_SEED = 0  # subsets, pairs and k-means: the same for every set of a task
+# Holm families: the report corrects a task's comparisons against the baseline within each.
+DOMAIN, INCEPTION, PRDC, MODES_FAMILY, MEMORIZATION = (
+    "domain features", "Inception features", "precision / recall", "mode coverage",
+    "memorization")
 
 
 @dataclass
@@ -64,11 +68,26 @@ class Sample:
 
 
 @dataclass(frozen=True)
+class Part:
+    """A companion value a metric records beside its own (a spread, a count, a per-plane part):
+    shown in the report, never compared."""
+
+    name: str
+    label: str
+    digits: int = 3
+    dims: tuple[int, ...] = (2, 3)
+    better: str | None = None
+
+
+@dataclass(frozen=True)
 class Metric:
     name: str
     label: str
     compute: Callable[[Reference, Sample], float | dict | None]
     better: str | None = None  # None: no better direction (compared with the real level)
+    family: str | None = None  # None: shown in the report, never compared
+    digits: int = 3
+    parts: tuple[Part, ...] = ()
     # The direction in which it moves as images get worse, for the validation suite; defaults
     # to the opposite of `better`.
     worse: str | None = None
@@ -176,33 +195,47 @@ QUALITY = ("blur", "noise", "contrast")
 MODES = ("dropped_modes", "duplicated")
 DISTANCE = {"must_order": QUALITY + ("shift",) + MODES, "must_tell_fakes": True}
 
+PLANE_PARTS = tuple(Part(f"inception_fid_{p}", f"{p} Inception FID", 2, (3,), LOWER)
+                    for p in ("axial", "coronal", "sagittal"))
+
+
+def _flag(name: str, space: str) -> Part:
+    return Part(f"{name}_flag", f"flagged as copying training images ({space}; 1 = yes)", 0)
+
+
 for _metric in (
     Metric("fid", "domain FID", lambda ref, x: frechet_distance(x.features(ref), ref.features),
-           LOWER, **DISTANCE),
-    Metric("kid_mean", "domain KID", _kid, LOWER, **DISTANCE),
-    Metric("precision", "precision", _prdc("precision"), HIGHER, must_order=QUALITY,
+           LOWER, DOMAIN, 2, **DISTANCE),
+    Metric("kid_mean", "domain KID", _kid, LOWER, DOMAIN, 4,
+           (Part("kid_std", "domain KID std over subsets", 4),), **DISTANCE),
+    Metric("inception_fid", "Inception FID", _inception_fid, LOWER, INCEPTION, 2, PLANE_PARTS,
+           needs_inception=True, **DISTANCE),
+    Metric("inception_kid_mean", "Inception KID", _inception_kid, LOWER, INCEPTION, 4,
+           (Part("inception_kid_std", "Inception KID std over subsets", 4),),
+           needs_inception=True, **DISTANCE),
+    Metric("precision", "precision", _prdc("precision"), HIGHER, PRDC, must_order=QUALITY,
            must_tell_fakes=True),
-    Metric("recall", "recall", _prdc("recall"), HIGHER, must_order=MODES),
-    Metric("density", "density", _prdc("density"), HIGHER, must_order=QUALITY,
+    Metric("recall", "recall", _prdc("recall"), HIGHER, PRDC, must_order=MODES),
+    Metric("density", "density", _prdc("density"), HIGHER, PRDC, must_order=QUALITY,
            must_tell_fakes=True),
-    Metric("coverage", "coverage", _prdc("coverage"), HIGHER, must_order=MODES,
+    Metric("coverage", "coverage", _prdc("coverage"), HIGHER, PRDC, must_order=MODES,
            must_tell_fakes=True),
-    Metric("msssim", "MS-SSIM among samples", lambda ref, x: scores.msssim_diversity(
-        x.images, ref.s.msssim_pairs, METRIC_SEED), worse=HIGHER, must_order=("duplicated",)),
-    Metric("ndb_k", "NDB/K", _ndb, LOWER, must_order=MODES),
+    Metric("msssim", "MS-SSIM among samples (lower = more diverse)", lambda ref, x:
+           scores.msssim_diversity(x.images, ref.s.msssim_pairs, METRIC_SEED), worse=HIGHER,
+           must_order=("duplicated",)),
+    Metric("ndb_k", "NDB/K", _ndb, LOWER, MODES_FAMILY,
+           parts=(Part("ndb", "NDB (bins differing)", 1, better=LOWER),), must_order=MODES),
     Metric("memorized", "share nearer a training image than held-out images (features)",
-           _copying("features", "memorized"), LOWER, must_order=("memorized",)),
+           _copying("features", "memorized"), LOWER, MEMORIZATION,
+           parts=(_flag("memorized", "features"),), must_order=("memorized",)),
     Metric("memorized_pixels", "share nearer a training image than held-out images (pixels)",
-           _copying("pixels", "memorized_pixels"), LOWER, must_order=("memorized",)),
+           _copying("pixels", "memorized_pixels"), LOWER, MEMORIZATION,
+           parts=(_flag("memorized_pixels", "pixels"),), must_order=("memorized",)),
     # Descriptive: a median sits at 0 once half the samples are copies, so it cannot order the
     # stronger levels; the shares above carry the memorization verdict.
     Metric("nn_ratio", "median nearest-training distance / held-out's (features)",
            _memorization("features", "ratio"), worse=LOWER),
     Metric("nn_ratio_pixels", "median nearest-training distance / held-out's (pixels)",
            _memorization("pixels", "ratio"), worse=LOWER),
-    Metric("inception_fid", "Inception FID (3D: mean of the three planes)", _inception_fid,
-           LOWER, needs_inception=True, **DISTANCE),
-    Metric("inception_kid_mean", "Inception KID", _inception_kid, LOWER, needs_inception=True,
-           **DISTANCE),
 ):
     register(_metric)
