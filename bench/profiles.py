@@ -57,8 +57,6 @@ class Settings:
     blowup_patience: int
     saturation_accuracy: float
     saturation_patience: int
-    collapse_diversity: float
-    collapse_coverage: float
     collapse_patience: int
     splits: tuple[tuple[str, int], ...] | None = None
 

@@ -152,7 +152,7 @@ def run_unit(spec, data, s: Settings, strategy_name: str, seed: int, cfg: RunCon
                         checkpoint=store.checkpoint_path(stem), progress=cfg.progress,
                         label=f"{spec.name} {strategy_name} seed{seed}", transferred=transfer)
     metrics, missing = _metrics(result, evaluator)
-    events = detect_events(result.curve, s, evaluator.msssim_real,
+    events = detect_events(result.curve, s, reference["floors"].get("coverage"),
                            result.diverged_step if result.status == "diverged" else None)
     files = {"curve": store.write_curve(stem, result.curve), "samples": None, "samples_nifti": None,
              "closest": None, "real_samples": real_samples}

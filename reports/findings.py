@@ -3,6 +3,7 @@ event rates and the convergence numbers."""
 
 from __future__ import annotations
 
+from bench.metrics import states
 from reports import fmt
 from reports.analysis import Analysis
 from reports.catalog import metric
@@ -10,23 +11,37 @@ from reports.convergence import strategy_convergence
 from reports.stats import ALPHA, Comparison
 from reports.tables import BASELINE, strategy_order
 
-LEARNED_RATIO = 0.5  # the baseline "learned" when training at least halves its step-0 FID
 MAIN = "fid_final"
 
 
+def _reference(analysis: Analysis, task: str, column: str) -> float | None:
+    values = fmt.distinct(analysis.in_task(task), column)
+    return float(values[0]) if len(values) == 1 else None
+
+
 def _learned(analysis: Analysis, task: str) -> str:
-    final, init = ((analysis.value(task, BASELINE, m) or {}).get("mean")
-                   for m in ("fid_final", "fid_init"))
+    """The baseline's health by the one definition (bench.metrics.states): learned when its mean
+    final domain FID no longer scores like noise, collapsed when its coverage is too low."""
     if BASELINE not in set(analysis.in_task(task)["strategy"]):
         return f"no {BASELINE} runs, so it is unknown whether the GAN learned at all."
-    if final is None or init is None:
-        return (f"cannot tell whether {BASELINE} learned: it has no final domain FID or none at "
-                "step 0.")
-    if final <= LEARNED_RATIO * init:
-        return (f"{BASELINE} learned: mean final domain FID {fmt.num(final)} is at most half its "
-                f"step-0 FID {fmt.num(init)}.")
-    return (f"{BASELINE} did not learn enough: mean final domain FID {fmt.num(final)} is more "
-            f"than half its step-0 FID {fmt.num(init)}, so comparisons on this task say little.")
+    final, coverage = ((analysis.value(task, BASELINE, m) or {}).get("mean")
+                       for m in ("fid_final", "coverage"))
+    floor, ceiling = (_reference(analysis, task, f"reference.fid_{b}") for b in ("floor", "ceiling"))
+    learned = states.learned(final, floor, ceiling)
+    if learned is None:
+        return (f"cannot tell whether {BASELINE} learned: it has no final domain FID, or the "
+                "units disagree on its floor and ceiling.")
+    where = (f"mean final domain FID {fmt.num(final)}, at {fmt.num(states.position(final, floor, ceiling), 3)} "
+             f"of the way from the real floor {fmt.num(floor)} to the untrained ceiling "
+             f"{fmt.num(ceiling)}")
+    if not learned:
+        return (f"{BASELINE} did not learn: its {where} scores like brain-shaped noise (from "
+                f"{states.NOISE_POSITION} on), so comparisons on this task say little.")
+    collapsed = states.collapsed(coverage, _reference(analysis, task, "reference.floors.coverage"))
+    tail = (f"; but it collapsed (mean coverage {fmt.num(coverage, 3)}, below "
+            f"{states.COLLAPSE_COVERAGE} of the real level), so comparisons on this task say little."
+            if collapsed else ".")
+    return f"{BASELINE} learned: its {where} is below the noise level {states.NOISE_POSITION}{tail}"
 
 
 def _verdicts(comparisons: list[Comparison]) -> str:

@@ -52,7 +52,7 @@ def test_bench_run_all_strategies_both_tasks_smoke(tmp_path, cache_dir):
             has_value = r["metrics"].get(name) is not None
             assert has_value != (name in r["metrics_missing"]), name
         assert set(r["events"]) >= {"nonfinite_step", "fid_blowup_step", "d_saturation_step",
-                                    "diversity_collapse_step", "coverage_collapse_step",
+                                    "coverage_collapse_step",
                                     "diverged", "mode_collapse"}
         curve = list(csv.DictReader(open(out / r["files"]["curve"])))
         assert {"d_acc_real", "d_acc_fake", "msssim", "coverage"} <= set(curve[0])

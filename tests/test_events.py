@@ -5,7 +5,8 @@ import pytest
 from bench.metrics.events import convergence, detect_events
 from bench.profiles import get_settings
 
-S = get_settings("quick", 2)  # blow-up 3x best, accuracy 0.99, diversity 0.5, coverage 0.1; patience 2
+S = get_settings("quick", 2)  # blow-up 3x best, accuracy 0.99; patience 2
+FLOOR = 0.8  # coverage of real held-out images: collapse below 0.7 of it (states.collapsed)
 
 
 def _curve(fids, acc=0.6, msssim=0.3, coverage=0.8):
@@ -16,40 +17,41 @@ def _curve(fids, acc=0.6, msssim=0.3, coverage=0.8):
 
 
 def test_a_healthy_run_has_no_events():
-    events = detect_events(_curve([6.0, 2.0, 1.0, 0.8, 0.7]), S, msssim_real=0.3, nonfinite_step=None)
+    events = detect_events(_curve([6.0, 2.0, 1.0, 0.8, 0.7]), S, FLOOR, nonfinite_step=None)
     assert not events["diverged"] and not events["mode_collapse"]
     assert all(v is None for k, v in events.items() if k.endswith("_step"))
 
 
 def test_fid_blowup_needs_patience_and_reports_where_it_began():
     one_spike = _curve([6.0, 1.0, 4.0, 1.1, 1.0])
-    assert detect_events(one_spike, S, 0.3, None)["fid_blowup_step"] is None
+    assert detect_events(one_spike, S, FLOOR, None)["fid_blowup_step"] is None
     blown = _curve([6.0, 1.0, 1.5, 3.5, 5.0, None])
-    events = detect_events(blown, S, 0.3, None)
+    events = detect_events(blown, S, FLOOR, None)
     assert events["fid_blowup_step"] == 150 and events["diverged"]
 
 
 def test_step_zero_never_counts():
     # An untrained generator with a saturated D and identical samples has not diverged or collapsed.
-    curve = _curve([6.0, 2.0, 1.0], acc=[1.0, 0.5, 0.5], msssim=[0.99, 0.3, 0.3], coverage=[0.0, 0.5, 0.5])
-    events = detect_events(curve, S, 0.3, None)
+    curve = _curve([6.0, 2.0, 1.0], acc=[1.0, 0.5, 0.5], msssim=[0.99, 0.3, 0.3], coverage=[0.0, 0.7, 0.7])
+    events = detect_events(curve, S, FLOOR, None)
     assert not events["diverged"] and not events["mode_collapse"]
 
 
 def test_discriminator_saturation_and_mode_collapse():
-    curve = _curve([6.0, 2.0, 1.5, 1.5, 1.5], acc=[0.5, 0.995, 0.999, 1.0, 0.5],
-                   msssim=[0.3, 0.3, 0.9, 0.95, 0.95], coverage=[0.8, 0.05, 0.5, 0.05, 0.02])
-    events = detect_events(curve, S, msssim_real=0.3, nonfinite_step=None)
+    # 0.55 < 0.7 * 0.8 = 0.56: collapsed; 0.6 is not. MS-SSIM decides nothing.
+    curve = _curve([6.0, 2.0, 1.5, 1.5, 1.5, 1.5], acc=[0.5, 0.995, 0.999, 1.0, 0.5, 0.5],
+                   msssim=[0.3, 0.99, 0.99, 0.3, 0.3, 0.3],
+                   coverage=[0.8, 0.55, 0.6, 0.55, 0.5, 0.8])
+    events = detect_events(curve, S, FLOOR, nonfinite_step=None)
     assert events["d_saturation_step"] == 50
-    # 1 - 0.9 = 0.1 < 0.5 * (1 - 0.3): generated samples far more alike than real ones.
-    assert events["diversity_collapse_step"] == 100
-    assert events["coverage_collapse_step"] == 150
+    assert events["coverage_collapse_step"] == 150 and "diversity_collapse_step" not in events
     assert events["diverged"] and events["mode_collapse"]
+    assert not detect_events(curve, S, None, None)["mode_collapse"]  # no floor: unknown
 
 
 def test_non_finite_loss_is_a_divergence_and_the_loss_row_is_not_an_evaluation():
     curve = _curve([6.0, 2.0]) + [{"step": 73, "fid": None, "loss_g": float("nan"), "loss_d": 1.0}]
-    events = detect_events(curve, S, 0.3, nonfinite_step=73)
+    events = detect_events(curve, S, FLOOR, nonfinite_step=73)
     assert events["nonfinite_step"] == 73 and events["diverged"]
     assert events["fid_blowup_step"] is None
 

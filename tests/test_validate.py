@@ -174,3 +174,39 @@ def test_a_registered_metric_is_validated(smoke_2d, cache_dir, monkeypatch):
     mine = result.table[result.table["metric"] == "brain_mean"].set_index("check")
     assert mine.loc["contrast", "required"] and mine.loc["contrast", "passed"]
     assert not mine.loc["blur", "required"]
+
+
+def test_one_definition_of_noise_learned_and_collapsed():
+    from bench.metrics import states
+    assert states.position(10.0, 0.0, 100.0) == pytest.approx(0.1)
+    assert states.position(0.5, 0.9, 0.1) == pytest.approx(0.5)  # higher-is-better metrics too
+    assert states.position(None, 0.0, 1.0) is None and states.position(1.0, 2.0, 2.0) is None
+    just_below = states.NOISE_POSITION * 100 * 0.99
+    assert states.noise(just_below, 0.0, 100.0) is False and states.learned(just_below, 0, 100)
+    assert states.noise(states.NOISE_POSITION * 100, 0.0, 100.0) is True
+    assert states.learned(50.0, 0.0, 100.0) is False and states.learned(None, 0, 1) is None
+    assert states.collapsed(0.5, 0.9) is (0.5 < states.COLLAPSE_COVERAGE * 0.9)
+    assert states.collapsed(0.89, 0.9) is False and states.collapsed(0.1, None) is None
+
+
+def _state_raw(checkerboard: float) -> pd.DataFrame:
+    rows = []
+    for draw in range(3):
+        rows += [("fid", "real", 0, 0.0, draw, 1.0 + 0.1 * draw),
+                 ("fid", "untrained", 1, 1.0, draw, 100.0 + draw),
+                 ("fid", "shuffled", 1, 1.0, draw, 20.0),
+                 ("fid", "checkerboard", 1, 1.0, draw, checkerboard),
+                 ("coverage", "real", 0, 0.0, draw, 0.8),
+                 ("coverage", "duplicated", 0, 0.0, draw, 0.8),
+                 ("coverage", "duplicated", 4, 0.9, draw, 0.3)]
+    return pd.DataFrame(rows, columns=["metric", "check", "level", "strength", "draw", "value"])
+
+
+def test_suite_checks_the_state_thresholds_both_ways():
+    from bench.metrics.validate import state_checks
+    good = state_checks(_state_raw(checkerboard=10.0), 2)
+    assert good["passed"].all() and len(good) == 6
+    assert good.set_index(["state", "set"]).loc[("noise", "checkerboard"), "hits"] == 3
+    bad = state_checks(_state_raw(checkerboard=1.5), 2)
+    noise = bad[bad["state"] == "noise"].set_index("set")
+    assert not noise.loc["checkerboard", "passed"] and noise.loc["real", "passed"]

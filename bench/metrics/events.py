@@ -13,10 +13,10 @@ from typing import Callable
 import numpy as np
 from scipy.integrate import trapezoid
 
+from bench.metrics import states
 from bench.profiles import Settings
 
-EVENTS = ("nonfinite_step", "fid_blowup_step", "d_saturation_step", "diversity_collapse_step",
-          "coverage_collapse_step")
+EVENTS = ("nonfinite_step", "fid_blowup_step", "d_saturation_step", "coverage_collapse_step")
 
 
 def _first_run(curve: list[dict], hit: Callable[[dict, int], bool], patience: int) -> int | None:
@@ -38,9 +38,12 @@ def _value(row: dict, key: str) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
-def detect_events(curve: list[dict], s: Settings, msssim_real: float | None,
+def detect_events(curve: list[dict], s: Settings, coverage_floor: float | None,
                   nonfinite_step: int | None) -> dict:
-    """First step of each divergence and mode-collapse event (None when it never happened)."""
+    """First step of each divergence and mode-collapse event (None when it never happened).
+    Collapse is bench.metrics.states.collapsed on the curve's coverage, against the coverage of
+    real held-out images (`coverage_floor`). MS-SSIM among samples is recorded in the curve but
+    decides nothing: it failed the validation suite's duplication check."""
     # The row appended when a unit diverges records its losses, not an evaluation.
     evaluated = [r for r in curve if "d_acc_real" in r or r.get("fid") is not None]
     best = [min((f for r in evaluated[:i] if (f := _value(r, "fid")) is not None), default=None)
@@ -55,20 +58,13 @@ def detect_events(curve: list[dict], s: Settings, msssim_real: float | None,
         real, fake = _value(row, "d_acc_real"), _value(row, "d_acc_fake")
         return real is not None and fake is not None and min(real, fake) >= s.saturation_accuracy
 
-    def diversity(row: dict, _: int) -> bool:
-        fake = _value(row, "msssim")
-        return (fake is not None and msssim_real is not None
-                and 1 - fake < s.collapse_diversity * (1 - msssim_real))
-
     def coverage(row: dict, _: int) -> bool:
-        value = _value(row, "coverage")
-        return value is not None and value < s.collapse_coverage
+        return bool(states.collapsed(_value(row, "coverage"), coverage_floor))
 
     events = {
         "nonfinite_step": nonfinite_step,
         "fid_blowup_step": _first_run(evaluated, blowup, s.blowup_patience),
         "d_saturation_step": _first_run(evaluated, saturated, s.saturation_patience),
-        "diversity_collapse_step": _first_run(evaluated, diversity, s.collapse_patience),
         "coverage_collapse_step": _first_run(evaluated, coverage, s.collapse_patience),
     }
     events["diverged"] = any(events[k] is not None for k in EVENTS[:3])

@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 from bench.device import seeded_generator
 from bench.metrics import degrade
 from bench.metrics.memorization import copies
-from bench.metrics.registry import HIGHER, Reference, Sample, list_metrics, nearest
+from bench.metrics import states
+from bench.metrics.registry import HIGHER, LEADING, Reference, Sample, list_metrics, nearest
 from bench.nets import build_networks
 
 SEPARATION = 3.0
@@ -44,10 +45,16 @@ class SuiteResult:
     raw: pd.DataFrame  # metric, check, level, strength, draw, value
     table: pd.DataFrame  # metric, check, kind, required, rho, separation, passed
     flags: pd.DataFrame  # memorization flag of the real and the all-training sets, per draw
+    states: pd.DataFrame  # state, set, expected, draws, hits, passed (see state_checks)
 
     def failures(self) -> list[str]:
         bad = self.table[self.table["required"] & ~self.table["passed"]]
-        return list(dict.fromkeys(bad["metric"]))
+        names = list(dict.fromkeys(bad["metric"]))
+        if len(self.states) and not self.states["passed"].all():
+            names.append("states (noise / collapsed thresholds)")
+        if len(self.flags) and (self.flags["real"].any() or not self.flags["training"].all()):
+            names.append("memorization flag")
+        return names
 
 
 def _halves(split, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -124,7 +131,42 @@ def run_suite(data, s, domain, inception_extractor=None, draws: int = 3, seed: i
     extra = [zero.assign(check=kind.name) for kind in kinds if kind.name != "dropped_modes"]
     raw = pd.concat([raw[raw["check"] != "real"], *extra], ignore_index=True)
     raw = pd.concat([raw, zero.assign(check="real")], ignore_index=True)
-    return SuiteResult(raw, judge(raw, metrics), pd.DataFrame(flags))
+    return SuiteResult(raw, judge(raw, metrics), pd.DataFrame(flags), state_checks(raw, s.dims))
+
+
+def state_checks(raw: pd.DataFrame, dims: int) -> pd.DataFrame:
+    """The one definition of noise and collapse (bench.metrics.states) on the suite's sets, each
+    draw on its own; floors and ceilings are the means over draws of the real sets and of the
+    untrained generators. Empty when the leading metric or coverage was not measured."""
+    lead = LEADING[dims]
+
+    def values(metric: str, check: str, level: int) -> pd.Series:
+        part = raw[(raw["metric"] == metric) & (raw["check"] == check) & (raw["level"] == level)]
+        return part.set_index("draw")["value"]
+
+    if values(lead, "real", 0).empty or values("coverage", "real", 0).empty:
+        return pd.DataFrame(columns=["state", "set", "expected", "draws", "hits", "passed"])
+    floor, ceiling = values(lead, "real", 0).mean(), values(lead, "untrained", 1).mean()
+    coverage_floor = values("coverage", "real", 0).mean()
+    strongest = int(raw.loc[raw["check"] == "duplicated", "level"].max())
+
+    def is_noise(v: float) -> bool | None:
+        return states.noise(v, floor, ceiling)
+
+    def is_collapsed(v: float) -> bool | None:
+        return states.collapsed(v, coverage_floor)
+
+    cases = [("noise", "real", False, values(lead, "real", 0), is_noise),
+             *[("noise", c, True, values(lead, c, 1), is_noise) for c in CASES],
+             ("collapsed", "real", False, values("coverage", "real", 0), is_collapsed),
+             ("collapsed", "duplicated (strongest)", True,
+              values("coverage", "duplicated", strongest), is_collapsed)]
+    rows = []
+    for state, name, expected, series, judge_one in cases:
+        hits = [judge_one(v) for v in series.dropna()]
+        rows.append((state, name, expected, len(hits), sum(bool(h) for h in hits),
+                     bool(hits) and all(h == expected for h in hits)))
+    return pd.DataFrame(rows, columns=["state", "set", "expected", "draws", "hits", "passed"])
 
 
 def _separation(base: pd.Series, worse: pd.Series) -> float:
@@ -194,6 +236,22 @@ def table_text(result: SuiteResult) -> str:
         required = mine[mine["required"]]
         verdict = "passes" if required["passed"].all() else "FAILS"
         lines.append(f"| {metric} | " + " | ".join(cells) + f" | {verdict} |")
+    if len(result.flags):
+        f = result.flags
+        lines += ["", "Memorization flag (bench.metrics.memorization.copies), per space: held-out "
+                      "real sets flagged in " + ", ".join(
+                          f"{s} {int(g['real'].sum())} of {len(g)}" for s, g in f.groupby("space"))
+                  + " draws; all-training sets flagged in " + ", ".join(
+                      f"{s} {int(g['training'].sum())} of {len(g)}" for s, g in f.groupby("space"))
+                  + " draws."]
+    if len(result.states):
+        lines += ["", f"States (bench.metrics.states: noise from position "
+                      f"{states.NOISE_POSITION} of the leading metric, collapse below "
+                      f"{states.COLLAPSE_COVERAGE} of the real coverage):", "",
+                  "| state | set | expected | draws with the state | verdict |", "|---|---|---|---|---|"]
+        for _, r in result.states.iterrows():
+            lines.append(f"| {r['state']} | {r['set']} | {'yes' if r['expected'] else 'no'} | "
+                         f"{r['hits']} of {r['draws']} | {'pass' if r['passed'] else 'FAIL'} |")
     return "\n".join(lines)
 
 
@@ -234,13 +292,14 @@ def figure(result: SuiteResult, path: Path, title: str) -> Path:
 
 def write_outputs(result: SuiteResult, out_dir: Path, title: str) -> dict[str, Path]:
     """validation.csv (the judged table), values.csv (every measured value), memorization.csv
-    (the copy flags) and validation.png, each written atomically."""
+    (the copy flags), states.csv (the noise and collapse checks) and validation.png, each
+    written atomically."""
     from bench.atomic import write_atomic
     out_dir = Path(out_dir)
     paths = {"table": out_dir / "validation.csv", "values": out_dir / "values.csv",
-             "memorization": out_dir / "memorization.csv"}
+             "memorization": out_dir / "memorization.csv", "states": out_dir / "states.csv"}
     for key, frame in (("table", result.table), ("values", result.raw),
-                       ("memorization", result.flags)):
+                       ("memorization", result.flags), ("states", result.states)):
         write_atomic(paths[key], frame.to_csv(index=False))
     paths["figure"] = figure(result, out_dir / "validation.png", title)
     return paths
