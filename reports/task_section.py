@@ -20,10 +20,20 @@ from reports.tables import BASELINE, MIN_SEEDS, strategy_order
 def _reference_line(in_task: pd.DataFrame) -> str:
     def value(column: str, digits: int = 2) -> str:
         return fmt.reference_value(in_task, column, digits)
+    bias = []
+    for net, label in (("domain", "domain FID"), ("inception", "Inception FID")):
+        column = f"reference.fid_bias.{net}"
+        if fmt.distinct(in_task, f"{column}.bias"):
+            bias.append(f"the {label} by about {value(f'{column}.bias')} at "
+                        f"{value(f'{column}.n', 0)} samples (fitted FID at infinitely many: "
+                        f"{value(f'{column}.fid_inf')})")
+    bias_text = ("" if not bias else " Sample size alone raises " + "; ".join(bias)
+                 + " (real against real, FID linear in 1/N as in Chong & Forsyth 2020): "
+                 "every FID here carries that bias, the same for every strategy.")
     return (f"Domain FID of real val vs real test (floor): {value('reference.fid_floor')}; "
             f"untrained generator (ceiling): {value('reference.fid_ceiling')}. "
             f"Inception FID floor: {value('reference.inception_floor')}. "
-            f"MS-SSIM among real test images: {value('reference.msssim_real', 3)}.")
+            f"MS-SSIM among real test images: {value('reference.msssim_real', 3)}.{bias_text}")
 
 
 def _transfer_text(row: pd.Series) -> str:

@@ -210,3 +210,16 @@ def test_suite_checks_the_state_thresholds_both_ways():
     bad = state_checks(_state_raw(checkerboard=1.5), 2)
     noise = bad[bad["state"] == "noise"].set_index("set")
     assert not noise.loc["checkerboard", "passed"] and noise.loc["real", "passed"]
+
+
+def test_fid_bias_is_fitted_linear_in_one_over_n():
+    """Two samples of one Gaussian: FID is pure sample-size bias, and FID-infinity about 0."""
+    from bench.metrics.fid import fid_infinity
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(800, 8, generator=gen, dtype=torch.float64) for _ in range(2))
+    fit = fid_infinity(a, b)
+    assert fit["n"] == 800 and fit["bias"] > 0 and abs(fit["fid_inf"]) < 0.2
+    shifted = fid_infinity(a, b + 1.0)
+    assert shifted["fid_inf"] == pytest.approx(8.0, rel=0.15)  # |mean difference|^2 = 8
+    grouped = fid_infinity(a, b, rows_per_sample=4)  # 200 samples of 4 rows each
+    assert grouped["n"] == 200

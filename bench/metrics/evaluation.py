@@ -12,13 +12,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from bench.device import autocast
 from bench.metrics import scores
 from bench.metrics.registry import LEADING, METRIC_SEED, Reference, Sample, list_metrics
 from bench.metrics.domain import get_domain_features
-from bench.metrics.fid import even_subset, frechet_distance
+from bench.metrics.fid import even_subset, fid_infinity, frechet_distance
 from bench.metrics.inception import PLANES, InceptionFID, load_inception
 from bench.profiles import Settings
 
@@ -87,9 +88,20 @@ class Evaluator:
         """What a perfect generator (the other held-out split) and an untrained one score: the
         floor and ceiling of the curve metric and of every final metric."""
         s = self.s
-        floors, ceilings = (self.final(images)[0] for images in (self.other, untrained))
-        return {"fid_floor": self.fid(self.other), "fid_ceiling": self.fid(untrained),
-                "floors": floors, "ceilings": ceilings,
+        other = Sample(self.other)
+        floors, ceilings = self._final(other)[0], self.final(untrained)[0]
+        per_sample = len(self.real) // len(self.held_out)  # 3D: a volume's slices
+        bias = {"domain": fid_infinity(other.features(self.ref), self.real, per_sample)}
+        if self.inception is not None:
+            # 2D: one row per image; 3D: planes, each scored apart then averaged.
+            fake = other.cached("inception", lambda: self.inception.features(self.other))
+            parts = [fid_infinity(fake[p], self.inception.real[p]) for p in fake]
+            bias["inception"] = {k: (None if any(q[k] is None for q in parts)
+                                     else float(np.mean([q[k] for q in parts])))
+                                 for k in ("n", "fid_inf", "bias")}
+        return {"fid_floor": frechet_distance(other.features(self.ref), self.real),
+                "fid_ceiling": self.fid(untrained),
+                "floors": floors, "ceilings": ceilings, "fid_bias": bias,
                 "fid_samples": self.n, "feature_net": self.feature_net,
                 "domain_key": self.domain.key, "domain_seconds": self.domain.info.get("seconds"),
                 "domain_weights": self.domain.info.get("weights_sha256"),
@@ -129,14 +141,16 @@ class Evaluator:
     def final(self, samples: torch.Tensor) -> tuple[dict, dict]:
         """(metrics, reasons for the missing ones) of the final samples: every registered metric
         but the curve's leading one (its final value is the curve's last, fid_final)."""
-        out, missing = {}, {}
         if not torch.isfinite(samples).all():
-            return out, {"all": "the final samples are not finite"}
+            return {}, {"all": "the final samples are not finite"}
+        return self._final(Sample(samples))
+
+    def _final(self, sample: Sample) -> tuple[dict, dict]:
+        out, missing = {}, {}
         if self.inception is None:
             planes = [f"inception_fid_{p}" for p in PLANES] if self.s.dims == 3 else []
             for name in ("inception_fid", *planes, "inception_kid_mean", "inception_kid_std"):
                 missing[name] = self.inception_missing
-        sample = Sample(samples)
         for m in list_metrics(inception=self.inception is not None):
             if m.name != LEADING[self.s.dims]:
                 _attempt(out, missing, m, lambda: m.values(self.ref, sample))

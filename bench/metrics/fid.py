@@ -44,6 +44,29 @@ def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float | No
     return max(0.0, value)
 
 
+BIAS_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+
+
+def fid_infinity(feats_a: torch.Tensor, feats_b: torch.Tensor, rows_per_sample: int = 1) -> dict:
+    """FID is close to linear in 1/N (Chong & Forsyth 2020): fit FID(N) = fid_inf + slope / N
+    over nested, evenly spread subsets of both sets (a sample's `rows_per_sample` feature rows,
+    e.g. a volume's slices, stay together). Between two real sets fid_inf is about 0, so
+    `bias` = slope / N is what sample size alone adds at the full N samples."""
+    n = min(len(feats_a), len(feats_b)) // rows_per_sample
+    sizes = sorted({max(2, round(f * n)) for f in BIAS_FRACTIONS})
+    points = []
+    for size in sizes:
+        picks = torch.linspace(0, n - 1, size).round().long()
+        rows = (picks[:, None] * rows_per_sample + torch.arange(rows_per_sample)).flatten()
+        value = frechet_distance(feats_a[rows], feats_b[rows])
+        if value is not None:
+            points.append((1 / size, value))
+    if len(points) < 2:
+        return {"n": n, "fid_inf": None, "bias": None}
+    slope, intercept = np.polyfit(*np.array(points).T, deg=1)
+    return {"n": n, "fid_inf": float(intercept), "bias": float(slope / n)}
+
+
 def even_subset(images: torch.Tensor, n: int) -> torch.Tensor:
     """n images spread evenly over the set, so every held-out subject is represented."""
     idx = torch.linspace(0, len(images) - 1, n).round().long()
