@@ -91,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--data-seed", type=int, default=0)
     v.add_argument("--no-inception", action="store_true",
                    help="leave out the Inception FID (about 0.1 s per image on a CPU)")
+    v.add_argument("--plugin", action="append", default=[],
+                   help="a file.py or module registering metrics (or strategies) to validate too")
     v.add_argument("--no-progress", action="store_true")
 
     rep = sub.add_parser("report", help="rebuild report.md and results.csv from run directories")
@@ -220,12 +222,14 @@ def _validate(args: argparse.Namespace) -> int:
     from bench.device import resolve_device
     from bench.metrics.domain import get_domain_features
     from bench.metrics.inception import load_inception
-    from bench.metrics.validate import run_suite, table_text, write_outputs
+    from bench.metrics.validate import check_size, run_suite, table_text, write_outputs
     from bench.profiles import get_settings
     from bench.run import default_cache
     if args.draws < 3:
         raise BenchError(f"--draws {args.draws}: need at least 3 (the pass rule uses the spread "
                          "over draws)")
+    import strategies
+    strategies.load_plugins(args.plugin)
     device, cache = resolve_device(args.device), args.cache or default_cache()
     specs = [datasets.get_task(t) if isinstance(t, str) else t for t in _tasks(args)]
     failed = {}
@@ -234,6 +238,7 @@ def _validate(args: argparse.Namespace) -> int:
         data = datasets.build_task_data(spec, s.image_size, cache, args.data_seed,
                                         splits=dict(s.splits) if s.splits else None,
                                         progress=not args.no_progress)
+        check_size(data)
         domain = get_domain_features(data, s, cache, device, "fp32", progress=not args.no_progress)
         extractor = None
         if not args.no_inception:

@@ -17,7 +17,7 @@ import torch  # noqa: E402
 from bench.atomic import atomic_path, write_atomic  # noqa: E402
 from bench.errors import BenchError  # noqa: E402
 from bench.metrics.fid import even_subset  # noqa: E402
-from bench.metrics.memorization import nearest_distances, nearest_indices  # noqa: E402
+from bench.metrics.memorization import nearest  # noqa: E402
 
 CLOSEST_PAIRS = 8
 
@@ -86,7 +86,8 @@ class RunStore:
 
     def write_curve(self, stem: str, curve: list[dict]) -> str:
         rel = f"curves/{stem}.csv"
-        frame = pd.DataFrame(curve, columns=CURVE_COLUMNS)
+        extra = [k for row in curve for k in row if k not in CURVE_COLUMNS]  # registered metrics
+        frame = pd.DataFrame(curve, columns=CURVE_COLUMNS + list(dict.fromkeys(extra)))
         write_atomic(self.root / rel, frame.to_csv(index=False))
         return rel
 
@@ -117,8 +118,9 @@ class RunStore:
         """The generated samples nearest a training image (pixels), each above that image: what
         copying would look like (3D: middle axial slices)."""
         x = torch.nan_to_num(samples.float(), nan=-1.0)
-        order = nearest_distances(x, train).argsort()[:CLOSEST_PAIRS]
-        pairs = x[order], train[nearest_indices(x[order], train)]
+        distances, indices = nearest(x, train)
+        order = distances.argsort()[:CLOSEST_PAIRS]
+        pairs = x[order], train[indices[order]]
         arr = [p.numpy()[:, 0] for p in pairs]
         if dims == 3:
             arr = [a[:, a.shape[1] // 2] for a in arr]

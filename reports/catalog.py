@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.metrics.registry import HIGHER, LOWER, REGISTRY, DOMAIN
+from bench.metrics.registry import DOMAIN, HIGHER, LEADING, LOWER, REGISTRY
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def _registered() -> list[Metric]:
     registry's curve metric appears through fid_final and friends above)."""
     out = []
     for m in REGISTRY.values():
-        if m.name == "fid":
+        if m.name in LEADING.values():  # shown as fid_final, fid_best, ... from the curve
             continue
         out.append(Metric(m.name, m.label, m.better, m.family, m.digits))
         out += [Metric(p.name, p.label, p.better, None, p.digits, p.dims, missing_with=m.name)

@@ -24,12 +24,13 @@ def _reference_line(in_task: pd.DataFrame) -> str:
     for net, label in (("domain", "domain FID"), ("inception", "Inception FID")):
         column = f"reference.fid_bias.{net}"
         if fmt.distinct(in_task, f"{column}.bias"):
-            bias.append(f"the {label} by about {value(f'{column}.bias')} at "
-                        f"{value(f'{column}.n', 0)} samples (fitted FID at infinitely many: "
-                        f"{value(f'{column}.fid_inf')})")
-    bias_text = ("" if not bias else " Sample size alone raises " + "; ".join(bias)
-                 + " (real against real, FID linear in 1/N as in Chong & Forsyth 2020): "
-                 "every FID here carries that bias, the same for every strategy.")
+            units = fmt.distinct(in_task, f"{column}.unit") or ["samples"]
+            bias.append(f"{label} {value(f'{column}.bias')} at {value(f'{column}.n', 0)} "
+                        f"{units[0]} (fitted at infinitely many: {value(f'{column}.fid_inf')})")
+    bias_text = ("" if not bias else " Sample size alone adds to the FID of two real sets: "
+                 + "; ".join(bias) + " (FID linear in 1/N, Chong & Forsyth 2020). A generator's "
+                 "own bias depends on its samples but is of this order: differences smaller than "
+                 "it deserve care, and none of these FIDs compares with published values.")
     return (f"Domain FID of real val vs real test (floor): {value('reference.fid_floor')}; "
             f"untrained generator (ceiling): {value('reference.fid_ceiling')}. "
             f"Inception FID floor: {value('reference.inception_floor')}. "

@@ -1,4 +1,5 @@
-"""Three routes for outside strategies: a .py file, an importable module, an entry point."""
+"""Three routes for outside strategies (and metrics): a .py file, an importable module, an entry
+point."""
 
 from __future__ import annotations
 
@@ -30,8 +31,14 @@ def _import_file(path: Path):
     return module
 
 
+def _metrics() -> set[str]:
+    from bench.metrics.registry import REGISTRY
+    return {f"metric {name}" for name in REGISTRY}
+
+
 def _load(label: str, origin: str, loader) -> list[str]:
-    before = set(registry.list_strategies())
+    """The strategies (and metrics, as "metric NAME") the plugin added."""
+    before = set(registry.list_strategies()) | _metrics()
     try:
         loader()
     except BenchError as err:
@@ -41,14 +48,15 @@ def _load(label: str, origin: str, loader) -> list[str]:
     added = sorted(set(registry.list_strategies()) - before)
     for name in added:
         registry._ORIGIN[name] = origin
-    return added
+    return added + sorted(_metrics() - before)
 
 
 def load_plugin(spec: str) -> list[str]:
     """``spec`` is a path to a .py file or a dotted module path; returns the names it added."""
     path = Path(spec)
     key = str(path.resolve()) if path.is_file() else spec
-    if key in _LOADED and all(n in registry._REGISTRY for n in _LOADED[key]):
+    if key in _LOADED and all(n in registry._REGISTRY | dict.fromkeys(_metrics())
+                              for n in _LOADED[key]):
         return _LOADED[key]
     if spec.endswith(".py") or path.exists():
         if not path.is_file():
@@ -57,8 +65,9 @@ def load_plugin(spec: str) -> list[str]:
     else:
         added = _load(spec, f"module {spec}", lambda: importlib.import_module(spec))
     if not added:
-        raise BenchError(f"plugin {spec} registered no new strategy; decorate a Strategy subclass "
-                         "with @register_strategy(\"name\")")
+        raise BenchError(f"plugin {spec} registered no new strategy or metric; decorate a Strategy "
+                         "subclass with @register_strategy(\"name\") or call "
+                         "bench.metrics.registry.register(Metric(...))")
     _LOADED[key] = added
     return added
 

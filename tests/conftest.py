@@ -65,9 +65,11 @@ def pytest_configure(config):
 
 @pytest.fixture(autouse=True)
 def _restore_registry():
-    """Strategies registered by one test must not leak into 'all' in another."""
+    """Strategies and metrics registered by one test must not leak into another."""
+    from bench.metrics import registry as metric_registry
     from strategies import registry
-    saved = dict(registry._REGISTRY), dict(registry._ORIGIN)
+    saved = dict(registry._REGISTRY), dict(registry._ORIGIN), dict(metric_registry.REGISTRY)
     yield
     registry._REGISTRY.clear(), registry._REGISTRY.update(saved[0])
     registry._ORIGIN.clear(), registry._ORIGIN.update(saved[1])
+    metric_registry.REGISTRY.clear(), metric_registry.REGISTRY.update(saved[2])

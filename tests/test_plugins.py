@@ -61,7 +61,7 @@ def test_plugin_that_fails_to_import_names_itself(tmp_path, capsys):
 def test_plugin_that_registers_nothing_or_is_missing(tmp_path):
     path = tmp_path / "empty.py"
     path.write_text("x = 1\n")
-    with pytest.raises(BenchError, match="registered no new strategy"):
+    with pytest.raises(BenchError, match="registered no new strategy or metric"):
         strategies.load_plugin(str(path))
     with pytest.raises(BenchError, match="does not exist"):
         strategies.load_plugin(str(tmp_path / "absent.py"))
@@ -74,3 +74,31 @@ def test_registering_a_non_strategy_or_a_taken_name_fails(tmp_path):
         strategies.load_plugin(str(path))
     with pytest.raises(BenchError, match="must subclass"):
         strategies.register_strategy("odd")(object)
+
+
+METRIC_PLUGIN = '''
+from bench.metrics.registry import HIGHER, Metric, register
+
+register(Metric("brightness", "mean brain brightness", lambda ref, x: float(x.images.mean()),
+                worse=HIGHER, must_order=("contrast",), curve=True))
+'''
+
+
+@pytest.mark.slow
+def test_a_metric_plugin_reaches_rows_curves_and_the_report(tmp_path, run_env):
+    """One registry entry in a plugin file: computed at every evaluation and at the end, and
+    shown in the report under its label."""
+    import csv
+    import json
+    from bench.cli import main
+    plugin = tmp_path / "brightness.py"
+    plugin.write_text(METRIC_PLUGIN)
+    out = tmp_path / "run"
+    assert main(["run", "--plugin", str(plugin), "--strategy", "scratch", "--task", "phantom-2d",
+                 "--profile", "smoke", "--seeds", "1", "--out", str(out), "--no-progress"]) == 0
+    row = json.loads((out / "results.jsonl").read_text().splitlines()[0])
+    assert isinstance(row["metrics"]["brightness"], float)
+    assert "brightness" in row["reference"]["floors"]
+    curve = list(csv.DictReader(open(out / row["files"]["curve"])))
+    assert all(r["brightness"] for r in curve)
+    assert "mean brain brightness" in (out / "report.md").read_text()

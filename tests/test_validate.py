@@ -159,13 +159,12 @@ def test_3d_domain_fid_tells_noise_from_anatomy_at_quick_size(cache_dir):
         assert fid.loc[case, "passed"], (case, fid.loc[case, "separation"])
 
 
-def test_a_registered_metric_is_validated(smoke_2d, cache_dir, monkeypatch):
+def test_a_registered_metric_is_validated(smoke_2d, cache_dir):
     """One registry entry, e.g. from a plugin, is all the suite needs."""
     from bench.metrics import registry
     from bench.metrics.domain import get_domain_features
     from bench.metrics.validate import run_suite
     _, s, data = smoke_2d
-    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
     registry.register(registry.Metric(
         "brain_mean", "mean intensity", lambda ref, x: float(x.images.mean()),
         worse=registry.LOWER, must_order=("contrast",)))
@@ -223,3 +222,13 @@ def test_fid_bias_is_fitted_linear_in_one_over_n():
     assert shifted["fid_inf"] == pytest.approx(8.0, rel=0.15)  # |mean difference|^2 = 8
     grouped = fid_infinity(a, b, rows_per_sample=4)  # 200 samples of 4 rows each
     assert grouped["n"] == 200
+
+
+def test_too_few_validation_subjects_is_a_one_line_error(smoke_2d):
+    from bench.errors import BenchError
+    from bench.metrics.validate import run_suite
+    _, s, data = smoke_2d
+    one = data.val.subject == data.val.subject[0]
+    val = type(data.val)(data.val.t1[one], data.val.t2[one], data.val.subject[one])
+    with pytest.raises(BenchError, match="splits the 1 validation subjects .* needs at least 8"):
+        run_suite(type(data)(**{**data.__dict__, "val": val}), s, None, progress=False)

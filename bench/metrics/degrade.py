@@ -103,7 +103,10 @@ def memorize(pool: Pool, n: int, fraction: float, gen: torch.Generator) -> torch
     x = undegraded(pool, n, gen).clone()
     copies = int(round(fraction * n))
     if copies:
-        x[n - copies:] = pool.train[_pick(len(pool.train), copies, gen)]
+        # Distinct training images where there are enough (there always are outside tests).
+        idx = (_pick(len(pool.train), copies, gen) if copies <= len(pool.train)
+               else torch.randint(len(pool.train), (copies,), generator=gen))
+        x[n - copies:] = pool.train[idx]
     return x
 
 

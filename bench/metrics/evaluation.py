@@ -1,7 +1,8 @@
 """Every metric of a unit, computed the same way for every strategy against held-out real images.
 
-During training (each evaluation): domain FID, MS-SSIM among samples, coverage, and the
-discriminator's accuracy, feeding the curves and the divergence/collapse statistics.
+During training (each evaluation): the leading metric (domain FID), the registry's curve metrics
+(coverage, MS-SSIM among samples, any registered with `curve=True`) and the discriminator's
+accuracy, feeding the curves and the divergence/collapse statistics.
 At the end: every metric of the registry (bench.metrics.registry) on the final samples.
 Sample counts are fixed per profile and recorded in the reference, with every final metric's
 floor (real validation images) and ceiling (the untrained generator).
@@ -17,9 +18,10 @@ import torch
 
 from bench.device import autocast
 from bench.metrics import scores
-from bench.metrics.registry import LEADING, METRIC_SEED, Reference, Sample, list_metrics
+from bench.metrics.registry import (LEADING, METRIC_SEED, REGISTRY, Reference, Sample, kid_subset,
+                                    list_metrics)
 from bench.metrics.domain import get_domain_features
-from bench.metrics.fid import even_subset, fid_infinity, frechet_distance
+from bench.metrics.fid import even_subset, fid_infinity
 from bench.metrics.inception import PLANES, InceptionFID, load_inception
 from bench.profiles import Settings
 
@@ -79,19 +81,23 @@ class Evaluator:
         G.train(was_training)
         return out
 
-    def fid(self, images: torch.Tensor) -> float | None:
-        if not torch.isfinite(images).all():
+    def fid(self, images: torch.Tensor | Sample) -> float | None:
+        """The leading metric (the curves' "fid") of a set of images."""
+        sample = images if isinstance(images, Sample) else Sample(images)
+        if not torch.isfinite(sample.images).all():
             return None
-        return frechet_distance(self.domain(images), self.real)
+        return REGISTRY[LEADING[self.s.dims]].value(self.ref, sample)
 
     def reference(self, untrained: torch.Tensor) -> dict:
         """What a perfect generator (the other held-out split) and an untrained one score: the
         floor and ceiling of the curve metric and of every final metric."""
         s = self.s
-        other = Sample(self.other)
-        floors, ceilings = self._final(other)[0], self.final(untrained)[0]
+        other, blank = Sample(self.other), Sample(untrained)
+        floors, ceilings = self._final(other)[0], self._final(blank)[0]
         per_sample = len(self.real) // len(self.held_out)  # 3D: a volume's slices
-        bias = {"domain": fid_infinity(other.features(self.ref), self.real, per_sample)}
+        unit = "images" if s.dims == 2 else "volumes"
+        bias = {"domain": {**fid_infinity(other.features(self.ref), self.real, per_sample),
+                           "unit": unit}}
         if self.inception is not None:
             # 2D: one row per image; 3D: planes, each scored apart then averaged.
             fake = other.cached("inception", lambda: self.inception.features(self.other))
@@ -99,8 +105,8 @@ class Evaluator:
             bias["inception"] = {k: (None if any(q[k] is None for q in parts)
                                      else float(np.mean([q[k] for q in parts])))
                                  for k in ("n", "fid_inf", "bias")}
-        return {"fid_floor": frechet_distance(other.features(self.ref), self.real),
-                "fid_ceiling": self.fid(untrained),
+            bias["inception"]["unit"] = "images" if s.dims == 2 else "slices per plane"
+        return {"fid_floor": self.fid(other), "fid_ceiling": self.fid(blank),
                 "floors": floors, "ceilings": ceilings, "fid_bias": bias,
                 "fid_samples": self.n, "feature_net": self.feature_net,
                 "domain_key": self.domain.key, "domain_seconds": self.domain.info.get("seconds"),
@@ -108,8 +114,7 @@ class Evaluator:
                 "inception_net": self.inception_net, "inception_images": s.inception_images,
                 "inception_floor": floors.get("inception_fid"), "msssim_real": self.msssim_real,
                 "kid_subsets": s.kid_subsets,
-                # KID's subsets hold at most half the features (3D: slices) of a set.
-                "kid_subset_size": min(s.kid_subset_size, len(self.real) // 2),
+                "kid_subset_size": kid_subset(s, self.real),  # 3D: slices
                 "prdc_k": s.prdc_k, "ndb_bins": s.ndb_bins, "msssim_pairs": s.msssim_pairs}
 
     @torch.no_grad()
@@ -117,20 +122,13 @@ class Evaluator:
               precision: str) -> dict:
         """Per-evaluation statistics: `samples` from the evaluated G (EMA), `fakes` from the
         trained G, which is what D is trained against."""
-        row = {"fid": None, "msssim": None, "coverage": None}
+        curve = [m for m in list_metrics(inception=False) if m.curve]
+        row = {"fid": None, **{m.name: None for m in curve}}
         if torch.isfinite(samples).all():
-            feats = self.domain(samples)
-            row["fid"] = frechet_distance(feats, self.real)
-            for name, compute in (
-                    ("msssim", lambda: scores.msssim_diversity(samples, self.s.msssim_pairs,
-                                                               METRIC_SEED)),
-                    ("coverage", lambda: scores.prdc_scores(self.real, feats,
-                                                            self.s.prdc_k)["coverage"])):
-                try:
-                    value = compute()
-                except scores.MetricError:
-                    value = None
-                row[name] = value if value is not None and math.isfinite(value) else None
+            sample = Sample(samples)
+            row["fid"] = self.fid(sample)  # the leading metric, whichever it is
+            for m in curve:
+                _attempt(row, {}, m, lambda: {m.name: m.value(self.ref, sample)})
         with autocast(self.device, precision):
             real = D(self.train.to(self.device)).float().flatten(1).mean(1)
             fake = D(fakes.to(self.device)).float().flatten(1).mean(1)
@@ -143,7 +141,11 @@ class Evaluator:
         but the curve's leading one (its final value is the curve's last, fid_final)."""
         if not torch.isfinite(samples).all():
             return {}, {"all": "the final samples are not finite"}
-        return self._final(Sample(samples))
+        out, missing = self._final(Sample(samples))
+        out["msssim_real"] = self.msssim_real
+        if self.msssim_real is None:
+            missing["msssim_real"] = "MS-SSIM among real test images could not be computed"
+        return out, missing
 
     def _final(self, sample: Sample) -> tuple[dict, dict]:
         out, missing = {}, {}
@@ -154,7 +156,4 @@ class Evaluator:
         for m in list_metrics(inception=self.inception is not None):
             if m.name != LEADING[self.s.dims]:
                 _attempt(out, missing, m, lambda: m.values(self.ref, sample))
-        out["msssim_real"] = self.msssim_real
-        if self.msssim_real is None:
-            missing["msssim_real"] = "MS-SSIM among real test images could not be computed"
         return out, missing

@@ -49,8 +49,8 @@ BIAS_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
 def fid_infinity(feats_a: torch.Tensor, feats_b: torch.Tensor, rows_per_sample: int = 1) -> dict:
     """FID is close to linear in 1/N (Chong & Forsyth 2020): fit FID(N) = fid_inf + slope / N
-    over nested, evenly spread subsets of both sets (a sample's `rows_per_sample` feature rows,
-    e.g. a volume's slices, stay together). Between two real sets fid_inf is about 0, so
+    over evenly spread subsets of N samples of both sets (a sample's `rows_per_sample` feature
+    rows, e.g. a volume's slices, stay together). Between two real sets fid_inf is about 0, so
     `bias` = slope / N is what sample size alone adds at the full N samples."""
     n = min(len(feats_a), len(feats_b)) // rows_per_sample
     sizes = sorted({max(2, round(f * n)) for f in BIAS_FRACTIONS})

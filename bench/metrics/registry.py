@@ -15,6 +15,7 @@ from typing import Callable
 
 import torch
 
+from bench.errors import BenchError
 from bench.metrics import scores
 from bench.metrics.fid import frechet_distance
 from bench.metrics.memorization import copies, memorization, nearest_distances
@@ -27,8 +28,17 @@ DOMAIN, INCEPTION, PRDC, MODES_FAMILY, MEMORIZATION = (
     "memorization")
 
 
+class _Cached:
+    """Values computed once per object and shared by every metric that needs them."""
+
+    def cached(self, key: str, compute: Callable[[], object]):
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+
 @dataclass
-class Reference:
+class Reference(_Cached):
     """What samples are measured against: held-out real `images` and the `train` images, the
     feature networks (`domain`, and `inception` when its weights are present) and the settings."""
 
@@ -39,11 +49,6 @@ class Reference:
     inception: object | None = None  # bench.metrics.inception.InceptionFID
     _cache: dict = field(default_factory=dict, repr=False)
 
-    def cached(self, key: str, compute: Callable[[], object]):
-        if key not in self._cache:
-            self._cache[key] = compute()
-        return self._cache[key]
-
     @property
     def features(self) -> torch.Tensor:
         return self.cached("features", lambda: self.domain(self.images))
@@ -52,18 +57,26 @@ class Reference:
     def train_features(self) -> torch.Tensor:
         return self.cached("train_features", lambda: self.domain(self.train))
 
+    @property
+    def rows_per_image(self) -> int:
+        """Feature rows per image: 1 in 2D, a volume's slices in 3D."""
+        return len(self.features) // len(self.images)
+
 
 @dataclass
-class Sample:
+class Sample(_Cached):
+    """Generated (or degraded real) images, measured against one Reference only: its cached
+    features and scores are that Reference's."""
+
     images: torch.Tensor
     _cache: dict = field(default_factory=dict, repr=False)
-
-    def cached(self, key: str, compute: Callable[[], object]):
-        if key not in self._cache:
-            self._cache[key] = compute()
-        return self._cache[key]
+    _ref: Reference | None = field(default=None, repr=False)
 
     def features(self, ref: Reference) -> torch.Tensor:
+        if self._ref is None:
+            self._ref = ref
+        elif self._ref is not ref:
+            raise ValueError("a Sample is measured against one Reference; make a new Sample")
         return self.cached("features", lambda: ref.domain(self.images))
 
 
@@ -97,6 +110,7 @@ class Metric:
     # shuffle, checkerboard, untrained generator) from real anatomy.
     must_order: tuple[str, ...] = ()
     must_tell_fakes: bool = False
+    curve: bool = False  # also computed at every evaluation during training (a curve column)
 
     @property
     def worsens(self) -> str:
@@ -115,13 +129,16 @@ class Metric:
 
 REGISTRY: dict[str, Metric] = {}
 # The metric of the training curves, tuning, the events and the report's "learned" check, per
-# dimensionality: the cheapest that passes the validation suite (see README, "Metrics").
+# dimensionality: the cheapest that passes the validation suite (see README, "Evaluation").
 LEADING = {2: "fid", 3: "fid"}
 
 
 def register(metric: Metric) -> Metric:
     if metric.better is None and metric.worse is None:
-        raise ValueError(f"metric {metric.name} needs `better` or `worse`")
+        raise BenchError(f"metric {metric.name} needs `better` or `worse` (the direction in which "
+                         "it gets worse, for the validation suite)")
+    if metric.name in REGISTRY:
+        raise BenchError(f"metric name {metric.name} is already registered; choose another name")
     REGISTRY[metric.name] = metric
     return metric
 
@@ -135,11 +152,16 @@ def _prdc(name: str) -> Callable[[Reference, Sample], float]:
         ref.features, x.features(ref), ref.s.prdc_k))[name]
 
 
+def kid_subset(s, *sets: torch.Tensor) -> int:
+    """At most half of each feature set: subsets of a whole set are all equal and their std
+    says nothing."""
+    return min(s.kid_subset_size, *(len(f) // 2 for f in sets))
+
+
 def _kid(ref: Reference, x: Sample) -> dict:
     fake = x.features(ref)
-    # At most half the samples: subsets of the whole set are all equal and their std says nothing.
-    size = min(ref.s.kid_subset_size, len(fake) // 2, len(ref.features) // 2)
-    mean, std = scores.kid(ref.features, fake, ref.s.kid_subsets, size, METRIC_SEED)
+    mean, std = scores.kid(ref.features, fake, ref.s.kid_subsets,
+                           kid_subset(ref.s, fake, ref.features), METRIC_SEED)
     return {"kid_mean": mean, "kid_std": std}
 
 
@@ -148,14 +170,16 @@ def _ndb(ref: Reference, x: Sample) -> dict:
 
 
 def nearest(ref: Reference, x: Sample, space: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Nearest-training distances of the samples and of the held-out images, in "features"
-    (the domain features) or "pixels"."""
+    """Nearest-training distances of the samples and of the held-out images, one per image (a
+    volume's slices reduced to their median), in "features" (the domain features) or "pixels"."""
     if space == "features":
         train, held, fake = ref.train_features, ref.features, lambda: x.features(ref)
+        rows = ref.rows_per_image
     else:
         train, held, fake = ref.train, ref.images, lambda: x.images
-    held_nn = ref.cached(f"held_nn_{space}", lambda: nearest_distances(held, train))
-    return x.cached(f"nn_{space}", lambda: nearest_distances(fake(), train)), held_nn
+        rows = 1
+    held_nn = ref.cached(f"held_nn_{space}", lambda: nearest_distances(held, train, rows))
+    return x.cached(f"nn_{space}", lambda: nearest_distances(fake(), train, rows)), held_nn
 
 
 def _memorization(space: str, key: str) -> Callable[[Reference, Sample], float]:
@@ -175,15 +199,14 @@ def _inception(ref: Reference, x: Sample) -> dict[str, torch.Tensor]:
 
 
 def _inception_fid(ref: Reference, x: Sample) -> dict:
-    scores_ = ref.inception.score_features(_inception(ref, x))
-    return scores_ if len(scores_) > 1 else {"inception_fid": scores_["inception_fid"]}
+    return ref.inception.score_features(_inception(ref, x))  # 3D: with the per-plane parts
 
 
 def _inception_kid(ref: Reference, x: Sample) -> dict:
     # Over all planes' features together (3D): one number, as inception_fid's mean.
     real, fake = (torch.cat(list(f.values())) for f in (ref.inception.real, _inception(ref, x)))
-    size = min(ref.s.kid_subset_size, len(fake) // 2, len(real) // 2)
-    mean, std = scores.kid(real, fake, ref.s.kid_subsets, size, METRIC_SEED)
+    mean, std = scores.kid(real, fake, ref.s.kid_subsets, kid_subset(ref.s, fake, real),
+                           METRIC_SEED)
     return {"inception_kid_mean": mean, "inception_kid_std": std}
 
 
@@ -219,10 +242,10 @@ for _metric in (
     Metric("density", "density", _prdc("density"), HIGHER, PRDC, must_order=QUALITY,
            must_tell_fakes=True),
     Metric("coverage", "coverage", _prdc("coverage"), HIGHER, PRDC, must_order=MODES,
-           must_tell_fakes=True),
+           must_tell_fakes=True, curve=True),
     Metric("msssim", "MS-SSIM among samples (lower = more diverse)", lambda ref, x:
            scores.msssim_diversity(x.images, ref.s.msssim_pairs, METRIC_SEED), worse=HIGHER,
-           must_order=("duplicated",)),
+           must_order=("duplicated",), curve=True),
     Metric("ndb_k", "NDB/K", _ndb, LOWER, MODES_FAMILY,
            parts=(Part("ndb", "NDB (bins differing)", 1, better=LOWER),), must_order=MODES),
     Metric("memorized", "share nearer a training image than held-out images (features)",

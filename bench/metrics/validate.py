@@ -26,9 +26,11 @@ from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
 from bench.device import seeded_generator
+from bench.errors import BenchError
 from bench.metrics import degrade
 from bench.metrics.memorization import copies
 from bench.metrics import states
+from bench.metrics.scores import MetricError
 from bench.metrics.registry import HIGHER, LEADING, Reference, Sample, list_metrics, nearest
 from bench.nets import build_networks
 
@@ -38,6 +40,7 @@ CASES = ("shuffled", "checkerboard", "untrained")
 CASE_LABELS = {"shuffled": "brain-masked voxel shuffle", "checkerboard":
                f"checkerboard (period {degrade.UPSAMPLING_PERIOD}) in the brain mask",
                "untrained": "untrained generator"}
+MIN_POOL = 8  # degraded-set images: fewer and the dropped-mode strengths drop equal counts
 
 
 @dataclass
@@ -46,6 +49,7 @@ class SuiteResult:
     table: pd.DataFrame  # metric, check, kind, required, rho, separation, passed
     flags: pd.DataFrame  # memorization flag of the real and the all-training sets, per draw
     states: pd.DataFrame  # state, set, expected, draws, hits, passed (see state_checks)
+    image_size: int = 64
 
     def failures(self) -> list[str]:
         bad = self.table[self.table["required"] & ~self.table["passed"]]
@@ -73,6 +77,18 @@ def _untrained(s, n: int, draw: int) -> torch.Tensor:
         return torch.cat([G.eval()(chunk) for chunk in z.split(16)])
 
 
+def check_size(data) -> None:
+    """One-line error before any work when a draw's halves would be too small to grade."""
+    subjects = data.val.subject.unique()
+    per_subject = len(data.val) / max(1, len(subjects))
+    pool = int(len(subjects) - len(subjects) // 2) * per_subject
+    if len(subjects) < 2 or pool < MIN_POOL:
+        raise BenchError(f"validate-metrics splits the {len(subjects)} validation subjects of "
+                         f"{data.spec.name} ({len(data.val)} images) in two halves and needs at "
+                         f"least {MIN_POOL} images in each; give the task more validation "
+                         "subjects (its [splits])")
+
+
 def run_suite(data, s, domain, inception_extractor=None, draws: int = 3, seed: int = 0,
               progress: bool = True, names: list[str] | None = None) -> SuiteResult:
     """Every registered metric (or those `names`) on every degradation, strength and fake case,
@@ -80,6 +96,7 @@ def run_suite(data, s, domain, inception_extractor=None, draws: int = 3, seed: i
     from bench.metrics.inception import InceptionFID
     metrics = [m for m in list_metrics(inception_extractor is not None)
                if names is None or m.name in names]
+    check_size(data)
     kinds = degrade.degradations(s.image_size)
     records, flags = [], []
     total = draws * (1 + sum(len(k.levels) for k in kinds) + 1 + len(CASES))
@@ -95,32 +112,32 @@ def run_suite(data, s, domain, inception_extractor=None, draws: int = 3, seed: i
                             data.train.t1)
         n = len(pool_images)
 
-        def measure(check: str, level: int, strength: float, images: torch.Tensor) -> None:
+        def measure(check: str, level: int, strength: float, images: torch.Tensor) -> Sample:
             sample = Sample(images)
             for m in metrics:
                 try:
                     value = m.value(ref, sample)
-                except Exception:  # a metric that cannot be computed here is recorded as missing
+                except MetricError:  # cannot be computed for this set: recorded as missing
                     value = None
                 value = None if value is None or not math.isfinite(value) else float(value)
                 records.append((m.name, check, level, strength, draw, value))
             bar.update(1)
+            return sample
 
         real = degrade.undegraded(pool, n, gen)
-        measure("real", 0, 0.0, real)
+        real_sample = measure("real", 0, 0.0, real)
         for kind in kinds:
             size = n
             if kind.name == "dropped_modes":  # room to draw distinct images at every strength
                 size = n - int(round(max(kind.levels) * n))
                 measure(kind.name, 0, 0.0, degrade.undegraded(pool, size, gen))
             for level, strength in enumerate(kind.levels, start=1):
-                images = kind.apply(pool, size, strength, gen)
-                measure(kind.name, level, strength, images)
+                sample = measure(kind.name, level, strength, kind.apply(pool, size, strength, gen))
                 if kind.name == "memorized" and level == len(kind.levels):
                     for space in ("features", "pixels"):
                         flags.append({"space": space, "draw": draw, "n": n,
-                                      "real": copies(*nearest(ref, Sample(real), space)),
-                                      "training": copies(*nearest(ref, Sample(images), space))})
+                                      "real": copies(*nearest(ref, real_sample, space)),
+                                      "training": copies(*nearest(ref, sample, space))})
         measure("shuffled", 1, 1.0, degrade.voxel_shuffle(pool, n, gen))
         measure("checkerboard", 1, 1.0, degrade.checkerboard(pool, n, gen))
         measure("untrained", 1, 1.0, _untrained(s, n, draw))
@@ -131,7 +148,8 @@ def run_suite(data, s, domain, inception_extractor=None, draws: int = 3, seed: i
     extra = [zero.assign(check=kind.name) for kind in kinds if kind.name != "dropped_modes"]
     raw = pd.concat([raw[raw["check"] != "real"], *extra], ignore_index=True)
     raw = pd.concat([raw, zero.assign(check="real")], ignore_index=True)
-    return SuiteResult(raw, judge(raw, metrics), pd.DataFrame(flags), state_checks(raw, s.dims))
+    return SuiteResult(raw, judge(raw, metrics), pd.DataFrame(flags), state_checks(raw, s.dims),
+                       s.image_size)
 
 
 def state_checks(raw: pd.DataFrame, dims: int) -> pd.DataFrame:
@@ -226,7 +244,7 @@ def _cell(row: pd.Series) -> str:
 def table_text(result: SuiteResult) -> str:
     """The markdown table: one row per metric, one column per degradation and fake case."""
     t = result.table
-    checks = [c for c in [k.name for k in degrade.degradations(64)] + list(CASES)
+    checks = [c for c in [k.name for k in degrade.degradations(result.image_size)] + list(CASES)
               if c in set(t["check"])]
     lines = ["| metric | " + " | ".join(checks) + " | verdict |",
              "|---" * (len(checks) + 2) + "|"]
@@ -234,8 +252,13 @@ def table_text(result: SuiteResult) -> str:
         mine = t[t["metric"] == metric].set_index("check")
         cells = [_cell(mine.loc[c]) if c in mine.index else "" for c in checks]
         required = mine[mine["required"]]
-        verdict = "passes" if required["passed"].all() else "FAILS"
+        verdict = ("descriptive" if required.empty else
+                   "passes" if required["passed"].all() else "FAILS")
         lines.append(f"| {metric} | " + " | ".join(cells) + f" | {verdict} |")
+    lines += ["", "Strengths 1-4: " + "; ".join(
+        f"{k.name} ({k.label}), {k.unit} {', '.join(f'{v:g}' for v in k.levels)}"
+        for k in degrade.degradations(result.image_size)) + ". Fakes: " + "; ".join(
+        f"{c}: {label}" for c, label in CASE_LABELS.items()) + "."]
     if len(result.flags):
         f = result.flags
         lines += ["", "Memorization flag (bench.metrics.memorization.copies), per space: held-out "
@@ -271,12 +294,13 @@ def figure(result: SuiteResult, path: Path, title: str) -> Path:
             if check == "real":
                 continue
             part = mine[mine["check"] == check].groupby("level")["value"].agg(["mean", "std"])
-            if check in CASES:
-                ax.errorbar([5], part["mean"], part["std"], fmt="x", label=check)
+            if check in CASES:  # beside each other, right of the strongest degradation
+                ax.errorbar([5 + 0.5 * CASES.index(check)], part["mean"], part["std"], fmt="x",
+                            label=check)
             else:
                 ax.errorbar(part.index, part["mean"], part["std"], marker="o", ms=3, label=check)
         ax.set_title(metric, fontsize=9)
-        ax.set_xlabel("strength (0 = real; 5 = fake cases)", fontsize=7)
+        ax.set_xlabel("level (0 = real, 1-4 = strengths); right: fake cases", fontsize=7)
         ax.tick_params(labelsize=7)
     for ax in axes.flat[len(metrics):]:
         ax.axis("off")
