@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from bench.metrics import states
 from reports import fmt
 from reports.fmt import table
 from reports.summary import TUNING_RATE
@@ -116,5 +117,6 @@ def events_section(in_task: pd.DataFrame, flags: pd.DataFrame,
                    if tuned else "")
     return ("Divergence (training stopped, or a non-finite loss, FID blow-up or saturated "
             "discriminator was detected; units that ran):" + tuning_note + "\n\n" + divergence
-            + "\n\nMode collapse (sample diversity or coverage collapsed; units that ran with "
-            "events recorded):\n\n" + collapse)
+            + f"\n\nMode collapse (coverage below {states.COLLAPSE_COVERAGE} of the real images' "
+            "for consecutive evaluations, bench.metrics.states; units that ran with events "
+            "recorded):\n\n" + collapse)
