@@ -18,8 +18,8 @@ import torch
 
 from bench.device import autocast
 from bench.metrics import scores
-from bench.metrics.registry import (LEADING, METRIC_SEED, REGISTRY, Reference, Sample, kid_subset,
-                                    list_metrics)
+from bench.metrics.registry import (LEADING, METRIC_SEED, REGISTRY, Reference, Sample,
+                                    inception_features, kid_subset, list_metrics)
 from bench.metrics.domain import get_domain_features
 from bench.metrics.fid import even_subset, fid_infinity
 from bench.metrics.inception import PLANES, InceptionFID, load_inception
@@ -100,7 +100,7 @@ class Evaluator:
                            "unit": unit}}
         if self.inception is not None:
             # 2D: one row per image; 3D: planes, each scored apart then averaged.
-            fake = other.cached("inception", lambda: self.inception.features(self.other))
+            fake = inception_features(self.ref, other)
             parts = [fid_infinity(fake[p], self.inception.real[p]) for p in fake]
             bias["inception"] = {k: (None if any(q[k] is None for q in parts)
                                      else float(np.mean([q[k] for q in parts])))

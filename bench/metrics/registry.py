@@ -194,17 +194,19 @@ def _copying(space: str, name: str) -> Callable[[Reference, Sample], dict]:
     return compute
 
 
-def _inception(ref: Reference, x: Sample) -> dict[str, torch.Tensor]:
+def inception_features(ref: Reference, x: Sample) -> dict[str, torch.Tensor]:
+    """The sample's Inception features (per plane in 3D), computed once."""
     return x.cached("inception", lambda: ref.inception.features(x.images))
 
 
 def _inception_fid(ref: Reference, x: Sample) -> dict:
-    return ref.inception.score_features(_inception(ref, x))  # 3D: with the per-plane parts
+    return ref.inception.score_features(inception_features(ref, x))  # 3D: with the per-plane parts
 
 
 def _inception_kid(ref: Reference, x: Sample) -> dict:
     # Over all planes' features together (3D): one number, as inception_fid's mean.
-    real, fake = (torch.cat(list(f.values())) for f in (ref.inception.real, _inception(ref, x)))
+    real, fake = (torch.cat(list(f.values()))
+                  for f in (ref.inception.real, inception_features(ref, x)))
     mean, std = scores.kid(real, fake, ref.s.kid_subsets, kid_subset(ref.s, fake, real),
                            METRIC_SEED)
     return {"inception_kid_mean": mean, "inception_kid_std": std}
