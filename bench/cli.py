@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from bench.errors import BenchError
+from bench.profiles import DEFAULT_SEEDS
 
 
 def _names(value: str, known: list[str], what: str) -> list[str]:
@@ -35,7 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--task", default="all", help="all or NAME[,NAME] (built-in name or task .toml)")
     _source_arguments(r)
     r.add_argument("--profile", default="quick", help="smoke, quick (default), standard, full")
-    r.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 per (task, strategy)")
+    r.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
+                   help=f"seeds 0..N-1 per (task, strategy) (default {DEFAULT_SEEDS}: the fewest "
+                   "with which a strategy better on every seed can pass the primary test)")
     r.add_argument("--out", type=Path, default=None, help="run directory (default runs/PROFILE)")
     r.add_argument("--plugin", action="append", default=[], help="strategy file.py or module")
     r.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")

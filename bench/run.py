@@ -23,7 +23,7 @@ from bench.device import check_precision, hardware, resolve_device
 from bench.errors import BenchError
 from bench.nets import build_networks, count_parameters
 from bench.pretext import PretextContext, get_pretext
-from bench.profiles import Settings, get_settings
+from bench.profiles import DEFAULT_SEEDS, Settings, get_settings
 from bench.store import RunStore, unit_id, unit_stem
 from bench.metrics.evaluation import Evaluator
 from bench.metrics.events import convergence, detect_events
@@ -40,7 +40,7 @@ class RunConfig:
     tasks: list  # built-in names, task .toml paths or TaskSpecs (`--source`)
     out: Path
     profile: str = "quick"
-    seeds: int = 2
+    seeds: int = DEFAULT_SEEDS
     device: str = "auto"
     precision: str = "bf16"
     cache_dir: Path = field(default_factory=default_cache)
@@ -130,8 +130,10 @@ def _row(spec, strategy_name: str, seed: int, cfg: RunConfig, device: torch.devi
 
 
 def _failed_row(spec, strategy_name: str, seed: int, cfg: RunConfig, device: torch.device, data,
-                s: Settings, reason: str) -> dict:
-    return _row(spec, strategy_name, seed, cfg, device, data, s, reason=reason,
+                s: Settings, reason: str, failure: str) -> dict:
+    """`failure`: "pretext" (its pretext failed to train: the report counts the unit as lost)
+    or "error" (anything else, e.g. out of memory: rerun; no verdict is given meanwhile)."""
+    return _row(spec, strategy_name, seed, cfg, device, data, s, reason=reason, failure=failure,
                 metrics_missing={"all": f"the unit failed: {reason}"})
 
 
@@ -251,14 +253,14 @@ def run(cfg: RunConfig) -> Path:
         for st, seed in pending:
             lost = [broken[n] for n in strategies.get_strategy(st).needs if n in broken]
             if lost:
-                row = _failed_row(spec, st, seed, cfg, device, data, s, lost[0])
+                row = _failed_row(spec, st, seed, cfg, device, data, s, lost[0], "pretext")
             else:
                 try:
                     row = run_unit(spec, data, s, st, seed, cfg, device, evaluator, pretexts,
                                    store, reference, real_samples, tuned.get((spec.name, st)))
                 except Exception as err:  # one broken unit or plugin must not sink the others
                     row = _failed_row(spec, st, seed, cfg, device, data, s,
-                                      f"{type(err).__name__}: {err}")
+                                      f"{type(err).__name__}: {err}", "error")
             store.append(row)
             bar.update(1)
     bar.close()

@@ -1,4 +1,4 @@
-"""Reports: results.csv, summary.csv, report.md and figures, a pure function of the run store."""
+"""Reports: results.csv, summary.csv, comparisons.csv, report.md and figures, a pure function of the run store."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 from bench.atomic import write_atomic
 from reports.analysis import analyse
+from reports.comparisons import comparisons_frame
 from reports.figures import fid_curves, metric_bars
 from reports.load import load_results, load_rows
 from reports.markdown import render
@@ -15,10 +16,10 @@ __all__ = ["load_results", "write_report"]
 
 
 def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> dict[str, Path]:
-    """Merge `run_dirs` and write report.md, results.csv, summary.csv and figures/ into
+    """Merge `run_dirs` and write report.md, results.csv, summary.csv, comparisons.csv and figures/ into
     `out_dir` (default: the first run directory).
 
-    Returns {"report", "csv", "summary"} plus one `<kind>:<task>` entry per figure written
+    Returns {"report", "csv", "summary", "comparisons"} plus one `<kind>:<task>` entry per figure written
     (kinds: curves, metrics, samples).
     """
     run_dirs = [Path(d) for d in run_dirs]
@@ -36,6 +37,8 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> dict[str,
         "report": write_atomic(out_dir / "report.md", render(analysis, out_dir, run_dirs, figures)),
         "csv": write_atomic(out_dir / "results.csv", analysis.frame.to_csv(index=False)),
         "summary": write_atomic(out_dir / "summary.csv", analysis.summary.to_csv(index=False)),
+        "comparisons": write_atomic(out_dir / "comparisons.csv",
+                                    comparisons_frame(analysis.comparisons).to_csv(index=False)),
     }
     paths.update({f"{kind}:{task}": path for task, drawn in figures.items()
                   for kind, path in drawn.items()})

@@ -9,14 +9,14 @@ from typing import Any
 import pandas as pd
 
 from reports.catalog import Metric, compared, metrics_for
+from reports.comparisons import Health, PairedComparison, baseline_health, compare_task
 from reports.convergence import unit_convergence
 from reports.curves import load_curves
 from reports.events import unit_flags
 from reports.fmt import distinct
 from reports.load import metric_names, to_frame
-from reports.stats import Comparison
 from reports.summary import index, summary_table
-from reports.tables import compare_task, summarize
+from reports.tables import summarize
 
 
 @dataclass
@@ -28,7 +28,8 @@ class Analysis:
     convergence: pd.DataFrame
     summary: pd.DataFrame
     status: pd.DataFrame
-    comparisons: dict[str, list[Comparison]]
+    comparisons: dict[str, list[PairedComparison]]
+    health: dict[str, Health]
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -61,5 +62,7 @@ def analyse(rows: list[dict[str, Any]], notes: list[str]) -> Analysis:
         in_task = frame[frame["task"] == task]
         comparisons[task] = compare_task(
             in_task, compared(metrics_for(distinct(in_task, "settings.dims"), extra)))
+    health = {task: baseline_health(frame[frame["task"] == task])
+              for task in sorted(frame["task"].unique())}
     return Analysis(frame, extra, curves, flags, convergence, summary, summarize(frame),
-                    comparisons, [*notes, *curve_notes])
+                    comparisons, health, [*notes, *curve_notes])

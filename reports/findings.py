@@ -1,77 +1,37 @@
-"""The "Findings" section: short sentences derived only from the summary, the comparisons, the
-event rates and the convergence numbers."""
+"""The "Other findings" section: secondary metrics' verdicts, event rates and convergence, derived
+only from the summary, the comparisons and the convergence numbers."""
 
 from __future__ import annotations
 
-from bench.metrics import states
 from reports import fmt
 from reports.analysis import Analysis
+from reports.answer import MATCHING_WORDS
 from reports.catalog import metric
+from reports.comparisons import PairedComparison
 from reports.convergence import strategy_convergence
-from reports.stats import ALPHA, Comparison
-from reports.tables import BASELINE, strategy_order
-
-MAIN = "fid_final"
-
-
-def _reference(analysis: Analysis, task: str, column: str) -> float | None:
-    values = fmt.distinct(analysis.in_task(task), column)
-    return float(values[0]) if len(values) == 1 else None
+from reports.endpoint import BASELINE, primary_metric
+from reports.stats import ALPHA
+from reports.tables import strategy_order
 
 
-def _learned(analysis: Analysis, task: str) -> str:
-    """The baseline's health by the one definition (bench.metrics.states): learned when its mean
-    final domain FID no longer scores like noise, collapsed when its coverage is too low."""
-    if BASELINE not in set(analysis.in_task(task)["strategy"]):
-        return f"no {BASELINE} runs, so it is unknown whether the GAN learned at all."
-    final, coverage = ((analysis.value(task, BASELINE, m) or {}).get("mean")
-                       for m in ("fid_final", "coverage"))
-    floor, ceiling = (_reference(analysis, task, f"reference.fid_{b}") for b in ("floor", "ceiling"))
-    learned = states.learned(final, floor, ceiling)
-    if learned is None:
-        return (f"cannot tell whether {BASELINE} learned: it has no final domain FID, or the "
-                "units disagree on its floor and ceiling.")
-    where = (f"mean final domain FID {fmt.num(final)}, at {fmt.num(states.position(final, floor, ceiling), 3)} "
-             f"of the way from the real floor {fmt.num(floor)} to the untrained ceiling "
-             f"{fmt.num(ceiling)}")
-    if not learned:
-        return (f"{BASELINE} did not learn: its {where} scores like brain-shaped noise (from "
-                f"{states.NOISE_POSITION} on), so comparisons on this task say little.")
-    collapsed = states.collapsed(coverage, _reference(analysis, task, "reference.floors.coverage"))
-    tail = (f"; but it collapsed (mean coverage {fmt.num(coverage, 3)}, below "
-            f"{states.COLLAPSE_COVERAGE} of the real level), so comparisons on this task say little."
-            if collapsed else ".")
-    return f"{BASELINE} learned: its {where} is below the noise level {states.NOISE_POSITION}{tail}"
-
-
-def _verdicts(comparisons: list[Comparison]) -> str:
-    if not comparisons:
-        return f"no strategy to compare with {BASELINE}."
-    groups: dict[str, list[str]] = {}
+def _other_metrics(comparisons: list[PairedComparison], main: str) -> list[str]:
+    """Per strategy and matching, the other metrics with a verdict (better or worse)."""
+    by_strategy: dict[tuple[str, str], dict[str, list[str]]] = {}
     for c in comparisons:
-        name = c.strategy if c.difference is None else f"{c.strategy} ({fmt.num(c.difference)})"
-        groups.setdefault(c.verdict, []).append(name)
-    return "; ".join(f"{verdict}: {', '.join(names)}" for verdict, names in groups.items()) + "."
-
-
-def _other_metrics(comparisons: list[Comparison]) -> list[str]:
-    """Per strategy, the other metrics with a verdict (better or worse)."""
-    by_strategy: dict[str, dict[str, list[str]]] = {}
-    for c in comparisons:
-        if c.metric != MAIN and c.verdict.startswith(("better", "worse")):
-            word = c.verdict.split()[0]
-            by_strategy.setdefault(c.strategy, {}).setdefault(word, []).append(
+        if c.metric != main and c.verdict in ("better", "worse"):
+            by_strategy.setdefault((c.strategy, c.matching), {}).setdefault(c.verdict, []).append(
                 metric(c.metric).label)
-    return [f"{strategy}: " + "; ".join(f"{word} than {BASELINE} on {', '.join(labels)}"
-                                        for word, labels in words.items())
-            for strategy, words in by_strategy.items()]
+    return [f"{strategy} {MATCHING_WORDS[matching]}: " + "; ".join(
+                f"{word} than {BASELINE} on {', '.join(labels)}" for word, labels in words.items())
+            for (strategy, matching), words in by_strategy.items()]
 
 
 def _rates(analysis: Analysis, task: str, name: str, what: str) -> str | None:
+    """Every strategy's rate as k of N, 0 of N included."""
     parts = []
     for strategy in strategy_order(analysis.in_task(task)["strategy"]):
         row = analysis.value(task, strategy, name)
-        if row and row["n"] and row["mean"]:
+        if row and row["n"]:
             k = round(row["mean"] * row["n"])
             parts.append(f"{strategy} {k} of {row['n']} ({100 * row['mean']:.0f}%, 95% CI "
                          f"{100 * row['ci_low']:.0f}–{100 * row['ci_high']:.0f}%)")
@@ -98,10 +58,9 @@ def _speedups(analysis: Analysis, task: str) -> str | None:
 
 
 def _task_lines(analysis: Analysis, task: str, label: str) -> list[str]:
-    comparisons = analysis.comparisons[task]
-    main = [c for c in comparisons if c.metric == MAIN]
-    lines = [_learned(analysis, task), "final domain FID: " + _verdicts(main)]
-    lines += [f"other metrics, {text}." for text in _other_metrics(comparisons)]
+    dims = int(fmt.distinct(analysis.in_task(task), "settings.dims")[0])
+    lines = [f"other metrics, {text}." for text in
+             _other_metrics(analysis.comparisons[task], primary_metric(dims))]
     for name, what in (("divergence_rate", "diverged"), ("mode_collapse_rate", "mode collapse")):
         text = _rates(analysis, task, name, what)
         if text:
@@ -116,21 +75,23 @@ def _task_lines(analysis: Analysis, task: str, label: str) -> list[str]:
 
 
 def _across_tasks(labels: dict[str, str], analysis: Analysis) -> list[str]:
-    """Per strategy, its final-FID verdict on every task: answers "does it hold in 2D and 3D?"."""
+    """Per strategy, its leading-metric verdicts on every task: does it hold in 2D and 3D?"""
     verdicts: dict[str, list[str]] = {}
     for task, comparisons in analysis.comparisons.items():
+        dims = int(fmt.distinct(analysis.in_task(task), "settings.dims")[0])
         for c in comparisons:
-            if c.metric == MAIN:
-                verdicts.setdefault(c.strategy, []).append(f"{c.verdict} on {labels[task]}")
+            if c.metric == primary_metric(dims):
+                verdicts.setdefault(c.strategy, []).append(
+                    f"{c.verdict} {MATCHING_WORDS[c.matching]} on {labels[task]}")
     return [f"- {strategy} across tasks: {'; '.join(task_verdicts)}."
             for strategy, task_verdicts in sorted(verdicts.items())]
 
 
 def findings_section(analysis: Analysis) -> str:
-    lines = ["## Findings", "",
-             "95% bootstrap intervals over seeds; a strategy counts as better or worse than "
-             f"{BASELINE} on a metric only when its interval excludes zero and the "
-             f"Holm-adjusted Mann-Whitney p is below {ALPHA}.", ""]
+    lines = ["## Other findings", "",
+             "Secondary metrics with a verdict (paired by seed, Holm within the secondary "
+             f"family, Holm p below {ALPHA}), event rates with Wilson intervals, and the speed "
+             "of convergence.", ""]
     labels = {task: fmt.task_label(analysis.in_task(task), task) for task in analysis.tasks}
     for task in analysis.tasks:
         lines += _task_lines(analysis, task, labels[task])

@@ -1,4 +1,4 @@
-"""report.md: header, set-up, one section per task, findings, notes. Every number comes from the
+"""report.md: header, the answer, set-up, one section per task, other findings, notes. Every number comes from the
 analysis of the run store."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from reports import fmt
 from reports.analysis import Analysis
+from reports.answer import answer_section
 from reports.findings import findings_section
 from reports.setup_section import setup_section
 from reports.task_section import task_section
@@ -26,7 +27,8 @@ def _header(analysis: Analysis, run_dirs: list[Path], out_dir: Path) -> str:
 def render(analysis: Analysis, out_dir: Path, run_dirs: list[Path],
            figures: dict[str, dict[str, Path]]) -> str:
     """The whole report as markdown text; `figures` maps task -> {kind: PNG path}."""
-    parts = [_header(analysis, run_dirs, out_dir), setup_section(analysis.frame)]
+    parts = [_header(analysis, run_dirs, out_dir), answer_section(analysis),
+             setup_section(analysis.frame)]
     parts += [task_section(analysis, task, out_dir, figures.get(task, {}))
               for task in analysis.tasks]
     parts.append(findings_section(analysis))

@@ -6,7 +6,9 @@ from reports import fmt
 from reports.analysis import Analysis
 from reports.catalog import Metric, metric
 from reports.fmt import table
-from reports.stats import ALPHA, Comparison
+from reports.comparisons import PairedComparison
+from reports.endpoint import SMALLEST_EFFECT
+from reports.stats import ALPHA
 from reports.summary import UNIT_STATISTICS
 from reports.tables import BASELINE, strategy_order
 
@@ -39,23 +41,27 @@ def metrics_table(analysis: Analysis, task: str) -> str:
                   "floor (real)", "ceiling (untrained)"], rows)
 
 
-def _comparison_row(c: Comparison) -> list[str]:
+def _comparison_row(c: PairedComparison) -> list[str]:
     m = metric(c.metric)
-    interval = (fmt.MISSING if c.low is None
-                else f"{fmt.num(c.low, m.digits)} to {fmt.num(c.high, m.digits)}")
-    return [m.label + m.arrow, c.strategy, f"{c.n} vs {c.n_baseline}",
-            fmt.num(c.difference, m.digits), interval, fmt.p_value(c.p), fmt.p_value(c.p_holm),
-            c.verdict]
+    interval = (fmt.MISSING if c.ci_low is None
+                else f"{fmt.num(c.ci_low, m.digits)} to {fmt.num(c.ci_high, m.digits)}")
+    verdict = c.verdict if c.verdict in ("better", "worse") else f"{c.verdict}: {c.why}"
+    return [m.label + m.arrow, c.strategy, c.matching, c.family,
+            f"{c.n_pairs}" + (f" ({c.n_diverged} lost)" if c.n_diverged else ""),
+            fmt.num(c.diff_mean, m.digits), interval, fmt.p_value(c.p), fmt.p_value(c.p_holm),
+            c.beyond_smallest or fmt.MISSING, verdict]
 
 
-def comparisons_table(comparisons: list[Comparison]) -> str:
-    families = ", ".join(dict.fromkeys(metric(c.metric).family for c in comparisons))
-    return (f"Difference of means (strategy minus {BASELINE}) with a 95% "
-            "percentile bootstrap interval over seeds; a two-sided Mann-Whitney U p-value and "
-            "its Holm adjustment over this task's comparisons within each metric family "
-            f"({families}). A strategy is better or worse only when the interval excludes zero "
-            f"and the Holm-adjusted p is below {ALPHA}; ↓ lower is better, ↑ higher is better. "
-            "Units that stopped on a non-finite loss have no final FID, AUC or final-sample "
-            "metrics, so they are not in these comparisons: see the divergence table.\n\n"
-            + table(["metric", "strategy", "seeds", "difference", "95% CI", "p (Mann-Whitney)",
-                     "p (Holm)", "verdict"], [_comparison_row(c) for c in comparisons]))
+def comparisons_table(comparisons: list[PairedComparison]) -> str:
+    return (f"Per seed pair, strategy minus {BASELINE} (seed k against seed k; `compute`: "
+            f"against {BASELINE} at the strategy's own pretext + GAN FLOPs). Mean paired "
+            "difference with a 95% bootstrap interval, exact two-sided Wilcoxon signed-rank p, "
+            f"Holm-adjusted within the primary or the secondary family. Lost units (diverged, "
+            "pretext failed) stay in their pair: worst rank in the test, the metric's ceiling "
+            "or worse in the mean. A strategy is better or worse only when the interval excludes "
+            f"zero and the Holm p is below {ALPHA}; 'beyond smallest': whether the interval lies "
+            f"beyond the smallest effect of interest ({SMALLEST_EFFECT} of ceiling − floor). "
+            "↓ lower is better, ↑ higher is better.\n\n"
+            + table(["metric", "strategy", "matching", "family", "pairs", "difference",
+                     "95% CI", "p", "p (Holm)", "beyond smallest", "verdict"],
+                    [_comparison_row(c) for c in comparisons]))

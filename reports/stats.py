@@ -1,8 +1,9 @@
-"""Statistics over seeds: bootstrap intervals, Mann-Whitney U, Holm's correction, Wilson rates.
+"""Statistics over seeds: bootstrap intervals, the exact paired signed-rank test, Holm's
+correction, Fisher's exact test and Wilson rates.
 
 Every interval is a 95% percentile bootstrap with a fixed seed (a new generator per interval, so
 one interval never depends on which others were computed), and none is given for fewer than
-MIN_SEEDS_FOR_INTERVAL values a side.
+MIN_SEEDS_FOR_INTERVAL values (or pairs).
 """
 
 from __future__ import annotations
@@ -17,41 +18,8 @@ from scipy import stats
 CONFIDENCE = 0.95
 N_RESAMPLES = 9999
 MIN_SEEDS_FOR_INTERVAL = 3
-ALPHA = 0.05  # a verdict also needs the Holm-adjusted Mann-Whitney p below this
+ALPHA = 0.05  # a verdict also needs the Holm-adjusted paired p below this
 BOOTSTRAP_SEED = 0  # fixed, so the same run store always gives the same report
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Mean of `strategy` minus mean of `baseline` for one metric; `higher_is_better` says
-    which sign of the difference is an improvement."""
-
-    strategy: str
-    baseline: str
-    n: int
-    n_baseline: int
-    difference: float | None
-    low: float | None = None
-    high: float | None = None
-    metric: str = "fid_final"
-    higher_is_better: bool = False
-    p: float | None = None  # Mann-Whitney U, two-sided
-    p_holm: float | None = None
-
-    @property
-    def verdict(self) -> str:
-        if self.difference is None:
-            return "no values to compare"
-        if self.low is None or self.high is None:
-            return f"too few seeds for an interval (needs {MIN_SEEDS_FOR_INTERVAL} a side)"
-        if self.low <= 0.0 <= self.high:
-            return "no clear difference"
-        # With few seeds the percentile interval is too narrow (it resamples the seeds it has),
-        # so a verdict also needs the rank test, corrected for the comparisons made.
-        if self.p_holm is None or self.p_holm >= ALPHA:
-            return f"no clear difference (the interval excludes zero, but Holm p ≥ {ALPHA})"
-        improved = self.low > 0.0 if self.higher_is_better else self.high < 0.0
-        return f"better than {self.baseline}" if improved else f"worse than {self.baseline}"
 
 
 def _seed_kwargs() -> dict[str, object]:
@@ -101,22 +69,17 @@ def ratio_interval(numerator, denominator) -> tuple[float | None, float | None]:
     return _interval((a, b), _mean_ratio)
 
 
-def mann_whitney_p(x, y) -> float | None:
-    """Two-sided Mann-Whitney U p-value, or None when either side is empty."""
-    x, y = _finite(x), _finite(y)
-    if len(x) == 0 or len(y) == 0:
-        return None
-    p = float(stats.mannwhitneyu(x, y, alternative="two-sided").pvalue)
-    return p if np.isfinite(p) else None
-
-
-def holm(p_values: list[float]) -> list[float]:
+def holm(p_values: list[float], family_size: int | None = None) -> list[float]:
     """Holm's step-down adjustment (family-wise error). Written here because SciPy only ships
-    Benjamini-Hochberg (`false_discovery_control`), which controls a different error rate."""
-    m = len(p_values)
-    adjusted = [0.0] * m
+    Benjamini-Hochberg (`false_discovery_control`), which controls a different error rate.
+
+    `family_size` larger than the p-values given counts tests that belong to the family but were
+    not run (a run of fewer strategies than the declared set): the correction a p-value gets
+    then does not depend on which strategies someone chose to run."""
+    m = max(len(p_values), family_size or 0)
+    adjusted = [0.0] * len(p_values)
     running = 0.0
-    for rank, i in enumerate(sorted(range(m), key=lambda j: p_values[j])):
+    for rank, i in enumerate(sorted(range(len(p_values)), key=lambda j: p_values[j])):
         running = max(running, min(1.0, (m - rank) * p_values[i]))  # keeps the order monotone
         adjusted[i] = running
     return adjusted
@@ -130,27 +93,55 @@ def wilson(k: int, n: int) -> tuple[float | None, float | None]:
     return float(ci.low), float(ci.high)
 
 
-def compare(values, baseline_values, strategy: str, baseline: str, metric: str = "fid_final",
-            higher_is_better: bool = False) -> Comparison:
-    """Difference of means with a bootstrap interval (seeds resampled independently on each
-    side) and a Mann-Whitney p-value, both only from MIN_SEEDS_FOR_INTERVAL values a side."""
-    x, y = _finite(values), _finite(baseline_values)
-    base = dict(strategy=strategy, baseline=baseline, n=len(x), n_baseline=len(y), metric=metric,
-                higher_is_better=higher_is_better)
-    if len(x) == 0 or len(y) == 0:
-        return Comparison(difference=None, **base)
-    # Means of equal values can differ in the last bit (0.7 * 3 / 3 vs 0.7 * 4 / 4): such noise
-    # must not turn identical results into "better" or "worse".
-    tolerance = 1e-9 * max(np.abs(x).max(), np.abs(y).max())
+def paired_interval(differences) -> tuple[float | None, float | None]:
+    """Bootstrap interval of the mean paired difference (the pairs are resampled)."""
+    d = _finite(differences)
+    if len(d) < MIN_SEEDS_FOR_INTERVAL:
+        return None, None
+    return _interval((d,), np.mean)
 
-    def snap(value: float | None) -> float | None:
-        return 0.0 if value is not None and abs(value) <= tolerance else value
 
-    difference = snap(float(x.mean() - y.mean()))
-    # Two seeds a side give a percentile interval of a handful of distinct values, which would
-    # claim differences it cannot support: no verdict below MIN_SEEDS_FOR_INTERVAL.
-    if len(x) < MIN_SEEDS_FOR_INTERVAL or len(y) < MIN_SEEDS_FOR_INTERVAL:
-        return Comparison(difference=difference, **base)
-    low, high = _interval((x, y), _mean_difference)
-    return Comparison(difference=difference, low=snap(low), high=snap(high),
-                      p=mann_whitney_p(x, y), **base)
+def _signed_ranks(differences: np.ndarray) -> np.ndarray:
+    """Wilcoxon's signed ranks: ranks of |d| among the non-zero differences (ties averaged), with
+    the sign of d; a zero difference scores 0. An infinite difference takes the largest rank,
+    which is how a unit without a value (intention to treat) gets the worst one."""
+    out = np.zeros(len(differences))
+    nonzero = differences != 0
+    out[nonzero] = np.sign(differences[nonzero]) * stats.rankdata(np.abs(differences[nonzero]))
+    return out
+
+
+def signed_rank_p(differences) -> float | None:
+    """Two-sided exact Wilcoxon signed-rank p of paired differences, by enumerating every sign
+    flip (`scipy.stats.permutation_test`), so ties, zeros and infinite differences are exact too.
+    NaN marks a pair without a difference (both sides lost) and counts as a zero. None without
+    any pair."""
+    d = np.nan_to_num(np.asarray(differences, dtype=float), nan=0.0, posinf=np.inf, neginf=-np.inf)
+    if len(d) == 0:
+        return None
+    if not d.any() or len(d) == 1:  # one pair: both signs are equally extreme
+        return 1.0
+    exact = len(d) <= 20  # 2^20 sign patterns; beyond that, a seeded Monte Carlo test
+    result = stats.permutation_test(
+        (_signed_ranks(d),), lambda x, axis: np.sum(x, axis=axis), permutation_type="samples",
+        n_resamples=np.inf if exact else N_RESAMPLES, alternative="two-sided", vectorized=True,
+        **({} if exact else _permutation_seed()))
+    return float(min(1.0, result.pvalue))
+
+
+def _permutation_seed() -> dict[str, object]:
+    name = "rng" if "rng" in inspect.signature(stats.permutation_test).parameters else "random_state"
+    return {name: np.random.default_rng(BOOTSTRAP_SEED)}
+
+
+def smallest_exact_p(n_pairs: int) -> float:
+    """The smallest two-sided p the exact signed-rank test can give with n pairs: every pair
+    improved (2 of the 2^n sign patterns are as extreme)."""
+    return min(1.0, 2.0 / 2 ** n_pairs)
+
+
+def fisher_p(k1: int, n1: int, k2: int, n2: int) -> float | None:
+    """Two-sided Fisher exact p that the rates k1/n1 and k2/n2 differ; None when a side is empty."""
+    if n1 == 0 or n2 == 0:
+        return None
+    return float(stats.fisher_exact([[k1, n1 - k1], [k2, n2 - k2]]).pvalue)

@@ -1,16 +1,13 @@
-"""Per (task, strategy) unit counts and transfers, and comparisons against the baseline."""
+"""Per (task, strategy) unit counts and transfers."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pandas as pd
 
-from reports.catalog import HIGHER, Metric
+from reports.endpoint import BASELINE
 from reports.load import STATUSES
-from reports.stats import Comparison, compare, holm
 
-BASELINE = "scratch"
+__all__ = ["BASELINE", "MIN_SEEDS", "strategy_order", "summarize"]
 MIN_SEEDS = 3  # below this, a spread over seeds is anecdotal
 
 
@@ -52,28 +49,3 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
             units = in_task[in_task["strategy"] == strategy]
             rows.append({"task": task, "strategy": strategy, **_summary_row(units)})
     return pd.DataFrame(rows)
-
-
-def compare_task(in_task: pd.DataFrame, metrics: list[Metric],
-                 baseline: str = BASELINE) -> list[Comparison]:
-    """Every other strategy against the baseline on each compared metric of one task, over
-    seeds, with Holm-adjusted p-values within each metric family. Metric by metric, then
-    strategy by strategy; a metric no unit of the task has is left out."""
-    if baseline not in set(in_task["strategy"]):
-        return []
-    others = [s for s in strategy_order(in_task["strategy"]) if s != baseline]
-    comparisons = []
-    for metric in metrics:
-        values = pd.to_numeric(_column(in_task, metric.name), errors="coerce")
-        if values.isna().all():
-            continue  # listed under the task's missing metrics instead
-        base = values[in_task["strategy"] == baseline].to_numpy(dtype=float)
-        comparisons += [compare(values[in_task["strategy"] == s].to_numpy(dtype=float), base, s,
-                                baseline, metric.name, metric.better == HIGHER) for s in others]
-    family = {m.name: m.family for m in metrics}
-    for name in dict.fromkeys(family.values()):
-        members = [i for i, c in enumerate(comparisons) if family[c.metric] == name
-                   and c.p is not None]
-        for i, adjusted in zip(members, holm([comparisons[i].p for i in members])):
-            comparisons[i] = replace(comparisons[i], p_holm=adjusted)
-    return comparisons

@@ -16,7 +16,7 @@ from scipy import stats
 
 from bench.errors import BenchError
 from reports import load_results, write_report
-from reports.stats import compare
+from reports.comparisons import PairedComparison
 
 
 def make_row(task: str = "phantom-2d", strategy: str = "scratch", seed: int = 0,
@@ -114,7 +114,7 @@ def test_report_shows_strategies_reference_divergence_and_missing(run: Path) -> 
     assert "[png](samples/phantom-2d__scratch__seed0.png)" in text
     assert "phantom-2d](figures/fid_phantom-2d.png)" in text
     assert (run / "figures" / "fid_phantom-2d.png").is_file()
-    assert "## Findings" in text and "scratch did not learn enough" not in text
+    assert text.index("## The answer") < text.index("## Set-up") < text.index("## Other findings")
     assert "scratch learned" in text
     assert "Warning: cyclegan-t2t1 has only 2 seed(s)" in text
     assert "Profile: quick" in text and "PSNR" in text and "0.810" in text
@@ -129,24 +129,21 @@ def test_missing_metric_never_printed_as_number(tmp_path: Path) -> None:
     assert "| 20.00 | 19.00 (step 400) | — |" in text
 
 
-def test_bootstrap_interval_wording() -> None:
-    scratch = np.array([20.0, 22.0, 21.0, 23.0, 19.0])
-    overlap = compare(np.array([21.0, 19.0, 22.0, 20.0, 23.0]), scratch, "a", "scratch")
-    assert overlap.low is not None and overlap.low < 0 < overlap.high
-    assert overlap.verdict == "no clear difference"
-    better = compare(scratch - 10, scratch, "b", "scratch")
-    assert better.difference == pytest.approx(-10) and better.high < 0
-    # The interval alone is not enough: the Holm-adjusted rank test must agree.
-    assert better.p == pytest.approx(stats.mannwhitneyu(scratch - 10, scratch).pvalue)
-    assert better.verdict.startswith("no clear difference (the interval excludes zero")
-    assert replace(better, p_holm=0.04).verdict == "better than scratch"
-    assert replace(better, p_holm=0.05).verdict.startswith("no clear difference")
-    worse = replace(compare(scratch + 10, scratch, "c", "scratch"), p_holm=0.01)
-    assert worse.verdict == "worse than scratch"
-    assert compare(scratch[:1], scratch, "d", "scratch").verdict.startswith("too few seeds")
-    assert compare(scratch[:2] - 10, scratch[:2], "e", "scratch").low is None  # 2 seeds: no verdict
-    # Fixed seed: the same data always gives the same interval.
-    assert compare(scratch - 10, scratch, "b", "scratch") == better
+def test_verdict_needs_interval_and_holm() -> None:
+    base = dict(task="t", strategy="b", metric="fid_final", family="primary", matching="step",
+                higher_is_better=False, n_pairs=5, diff_mean=-10.0, ci_low=-12.0, ci_high=-8.0,
+                p=0.0625)
+    assert PairedComparison(**base, p_holm=0.04).verdict == "better"
+    # The interval alone is not enough: the Holm-adjusted paired test must agree.
+    unclear = PairedComparison(**base, p_holm=0.05)
+    assert unclear.verdict == "no clear difference" and "Holm p" in unclear.why
+    assert PairedComparison(**{**base, "higher_is_better": True}, p_holm=0.01).verdict == "worse"
+    overlap = PairedComparison(**{**base, "ci_high": 1.0}, p_holm=0.01)
+    assert overlap.verdict == "no clear difference" and overlap.why == "the interval includes zero"
+    held = PairedComparison(**base, p_holm=0.01, withheld="scratch did not learn")
+    assert held.verdict == "no verdict" and held.why == "scratch did not learn"
+    few = PairedComparison(**{**base, "n_pairs": 2, "ci_low": None, "ci_high": None})
+    assert few.verdict == "no verdict" and "needs 3" in few.why
 
 
 def test_report_comparison_rows(tmp_path: Path) -> None:
@@ -154,16 +151,29 @@ def test_report_comparison_rows(tmp_path: Path) -> None:
             + seeds_rows("cyclegan-t2t1", [10.0, 12.0, 11.0, 13.0, 9.0])
             + seeds_rows("pretrained-encoder", [21.0, 19.0, 22.0, 20.0, 23.0])
             + seeds_rows("cyclegan-partial", [15.0]))
-    text = write_report([write_run(tmp_path / "r", rows)])["report"].read_text()
-    def row(strategy: str) -> str:
+    paths = write_report([write_run(tmp_path / "r", rows)])
+    text = paths["report"].read_text()
+    def row(strategy: str, matching: str = "step") -> str:
         return next(l for l in text.splitlines()
-                    if l.startswith(f"| final domain FID ↓ | {strategy} |"))
+                    if l.startswith(f"| final domain FID ↓ | {strategy} | {matching} |"))
 
     line = row("cyclegan-t2t1")
-    assert "| 5 vs 5 | -10.00 |" in line and line.endswith("| better than scratch |")
-    assert row("pretrained-encoder").endswith("| no clear difference |")
-    assert row("cyclegan-partial").endswith("| too few seeds for an interval (needs 3 a side) |")
-    assert "better than scratch: cyclegan-t2t1 (-10.00)" in text
+    # Improved on all 5 seeds: the exact paired p 2/32 is the smallest 5 pairs can give, and
+    # Holm over the two primary tests doubles it.
+    assert "| primary | 5 | -10.00 |" in line and "| 0.062 | 0.125 |" in line
+    assert line.endswith("| no clear difference: the interval excludes zero, but Holm p ≥ 0.05 |")
+    assert "no verdict: no scratch values at cyclegan-t2t1's compute budget" in row(
+        "cyclegan-t2t1", "compute")
+    assert "| secondary |" in row("pretrained-encoder")
+    assert row("cyclegan-partial").endswith("seed(s) 1, 2, 3, 4 of cyclegan-partial missing: "
+                                            "finish the run |")
+    csv = pd.read_csv(paths["comparisons"])
+    assert list(csv.columns[:14]) == ["task", "strategy", "baseline", "metric", "family",
+                                      "matching", "n_pairs", "n_diverged", "diff_mean", "ci_low",
+                                      "ci_high", "p", "p_holm", "verdict"]
+    primary = csv[(csv["family"] == "primary")]
+    assert set(primary["strategy"]) == {"cyclegan-t2t1"} and set(primary["matching"]) == {
+        "step", "compute"}
 
 
 def test_older_rows_show_missing_metrics_without_nan(tmp_path: Path) -> None:

@@ -121,6 +121,7 @@ def test_a_failing_pretext_fails_only_the_units_that_need_it(tmp_path, monkeypat
     assert rows["cyclegan-t2t1"]["status"] == "failed"
     assert "pretext cyclegan failed: RuntimeError: pretext exploded" in rows["cyclegan-t2t1"]["reason"]
     assert rows["cyclegan-t2t1"]["settings"]["device"] == "cpu"
+    assert rows["cyclegan-t2t1"]["failure"] == "pretext"  # counted as lost, not rerun-and-wait
     assert rows["scratch"]["status"] == "ok"
     assert not list((tmp_path / "cache").glob("pretexts/*cyclegan*"))
 

@@ -1,0 +1,116 @@
+""""The answer", report.md's first section: per task, the primary comparison's verdict at equal
+steps and at equal compute, one line per secondary strategy, then the baseline's health."""
+
+from __future__ import annotations
+
+from datasets.spec import GENERATED_SOURCES
+from reports import fmt
+from reports.analysis import Analysis
+from reports.catalog import metric
+from reports.comparisons import PairedComparison
+from reports.endpoint import BASELINE, PRIMARY_STRATEGY, SMALLEST_EFFECT, primary_metric
+from reports.stats import ALPHA, fisher_p
+
+MATCHING_WORDS = {"step": "at equal steps", "compute": "at equal compute"}
+
+
+def data_kind(analysis: Analysis, task: str) -> str:
+    sources = fmt.distinct(analysis.in_task(task), "settings.data_source")
+    if not sources:
+        return "data source not recorded"
+    if all(s in GENERATED_SOURCES for s in sources):
+        return f"synthetic {' / '.join(sources)} data, not real scans"
+    return f"real scans ({' / '.join(sources)})"
+
+
+def _rate(analysis: Analysis, task: str, strategy: str, name: str) -> tuple[int, int] | None:
+    row = analysis.value(task, strategy, name)
+    if not row or not row["n"]:
+        return None
+    return round((row["mean"] or 0.0) * row["n"]), int(row["n"])
+
+
+def rate_text(analysis: Analysis, task: str, strategy: str, name: str) -> str:
+    """`k of N`, also when k is 0."""
+    rate = _rate(analysis, task, strategy, name)
+    return "no units ran" if rate is None else f"{rate[0]} of {rate[1]}"
+
+
+def _divergence_note(analysis: Analysis, task: str, strategy: str) -> str:
+    mine, base = (_rate(analysis, task, s, "divergence_rate") for s in (strategy, BASELINE))
+    if mine is None or base is None:
+        return ""
+    p = fisher_p(mine[0], mine[1], base[0], base[1])
+    text = (f"; diverged: {strategy} {mine[0]} of {mine[1]}, {BASELINE} {base[0]} of {base[1]}")
+    if p is not None and p < ALPHA:
+        text += f", rates differ (Fisher exact p {fmt.p_value(p)})"
+    return text
+
+
+def verdict_text(c: PairedComparison) -> str:
+    """`verdict` then its numbers: effect, interval, pairs, Holm p, against the smallest effect."""
+    m = metric(c.metric)
+    words = f"**{c.verdict}**"
+    if c.verdict == "no verdict":
+        return f"{words} ({c.why})"
+    numbers = [f"difference {fmt.num(c.diff_mean, m.digits)}",
+               f"95% CI {fmt.num(c.ci_low, m.digits)} to {fmt.num(c.ci_high, m.digits)}",
+               f"{c.n_pairs} seed pairs" + (f", {c.n_diverged} lost unit(s) counted at the worst"
+                                            if c.n_diverged else ""),
+               f"Holm p {fmt.p_value(c.p_holm)}"]
+    if c.beyond_smallest is not None:
+        numbers.append({"yes": "larger than", "no": "smaller than",
+                        "unclear": "not clearly larger than"}
+                       [c.beyond_smallest] + f" the smallest effect of interest "
+                       f"({fmt.num(c.smallest_effect, m.digits)})")
+    tail = "" if c.verdict in ("better", "worse") else f"; {c.why}"
+    return f"{words} ({'; '.join(numbers)}{tail})"
+
+
+def _by_matching(comparisons: list[PairedComparison], strategy: str, name: str) -> str:
+    found = {c.matching: c for c in comparisons if c.strategy == strategy and c.metric == name}
+    return "; ".join(f"{MATCHING_WORDS[k]}: {verdict_text(c)}" for k, c in found.items())
+
+
+def _task_block(analysis: Analysis, task: str) -> list[str]:
+    in_task = analysis.in_task(task)
+    dims = int(fmt.distinct(in_task, "settings.dims")[0])
+    name = primary_metric(dims)
+    label = metric(name).label
+    comparisons = analysis.comparisons[task]
+    seeds = in_task["seed"].nunique()
+    lines = [f"### {fmt.task_label(in_task, task)}: {data_kind(analysis, task)}, {seeds} seed(s)",
+             ""]
+    present = set(in_task["strategy"])
+    if PRIMARY_STRATEGY in present and BASELINE in present:
+        lines.append(f"- **{PRIMARY_STRATEGY} vs {BASELINE}** ({label}, primary): "
+                     f"{_by_matching(comparisons, PRIMARY_STRATEGY, name)}"
+                     f"{_divergence_note(analysis, task, PRIMARY_STRATEGY)}.")
+    else:
+        missing = " and ".join(s for s in (PRIMARY_STRATEGY, BASELINE) if s not in present)
+        lines.append(f"- **no verdict**: the primary comparison needs {missing} runs in this task.")
+    for strategy in sorted(present - {PRIMARY_STRATEGY, BASELINE}):
+        text = _by_matching(comparisons, strategy, name) if BASELINE in present else ""
+        lines.append(f"- {strategy} vs {BASELINE} ({label}, secondary): "
+                     f"{text or 'no comparison'}{_divergence_note(analysis, task, strategy)}.")
+    lines.append(f"- Baseline: {analysis.health[task].text}; diverged "
+                 f"{rate_text(analysis, task, BASELINE, 'divergence_rate')}, mode collapse "
+                 f"{rate_text(analysis, task, BASELINE, 'mode_collapse_rate')}.")
+    return lines
+
+
+def answer_section(analysis: Analysis) -> str:
+    lines = ["## The answer", "",
+             f"Does starting from the CycleGAN T2→T1 generator ({PRIMARY_STRATEGY}) beat "
+             f"starting from scratch? Declared before any data: the primary endpoint is the "
+             f"leading metric's final value; the primary comparison is {PRIMARY_STRATEGY} "
+             f"against {BASELINE}, at equal steps (a better starting point?) and at equal "
+             "compute, pretext included (worth its cost?), paired by seed, Holm-corrected over "
+             f"these two; the smallest effect of interest is {SMALLEST_EFFECT} of the way from "
+             "the metric's real floor to its untrained ceiling. Every other line is secondary "
+             "(one Holm family per task, sized for the full built-in plan). Lower is better for "
+             "the FID; a verdict needs the 95% interval to exclude zero and Holm p below "
+             f"{ALPHA}, and is given only where {BASELINE} learned and did not collapse.", ""]
+    for task in analysis.tasks:
+        lines += _task_block(analysis, task) + [""]
+    return "\n".join(lines).rstrip()
