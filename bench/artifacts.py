@@ -3,6 +3,7 @@ afterwards; a file that cannot be read back is trained again, never trusted."""
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -33,3 +34,15 @@ def load_or_train(path: Path, what: str, load: Callable[[dict], T], train: Calla
 def nonfinite(state: dict[str, torch.Tensor]) -> list[str]:
     """Names of floating-point tensors with NaN or inf: a diverged model is never cached."""
     return [n for n, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+
+
+def weights_digest(state: dict[str, dict[str, torch.Tensor]]) -> str:
+    """A short hash of every tensor's name and bytes: two machines that trained the same pretext
+    key (GPU kernels are not bit-reproducible) hold different weights, and reports must not mix
+    units started from them."""
+    h = hashlib.sha256()
+    for part in sorted(state):
+        for name in sorted(state[part]):
+            h.update(f"{part}.{name}".encode())
+            h.update(state[part][name].detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]

@@ -46,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--cache", type=Path, default=None,
                    help="task data and pretext cache (default $BENCH_CACHE or ~/.cache/gan-init-bench)")
     r.add_argument("--data-seed", type=int, default=0)
-    r.add_argument("--pretext-seed", type=int, default=0)
+    r.add_argument("--pretext-seed", type=int, default=None,
+                   help="one pretext for every seed (default: seed k uses pretext seed k)")
     r.add_argument("--shard", default="0/1",
                    help="I/N: run every N-th unit from the I-th (one machine of N; same other arguments)")
     r.add_argument("--tuned", default=None, metavar="URL",

@@ -2,7 +2,7 @@
 
 Built from the same classes as the noise-to-image trunk and discriminator, so weights map one to
 one. Each pretext is trained once per (task data, settings, seed, precision), cached on disk and
-shared by every strategy and seed of a run. Artifacts record what they cost and how good they are.
+shared by every strategy of a seed (by default seed k of a run uses pretext seed k). Artifacts record what they cost and how good they are.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from monai.metrics import PSNRMetric, SSIMMetric
 from tqdm.auto import tqdm
 
-from bench.artifacts import load_or_train, nonfinite
+from bench.artifacts import load_or_train, nonfinite, weights_digest
 from bench.device import autocast, fast_layout, seeded_generator
 from bench.metrics.fid import even_subset
 from bench.nets import PatchDiscriminator, ResnetTrunk, init_weights
@@ -223,5 +223,10 @@ def get_pretext(name: str, ctx: PretextContext, cache_dir: Path) -> PretextArtif
         state = {k: {n: t.detach().cpu() for n, t in sd.items()} for k, sd in state.items()}
         return {"state": state, "info": info}
 
-    return load_or_train(path, "pretext", lambda blob: PretextArtifact(name, key, blob["state"], blob["info"]),
-                         train)
+    def load(blob: dict) -> PretextArtifact:
+        # Artifacts cached before these fields existed get them here (the digest is cheap).
+        info = {"seed": ctx.seed, **blob["info"]}
+        info.setdefault("weights", weights_digest(blob["state"]))
+        return PretextArtifact(name, key, blob["state"], info)
+
+    return load_or_train(path, "pretext", load, train)

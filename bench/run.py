@@ -45,9 +45,13 @@ class RunConfig:
     precision: str = "bf16"
     cache_dir: Path = field(default_factory=default_cache)
     data_seed: int = 0
-    pretext_seed: int = 0
+    # None: seed k's units use pretext k, so intervals over seeds include the pretext's own
+    # variance; N: one pretext shared by every seed (an amortized study), recorded as such.
+    pretext_seed: int | None = None
     progress: bool = True
-    shard: tuple[int, int] = (0, 1)  # (i, n): this machine runs every n-th unit from the i-th
+    # (i, n): this machine runs every n-th (task, seed) from the i-th, all strategies of each, so
+    # a seed's pretext and the units that share it stay on one machine.
+    shard: tuple[int, int] = (0, 1)
     tuned: str | None = None  # Optuna storage URL: each (task, strategy) with its best trial
 
 
@@ -107,8 +111,13 @@ def _metrics(result: UnitResult, evaluator: Evaluator) -> tuple[dict, dict]:
 
 
 def _pretext_summary(artifacts: dict) -> dict:
-    keep = ("key", "steps", "seconds", "ssim", "psnr", "ssim_identity", "psnr_identity", "val_l1")
+    keep = ("key", "seed", "weights", "steps", "seconds", "ssim", "psnr", "ssim_identity",
+            "psnr_identity", "val_l1")
     return {n: {k: a.info.get(k) for k in keep if k in a.info} for n, a in artifacts.items()}
+
+
+def pretext_seed(cfg: RunConfig, seed: int) -> int:
+    return seed if cfg.pretext_seed is None else cfg.pretext_seed
 
 
 def _row(spec, strategy_name: str, seed: int, cfg: RunConfig, device: torch.device, data,
@@ -121,7 +130,9 @@ def _row(spec, strategy_name: str, seed: int, cfg: RunConfig, device: torch.devi
         "settings": {"profile": cfg.profile, "device": str(device), "precision": cfg.precision,
                      "data_fingerprint": data.fingerprint, "data_seed": cfg.data_seed,
                      "data_source": spec.source, "data_skipped": len(data.skipped),
-                     "pretext_seed": cfg.pretext_seed, "image_size": s.image_size, "dims": s.dims,
+                     "pretext_seed": pretext_seed(cfg, seed),
+                     "pretext_shared": cfg.pretext_seed is not None,
+                     "image_size": s.image_size, "dims": s.dims,
                      "batch_size": s.batch_size, "steps": s.steps, "harness": s.as_dict()},
         "versions": versions(), "hardware": hardware(device),
         **fields,
@@ -202,6 +213,34 @@ def _data_identities(specs) -> dict:
     return {f"data {name}": ident for name, ident in found.items() if ident is not None}
 
 
+class _Pretexts:
+    """A task's pretext artifacts by (name, pretext seed), each loaded or trained once; a pretext
+    that fails to train fails the units that need it and no others."""
+
+    def __init__(self, data, s: Settings, cfg: RunConfig, device: torch.device):
+        self.data, self.s, self.cfg, self.device = data, s, cfg, device
+        self.found: dict[tuple[str, int], object] = {}
+        self.broken: dict[tuple[str, int], str] = {}
+
+    def get(self, names, seed: int) -> tuple[dict, str | None]:
+        """({name: artifact}, None), or ({}, the first failure's reason)."""
+        ctx = PretextContext(self.data, self.s, seed, self.device, self.cfg.precision,
+                             self.cfg.progress)
+        out = {}
+        for name in names:
+            key = (name, seed)
+            if key not in self.found and key not in self.broken:
+                try:
+                    self.found[key] = get_pretext(name, ctx, self.cfg.cache_dir)
+                except Exception as err:
+                    self.broken[key] = (f"pretext {name} (seed {seed}) failed: "
+                                        f"{type(err).__name__}: {err}")
+            if key in self.broken:
+                return {}, self.broken[key]
+            out[name] = self.found[key]
+        return out, None
+
+
 def run(cfg: RunConfig) -> Path:
     if cfg.seeds < 1:
         raise BenchError(f"--seeds {cfg.seeds}: need at least 1")
@@ -209,13 +248,14 @@ def run(cfg: RunConfig) -> Path:
     shard, shards = cfg.shard
     if not 0 <= shard < shards:
         raise BenchError(f"shard {shard}/{shards}: need 0 <= I < N")
-    # Every n-th unit of the full plan, in a fixed order: machines given the same arguments and
-    # different shards run disjoint units that together make the whole plan.
-    full = [(spec, st, seed) for spec in specs for st in cfg.strategies for seed in range(cfg.seeds)]
-    plan = full[shard::shards]
+    # Every n-th (task, seed) of the full plan, in a fixed order, with all its strategies:
+    # machines given the same arguments and different shards run disjoint units that together
+    # make the whole plan, and each seed's pretext is trained on one machine only.
+    groups = [(spec, seed) for spec in specs for seed in range(cfg.seeds)]
+    plan = [(spec, st, seed) for spec, seed in groups[shard::shards] for st in cfg.strategies]
     if not plan:
-        raise BenchError(f"shard {shard}/{shards} has no units (the plan has {len(full)}); "
-                         "use at most that many shards")
+        raise BenchError(f"shard {shard}/{shards} has no units (the plan has {len(groups)} "
+                         "(task, seed) groups); use at most that many shards")
     tuned = {}
     if cfg.tuned:
         from bench.tune import load_tuned
@@ -242,21 +282,14 @@ def run(cfg: RunConfig) -> Path:
         evaluator = Evaluator(data, s, device, cfg.precision, cfg.cache_dir, cfg.progress)
         reference = _reference(evaluator, s, device, cfg.precision)
         real_samples = store.write_real_samples(spec.name, evaluator.held_out, s.dims)
-        ctx = PretextContext(data, s, cfg.pretext_seed, device, cfg.precision, cfg.progress)
-        needed = sorted({n for st, _ in pending for n in strategies.get_strategy(st).needs})
-        pretexts, broken = {}, {}
-        for name in needed:
-            try:
-                pretexts[name] = get_pretext(name, ctx, cfg.cache_dir)
-            except Exception as err:  # the units that need it fail; the others still run
-                broken[name] = f"pretext {name} failed: {type(err).__name__}: {err}"
-        for st, seed in pending:
-            lost = [broken[n] for n in strategies.get_strategy(st).needs if n in broken]
+        pretexts = _Pretexts(data, s, cfg, device)
+        for st, seed in sorted(pending, key=lambda unit: unit[1]):  # a seed's pretexts, then the next
+            found, lost = pretexts.get(strategies.get_strategy(st).needs, pretext_seed(cfg, seed))
             if lost:
-                row = _failed_row(spec, st, seed, cfg, device, data, s, lost[0], "pretext")
+                row = _failed_row(spec, st, seed, cfg, device, data, s, lost, "pretext")
             else:
                 try:
-                    row = run_unit(spec, data, s, st, seed, cfg, device, evaluator, pretexts,
+                    row = run_unit(spec, data, s, st, seed, cfg, device, evaluator, found,
                                    store, reference, real_samples, tuned.get((spec.name, st)))
                 except Exception as err:  # one broken unit or plugin must not sink the others
                     row = _failed_row(spec, st, seed, cfg, device, data, s,

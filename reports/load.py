@@ -104,13 +104,25 @@ def _check_same_experiment(rows: list[dict[str, Any]]) -> None:
         task = row["task"]
         # Shards trained their own domain encoders: the same key on another machine (GPU, other
         # library versions) can still hold other weights, and then other FIDs.
+        device = settings.get("device")
+        tuned = row.get("tuned") or {}
         checks = [(("profile",), "profile", settings.get("profile")),
+                  (("precision",), "precision", settings.get("precision")),
+                  (("device",), "device type", None if device is None else str(device).split(":")[0]),
+                  (("tuned", task, row["strategy"]), f"tuning source of {row['strategy']} on {task}",
+                   f"{tuned.get('storage')} {tuned.get('study')} trial {tuned.get('trial')}"
+                   if tuned else "untuned"),
                   (("fingerprint", task), f"data_fingerprint of task {task}",
                    settings.get("data_fingerprint")),
                   (("domain", task), f"domain encoder weights of task {task} (copy one "
                    "$BENCH_CACHE/domain to every machine)", reference.get("domain_weights")),
                   (("inception", task), f"Inception network of task {task}",
                    reference.get("inception_net"))]
+        for name, info in (row.get("pretexts") or {}).items():
+            seed = info.get("seed", settings.get("pretext_seed"))
+            checks.append((("pretext", task, name, seed), f"{name} pretext weights of task {task}, "
+                           f"seed {seed} (copy $BENCH_CACHE/pretexts to every machine, or shard "
+                           "by seed)", info.get("weights")))
         for key, label, value in checks:
             if value is None:
                 continue

@@ -77,28 +77,54 @@ def _harness_table(frame: pd.DataFrame) -> str:
                             for key in keys])
 
 
+def _spread(values: list[float], digits: int) -> str:
+    x = [float(v) for v in values if not fmt.is_missing(v)]
+    if not x:
+        return fmt.MISSING
+    if len(x) == 1:
+        return fmt.num(x[0], digits)
+    mean = sum(x) / len(x)
+    sd = (sum((v - mean) ** 2 for v in x) / (len(x) - 1)) ** 0.5
+    return (f"{fmt.num(mean, digits)} ± {fmt.num(sd, digits)} "
+            f"(range {fmt.num(min(x), digits)}–{fmt.num(max(x), digits)})")
+
+
 def _pretext_table(frame: pd.DataFrame) -> str:
+    """One line per pretext artifact (by default one per seed), then the spread of translation
+    quality over seeds: the pretext's own variance, part of every interval over seeds."""
     names = sorted({c.split(".")[1] for c in frame.columns
                     if c.startswith("pretexts.") and c.count(".") >= 2})
-    rows = []
+    rows, spreads = [], []
     for task in sorted(frame["task"].unique()):
         in_task = frame[frame["task"] == task]
         for name in names:
             prefix = f"pretexts.{name}."
             columns = [c for c in in_task.columns if c.startswith(prefix)]
             used = in_task[in_task[columns].notna().any(axis=1)]
-            # Strategies and seeds share pretext artifacts: one line per artifact key.
+            # Strategies (and, with --pretext-seed, seeds) share artifacts: one line per key.
             key = prefix + "key"
             used = used.drop_duplicates(subset=[key]) if key in columns else used.head(1)
             for _, unit in used.iterrows():
-                rows.append([task, name, fmt.cell(unit.get(prefix + "key")),
+                seed = unit.get(prefix + "seed", unit.get("settings.pretext_seed"))
+                rows.append([task, name, fmt.integer(seed), fmt.cell(unit.get(prefix + "key")),
                              fmt.num(unit.get(prefix + "steps"), 0),
                              fmt.num(unit.get(prefix + "seconds"), 1),
                              fmt.num(unit.get(prefix + "ssim"), 3),
                              fmt.num(unit.get(prefix + "psnr"), 2)])
+            if len(used) > 1 and prefix + "ssim" in columns:
+                spreads.append(f"- {task} {name}, over {len(used)} pretext seeds: SSIM "
+                               f"{_spread(list(used[prefix + 'ssim']), 3)}, PSNR "
+                               f"{_spread(list(used[prefix + 'psnr']), 2)} dB")
     if not rows:
         return "No pretext models were used."
-    return table(["task", "pretext", "key", "steps", "seconds", "SSIM", "PSNR (dB)"], rows)
+    shared = fmt.distinct(frame, "settings.pretext_shared")
+    note = ("One pretext per seed: seed k of every strategy started from pretext seed k."
+            if shared == [False] else
+            "One pretext shared by every seed (`--pretext-seed`): intervals over seeds leave "
+            "out the pretext's own variance." if shared == [True] else "")
+    return "\n\n".join(part for part in (note, table(
+        ["task", "pretext", "seed", "key", "steps", "seconds", "SSIM", "PSNR (dB)"], rows),
+        "\n".join(spreads)) if part)
 
 
 def _effort(unit: pd.Series) -> str:

@@ -238,6 +238,43 @@ def test_merge_refuses_different_reference_nets(tmp_path: Path, key: str, label:
         load_results([a, b])
 
 
+def _changed(row: dict[str, Any], change: str) -> dict[str, Any]:
+    if change == "precision":
+        row["settings"]["precision"] = "fp32"
+    elif change == "device":
+        row["settings"]["device"] = "cuda:0"
+    elif change == "pretext":
+        row["pretexts"]["cyclegan"]["weights"] = "other-weights"
+    elif change == "tuned":
+        row["tuned"] = {"storage": "sqlite:///t.db", "study": "quick/phantom-2d/cyclegan-t2t1",
+                        "trial": 3, "params": {}}
+    return row
+
+
+@pytest.mark.parametrize("change, message", [
+    ("precision", r"different precision: .*'bf16'.*'fp32'"),
+    ("device", r"different device type: .*'cpu'.*'cuda'"),
+    ("pretext", r"different cyclegan pretext weights of task phantom-2d, seed 0 .*'w0'.*'other-weights'"),
+    ("tuned", r"different tuning source of cyclegan-t2t1 on phantom-2d: .*'untuned'.*trial 3")])
+def test_merge_refuses_mixed_harness_pretexts_or_tuning(tmp_path: Path, change: str,
+                                                        message: str) -> None:
+    def row(seed: int) -> dict[str, Any]:
+        made = make_row(strategy="cyclegan-t2t1", seed=seed)
+        made["pretexts"]["cyclegan"].update(seed=0, weights="w0")  # a shared pretext
+        return made
+
+    a = write_run(tmp_path / "a", [row(0)])
+    assert len(load_results([a, write_run(tmp_path / "same", [row(1)])])) == 2
+    b = write_run(tmp_path / "b", [_changed(row(1), change)])
+    with pytest.raises(BenchError, match=message):
+        load_results([a, b])
+    # Per-seed pretexts hold different weights by design: another seed's pretext merges.
+    if change == "pretext":
+        other = row(1)
+        other["pretexts"]["cyclegan"].update(seed=1, weights="w1")
+        assert len(load_results([a, write_run(tmp_path / "seed1", [other])])) == 2
+
+
 def test_merge_refuses_duplicate_unit(tmp_path: Path) -> None:
     a = write_run(tmp_path / "a", [make_row(seed=0)])
     b = write_run(tmp_path / "b", [make_row(seed=0)])

@@ -119,7 +119,7 @@ def test_a_failing_pretext_fails_only_the_units_that_need_it(tmp_path, monkeypat
     run(_config(out, tmp_path / "cache", strategies=("cyclegan-t2t1", "scratch")))
     rows = {r["strategy"]: r for r in _rows(out)}
     assert rows["cyclegan-t2t1"]["status"] == "failed"
-    assert "pretext cyclegan failed: RuntimeError: pretext exploded" in rows["cyclegan-t2t1"]["reason"]
+    assert "pretext cyclegan (seed 0) failed: RuntimeError: pretext exploded" in rows["cyclegan-t2t1"]["reason"]
     assert rows["cyclegan-t2t1"]["settings"]["device"] == "cpu"
     assert rows["cyclegan-t2t1"]["failure"] == "pretext"  # counted as lost, not rerun-and-wait
     assert rows["scratch"]["status"] == "ok"
@@ -132,21 +132,37 @@ def test_readme_shows_the_example_plugin_verbatim():
     assert len(example.splitlines()) <= 30
 
 
-def test_shards_split_the_units_and_their_reports_merge(tmp_path, cache_dir):
+def test_shards_keep_a_seed_together_and_each_seed_has_its_pretext(tmp_path, cache_dir):
     from dataclasses import replace
 
     from reports import load_results
-    base = _config(tmp_path / "x", cache_dir, strategies=("scratch", "cyclegan-t2t1"), seeds=2)
-    dirs = [tmp_path / f"shard{i}" for i in range(3)]
+    base = _config(tmp_path / "x", cache_dir, strategies=("scratch", "cyclegan-t2t1"), seeds=3)
+    dirs = [tmp_path / f"shard{i}" for i in range(2)]
     for i, out in enumerate(dirs):
-        run(replace(base, out=out, shard=(i, 3)))
-    units = [[r["unit"] for r in _rows(out)] for out in dirs]
-    assert [len(u) for u in units] == [2, 1, 1]
-    everything = {f"phantom-2d/{s}/seed{k}" for s in ("scratch", "cyclegan-t2t1") for k in (0, 1)}
-    assert set().union(*map(set, units)) == everything  # disjoint and complete
-    assert set(load_results(dirs)["unit"]) == everything
+        run(replace(base, out=out, shard=(i, 2)))
+    rows = [_rows(out) for out in dirs]
+    # (task, seed) groups 0 and 2 on the first machine, 1 on the second, both strategies each.
+    assert [sorted((r["seed"], r["strategy"]) for r in shard) for shard in rows] == [
+        [(0, "cyclegan-t2t1"), (0, "scratch"), (2, "cyclegan-t2t1"), (2, "scratch")],
+        [(1, "cyclegan-t2t1"), (1, "scratch")]]
+    everything = {f"phantom-2d/{s}/seed{k}" for s in ("scratch", "cyclegan-t2t1") for k in range(3)}
+    assert set(load_results(dirs)["unit"]) == everything  # disjoint and complete
+    transfer = [r for shard in rows for r in shard if r["strategy"] == "cyclegan-t2t1"]
+    assert {r["seed"]: r["pretexts"]["cyclegan"]["seed"] for r in transfer} == {0: 0, 1: 1, 2: 2}
+    assert len({r["pretexts"]["cyclegan"]["key"] for r in transfer}) == 3
+    assert len({r["pretexts"]["cyclegan"]["weights"] for r in transfer}) == 3
+    assert not any(r["settings"]["pretext_shared"] for r in transfer)
+    text = (dirs[0] / "report.md").read_text()
+    assert "One pretext per seed" in text
+    assert "- phantom-2d cyclegan, over 2 pretext seeds: SSIM " in text
     with pytest.raises(BenchError, match="holds a run with shard"):
-        run(replace(base, out=dirs[0], shard=(1, 3)))
+        run(replace(base, out=dirs[0], shard=(1, 2)))
+
+    shared = tmp_path / "shared"
+    run(replace(base, out=shared, seeds=2, pretext_seed=0, strategies=["cyclegan-t2t1"]))
+    one = _rows(shared)
+    assert {r["pretexts"]["cyclegan"]["key"] for r in one} == {transfer[0]["pretexts"]["cyclegan"]["key"]}
+    assert all(r["settings"]["pretext_shared"] and r["settings"]["pretext_seed"] == 0 for r in one)
 
 
 @pytest.mark.parametrize("text, message", [("1", "expected I/N"), ("a/b", "expected I/N"),
