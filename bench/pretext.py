@@ -99,58 +99,83 @@ def translation_quality(g_t2t1: torch.nn.Module, val, ctx: PretextContext, limit
             "eval_images": int(t1.shape[0])}
 
 
+def _lsgan(pred: torch.Tensor, real: bool) -> torch.Tensor:
+    return F.mse_loss(pred.float(), torch.full_like(pred.float(), 1.0 if real else 0.0))
+
+
+def cyclegan_g_loss(nets: dict, real_t1: torch.Tensor, real_t2: torch.Tensor, s: Settings,
+                    device: torch.device, precision: str) -> tuple[torch.Tensor, torch.Tensor,
+                                                                   torch.Tensor]:
+    """Both generators' loss (adversarial, cycle, identity) and the two fakes."""
+    g_t2t1, g_t1t2, d_t1, d_t2 = (nets[k] for k in ("G_t2t1", "G_t1t2", "D_t1", "D_t2"))
+    lam_cyc, lam_idt = s.cycle_weight, s.cycle_weight * s.identity_weight
+    with autocast(device, precision):
+        fake_t1, fake_t2 = g_t2t1(real_t2), g_t1t2(real_t1)
+        d_t1.requires_grad_(False), d_t2.requires_grad_(False)
+        loss = (_lsgan(d_t1(fake_t1), True) + _lsgan(d_t2(fake_t2), True)
+                + lam_cyc * (F.l1_loss(g_t1t2(fake_t1).float(), real_t2)
+                             + F.l1_loss(g_t2t1(fake_t2).float(), real_t1))
+                + lam_idt * (F.l1_loss(g_t2t1(real_t1).float(), real_t1)
+                             + F.l1_loss(g_t1t2(real_t2).float(), real_t2)))
+    d_t1.requires_grad_(True), d_t2.requires_grad_(True)
+    return loss, fake_t1, fake_t2
+
+
+def cyclegan_d_loss(nets: dict, real_t1: torch.Tensor, real_t2: torch.Tensor,
+                    fake_t1: torch.Tensor, fake_t2: torch.Tensor, device: torch.device,
+                    precision: str) -> torch.Tensor:
+    """Both discriminators' loss; the fakes come from the image pools, without a graph."""
+    d_t1, d_t2 = nets["D_t1"], nets["D_t2"]
+    with autocast(device, precision):
+        return 0.5 * (_lsgan(d_t1(real_t1), True) + _lsgan(d_t1(fake_t1), False)
+                      + _lsgan(d_t2(real_t2), True) + _lsgan(d_t2(fake_t2), False))
+
+
+def cyclegan_nets(s: Settings, device: torch.device) -> dict:
+    return {"G_t2t1": _trunk(s, device), "G_t1t2": _trunk(s, device),
+            "D_t1": _disc(s, device), "D_t2": _disc(s, device)}
+
+
 def train_cyclegan(ctx: PretextContext) -> tuple[dict, dict]:
     s, dev = ctx.settings, ctx.device
     torch.manual_seed(ctx.seed)
-    g_t2t1, g_t1t2 = _trunk(s, dev), _trunk(s, dev)
-    d_t1, d_t2 = _disc(s, dev), _disc(s, dev)
-    opt_g = torch.optim.Adam([*g_t2t1.parameters(), *g_t1t2.parameters()], s.pretext_lr,
-                             betas=(s.beta1, s.beta2))
-    opt_d = torch.optim.Adam([*d_t1.parameters(), *d_t2.parameters()], s.pretext_lr,
-                             betas=(s.beta1, s.beta2))
+    nets = cyclegan_nets(s, dev)
+    opt_g = torch.optim.Adam([*nets["G_t2t1"].parameters(), *nets["G_t1t2"].parameters()],
+                             s.pretext_lr, betas=(s.beta1, s.beta2))
+    opt_d = torch.optim.Adam([*nets["D_t1"].parameters(), *nets["D_t2"].parameters()],
+                             s.pretext_lr, betas=(s.beta1, s.beta2))
     scheds = [torch.optim.lr_scheduler.LambdaLR(o, _linear_decay(s.pretext_steps)) for o in (opt_g, opt_d)]
     gen = seeded_generator(ctx.seed, 1)
     pool_t1, pool_t2 = ImagePool(s.pool_size, gen), ImagePool(s.pool_size, gen)
     train = ctx.data.train
     t1_all, t2_all = train.t1.to(dev), train.t2.to(dev)
-    lam_cyc, lam_idt = s.cycle_weight, s.cycle_weight * s.identity_weight
-    mse = F.mse_loss
-
-    def gan_target(pred: torch.Tensor, real: bool) -> torch.Tensor:
-        return mse(pred.float(), torch.full_like(pred.float(), 1.0 if real else 0.0))
 
     for _ in tqdm(range(s.pretext_steps), desc=f"cyclegan {ctx.data.spec.name}", disable=not ctx.progress,
                   leave=False):
         # Unpaired sampling: T1 and T2 batches are drawn independently.
         real_t1 = t1_all[torch.randint(len(t1_all), (s.pretext_batch,), generator=gen)]
         real_t2 = t2_all[torch.randint(len(t2_all), (s.pretext_batch,), generator=gen)]
-        with autocast(dev, ctx.precision):
-            fake_t1, fake_t2 = g_t2t1(real_t2), g_t1t2(real_t1)
-            d_t1.requires_grad_(False), d_t2.requires_grad_(False)
-            loss_g = (gan_target(d_t1(fake_t1), True) + gan_target(d_t2(fake_t2), True)
-                      + lam_cyc * (F.l1_loss(g_t1t2(fake_t1).float(), real_t2)
-                                   + F.l1_loss(g_t2t1(fake_t2).float(), real_t1))
-                      + lam_idt * (F.l1_loss(g_t2t1(real_t1).float(), real_t1)
-                                   + F.l1_loss(g_t1t2(real_t2).float(), real_t2)))
+        loss_g, fake_t1, fake_t2 = cyclegan_g_loss(nets, real_t1, real_t2, s, dev, ctx.precision)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
-        d_t1.requires_grad_(True), d_t2.requires_grad_(True)
-        with autocast(dev, ctx.precision):
-            loss_d = 0.5 * (gan_target(d_t1(real_t1), True)
-                            + gan_target(d_t1(pool_t1.query(fake_t1)), False)
-                            + gan_target(d_t2(real_t2), True)
-                            + gan_target(d_t2(pool_t2.query(fake_t2)), False))
+        loss_d = cyclegan_d_loss(nets, real_t1, real_t2, pool_t1.query(fake_t1),
+                                 pool_t2.query(fake_t2), dev, ctx.precision)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
         for sched in scheds:
             sched.step()
-    state = {"G_t2t1": g_t2t1.state_dict(), "G_t1t2": g_t1t2.state_dict(),
-             "D_t1": d_t1.state_dict(), "D_t2": d_t2.state_dict()}
-    info = translation_quality(g_t2t1, ctx.data.val, ctx)
+    state = {k: net.state_dict() for k, net in nets.items()}
+    info = translation_quality(nets["G_t2t1"], ctx.data.val, ctx)
     info["final_loss_g"], info["final_loss_d"] = float(loss_g.detach()), float(loss_d.detach())
     return state, info
+
+
+def autoencoder_loss(trunk: torch.nn.Module, clean: torch.Tensor, noisy: torch.Tensor,
+                     device: torch.device, precision: str) -> torch.Tensor:
+    with autocast(device, precision):
+        return F.l1_loss(trunk(noisy).float(), clean)
 
 
 def train_autoencoder(ctx: PretextContext) -> tuple[dict, dict]:
@@ -170,8 +195,7 @@ def train_autoencoder(ctx: PretextContext) -> tuple[dict, dict]:
                   disable=not ctx.progress, leave=False):
         clean = images[torch.randint(len(images), (s.pretext_batch,), generator=gen)]
         noisy = clean + noise_std * torch.randn(clean.shape, generator=gen).to(dev)
-        with autocast(dev, ctx.precision):
-            loss = F.l1_loss(trunk(noisy).float(), clean)
+        loss = autoencoder_loss(trunk, clean, noisy, dev, ctx.precision)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 import datasets
 import strategies
+from bench.compute import evaluation_flops, gan_flops, pretext_flops, steps_for
 from bench.device import check_precision, hardware, resolve_device
 from bench.errors import BenchError
 from bench.nets import build_networks, count_parameters
@@ -148,14 +149,63 @@ def _failed_row(spec, strategy_name: str, seed: int, cfg: RunConfig, device: tor
                 metrics_missing={"all": f"the unit failed: {reason}"})
 
 
+def unit_compute(s: Settings, needs) -> dict:
+    """FLOPs a unit of a strategy needing `needs` costs, pretexts included."""
+    gan = gan_flops(s, s.steps)
+    pretexts = {name: pretext_flops(name, s) for name in needs}
+    return {"gan_flops": gan, "pretext_flops": pretexts, "total_flops": gan + sum(pretexts.values())}
+
+
+def baseline_budgets(s: Settings, names: list[str]) -> dict[str, dict]:
+    """Per other strategy of the run: its (pretext + GAN) FLOPs, and the baseline's training
+    steps that first reach them (never fewer than the common step budget)."""
+    out = {}
+    for name in names:
+        if name != strategies.BASELINE:
+            flops = unit_compute(s, strategies.get_strategy(name).needs)["total_flops"]
+            out[name] = {"flops": flops, "step": max(s.steps, steps_for(s, flops))}
+    return out
+
+
+def _at_budgets(result: UnitResult, metrics: dict, budgets: dict, s: Settings,
+                evaluator: Evaluator) -> dict:
+    """The baseline's leading metric and final-sample metrics at each strategy's budget."""
+    fids = {r["step"]: r.get("fid") for r in [*result.curve, *result.extension]}
+    finals: dict[int, dict] = {}
+    out = {}
+    for name, budget in budgets.items():
+        step = budget["step"]
+        entry = {"flops": budget["flops"], "step": step, "gan_flops": gan_flops(s, step)}
+        if result.status != "ok" or fids.get(step) is None:
+            out[name] = {**entry, "status": "diverged"}
+            continue
+        if step == s.steps:
+            # The step-matched values themselves; the curve's summaries are not final metrics.
+            values = {k: v for k, v in metrics.items() if k == "fid_final" or not k.startswith("fid_")}
+        else:
+            if step not in finals:
+                finals[step] = evaluator.final(result.budget_samples[step])[0]
+            values = {"fid_final": fids[step], **finals[step]}
+        out[name] = {**entry, "status": "ok", **values}
+    return out
+
+
+def _with_flops(curve: list[dict], s: Settings, before: int) -> list[dict]:
+    """Curve rows with the cumulative FLOPs at each step, `before` (the pretexts') included."""
+    return [{**row, "flops": before + gan_flops(s, row["step"])} for row in curve]
+
+
 def run_unit(spec, data, s: Settings, strategy_name: str, seed: int, cfg: RunConfig,
              device: torch.device, evaluator: Evaluator, pretexts: dict, store: RunStore,
-             reference: dict, real_samples: str, tuned: dict | None = None) -> dict:
+             reference: dict, real_samples: str, tuned: dict | None = None,
+             budgets: dict | None = None) -> dict:
+    """`budgets` (the baseline only): train on to each strategy's compute budget."""
     stem = unit_stem(spec.name, strategy_name, seed)
     strategy = strategies.get_strategy(strategy_name)
     if tuned is not None:
         from bench.tune import apply_tuned
         s = apply_tuned(s, strategy, tuned)
+    budgets = budgets or {}
     start = time.perf_counter()
     G, D = build_networks(s, seed)
     used = {n: pretexts[n] for n in strategy.needs}
@@ -163,12 +213,32 @@ def run_unit(spec, data, s: Settings, strategy_name: str, seed: int, cfg: RunCon
     transfer.update(g_parameters=count_parameters(G), d_parameters=count_parameters(D))
     result = train_unit(G, D, data, s, seed, device, cfg.precision, evaluator,
                         checkpoint=store.checkpoint_path(stem), progress=cfg.progress,
-                        label=f"{spec.name} {strategy_name} seed{seed}", transferred=transfer)
+                        label=f"{spec.name} {strategy_name} seed{seed}", transferred=transfer,
+                        budget_steps=tuple(sorted({b["step"] for b in budgets.values()})))
     metrics, missing = _metrics(result, evaluator)
     events = detect_events(result.curve, s, reference["floors"].get("coverage"),
                            result.diverged_step if result.status == "diverged" else None)
-    files = {"curve": store.write_curve(stem, result.curve), "samples": None, "samples_nifti": None,
-             "closest": None, "real_samples": real_samples}
+    pretext_flops_total = sum(unit_compute(s, strategy.needs)["pretext_flops"].values())
+    compute = {"gan_flops": gan_flops(s, result.steps), "gan_seconds": round(result.train_seconds, 2),
+               "pretexts": {n: {"flops": pretext_flops(n, s), "seconds": a.info.get("seconds")}
+                            for n, a in used.items()},
+               "evaluation_flops": evaluation_flops(G, s, evaluator,
+                                                    len(result.curve) + len(result.extension))}
+    compute["total_flops"] = compute["gan_flops"] + pretext_flops_total
+    files = {"curve": store.write_curve(stem, _with_flops(result.curve, s, pretext_flops_total)),
+             "extension_curve": None, "samples": None, "samples_nifti": None, "closest": None,
+             "real_samples": real_samples}
+    at_budgets = None
+    if budgets:
+        at_budgets = _at_budgets(result, metrics, budgets, s, evaluator)
+        last = max([s.steps, *(r["step"] for r in result.extension)])
+        compute["extension"] = {"steps": last - s.steps,
+                                "flops": gan_flops(s, last) - gan_flops(s, s.steps),
+                                "seconds": round(result.extension_seconds, 2),
+                                "diverged_step": result.extension_diverged_step}
+        if result.extension:
+            files["extension_curve"] = store.write_curve(
+                f"{stem}__extension", _with_flops(result.extension, s, pretext_flops_total))
     if result.samples is not None:
         files.update(store.write_samples(stem, result.samples, s.dims))
         files["closest"] = store.write_closest(stem, result.samples, data.train.t1, s.dims)
@@ -177,8 +247,9 @@ def run_unit(spec, data, s: Settings, strategy_name: str, seed: int, cfg: RunCon
                 steps=result.steps, train_seconds=round(result.train_seconds, 2),
                 seconds=round(time.perf_counter() - start, 2), metrics=metrics,
                 metrics_missing=missing, events=events, reference=reference, transfer=transfer,
-                pretexts=_pretext_summary(used), tuned=tuned,
-                strategy_origin=strategies.strategy_origin(strategy_name), files=files)
+                pretexts=_pretext_summary(used), compute=compute, budgets=at_budgets,
+                tuned=tuned, strategy_origin=strategies.strategy_origin(strategy_name),
+                files=files)
 
 
 def _reference(evaluator: Evaluator, s: Settings, device: torch.device, precision: str) -> dict:
@@ -283,6 +354,7 @@ def run(cfg: RunConfig) -> Path:
         reference = _reference(evaluator, s, device, cfg.precision)
         real_samples = store.write_real_samples(spec.name, evaluator.held_out, s.dims)
         pretexts = _Pretexts(data, s, cfg, device)
+        budgets = baseline_budgets(s, cfg.strategies)
         for st, seed in sorted(pending, key=lambda unit: unit[1]):  # a seed's pretexts, then the next
             found, lost = pretexts.get(strategies.get_strategy(st).needs, pretext_seed(cfg, seed))
             if lost:
@@ -290,7 +362,8 @@ def run(cfg: RunConfig) -> Path:
             else:
                 try:
                     row = run_unit(spec, data, s, st, seed, cfg, device, evaluator, found,
-                                   store, reference, real_samples, tuned.get((spec.name, st)))
+                                   store, reference, real_samples, tuned.get((spec.name, st)),
+                                   budgets if st == strategies.BASELINE else None)
                 except Exception as err:  # one broken unit or plugin must not sink the others
                     row = _failed_row(spec, st, seed, cfg, device, data, s,
                                       f"{type(err).__name__}: {err}", "error")

@@ -37,7 +37,7 @@ def read_jsonl(path: Path) -> list[tuple[int, dict]]:
     return out
 
 
-CURVE_COLUMNS = ["step", "seconds", "fid", "loss_g", "loss_d", "d_acc_real", "d_acc_fake", "msssim",
+CURVE_COLUMNS = ["step", "seconds", "flops", "fid", "loss_g", "loss_d", "d_acc_real", "d_acc_fake", "msssim",
                  "coverage"]
 
 

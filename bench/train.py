@@ -34,6 +34,13 @@ class UnitResult:
     train_seconds: float = 0.0
     curve: list[dict] = field(default_factory=list)
     samples: torch.Tensor | None = None
+    # Training on past the common step budget (the baseline, to other strategies' compute):
+    # the evaluations after `steps`, the samples at each budget step, where it stopped if it
+    # diverged there, and its seconds. None of it changes the step-matched result above.
+    extension: list[dict] = field(default_factory=list)
+    budget_samples: dict[int, torch.Tensor] = field(default_factory=dict)
+    extension_diverged_step: int | None = None
+    extension_seconds: float = 0.0
 
     def fids(self) -> list[tuple[int, float]]:
         return [(r["step"], r["fid"]) for r in self.curve if r.get("fid") is not None]
@@ -75,12 +82,16 @@ def adam(net: torch.nn.Module, lr: float, s: Settings, prefixes: list[str]) -> t
 
 
 def _optimize(loss: torch.Tensor, opt: torch.optim.Optimizer, name: str, step: int,
-              result: UnitResult) -> float | None:
-    """One optimizer step; a non-finite loss instead marks the unit diverged (returns None)."""
+              result: UnitResult, steps: int) -> float | None:
+    """One optimizer step; a non-finite loss instead marks the unit diverged, or its extension
+    past the common `steps` (returns None)."""
     value = float(loss.detach())
     if not torch.isfinite(loss):
-        result.status, result.diverged_step = "diverged", step
-        result.reason = f"non-finite {name} at step {step}"
+        if step >= steps:
+            result.extension_diverged_step = step
+        else:
+            result.status, result.diverged_step = "diverged", step
+            result.reason = f"non-finite {name} at step {step}"
         return None
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -88,14 +99,50 @@ def _optimize(loss: torch.Tensor, opt: torch.optim.Optimizer, name: str, step: i
     return value
 
 
+def d_loss(G: torch.nn.Module, D: torch.nn.Module, z: torch.Tensor, real: torch.Tensor,
+           device: torch.device, precision: str) -> torch.Tensor:
+    """The discriminator's logistic loss on one batch (G's fakes made without a graph)."""
+    with autocast(device, precision):
+        with torch.no_grad():
+            fake = G(z)
+        return F.softplus(D(fake).float()).mean() + F.softplus(-D(real).float()).mean()
+
+
+def input_gradient(D: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    (grad,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
+    return grad
+
+
+def r1_loss(D: torch.nn.Module, real: torch.Tensor, s: Settings,
+            gradient: Callable = input_gradient) -> torch.Tensor:
+    """Lazy R1 in fp32: the gradient penalty needs double backward and is sensitive to rounding;
+    scaling by r1_every keeps its average weight (StyleGAN2)."""
+    grad = gradient(D, real.detach().requires_grad_(True))
+    return 0.5 * s.r1_gamma * s.r1_every * grad.pow(2).flatten(1).sum(1).mean()
+
+
+def r1_due(step: int, s: Settings) -> bool:
+    return step % s.r1_every == 0 and s.r1_gamma > 0
+
+
+def g_loss(G: torch.nn.Module, D: torch.nn.Module, z: torch.Tensor, device: torch.device,
+           precision: str) -> torch.Tensor:
+    """The generator's non-saturating loss (call with D's parameters frozen)."""
+    with autocast(device, precision):
+        return F.softplus(-D(G(z)).float()).mean()
+
+
 def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: int,
                device: torch.device, precision: str, evaluator: Evaluator,
                checkpoint: Path | None = None, progress: bool = True, label: str = "",
                on_evaluate: Callable[[int, float | None], None] | None = None,
-               transferred: dict[str, int] | None = None) -> UnitResult:
+               transferred: dict[str, int] | None = None,
+               budget_steps: tuple[int, ...] = ()) -> UnitResult:
     """`on_evaluate(step, domain FID)` after each evaluation (a tuner reports it to its pruner);
     a unit resumed from its checkpoint first replays the checkpoint's evaluations.
-    `transferred`: the strategy's transfer report; its parts train at lr x transfer_lr_scale."""
+    `transferred`: the strategy's transfer report; its parts train at lr x transfer_lr_scale.
+    `budget_steps`: train on past `s.steps` to the largest, on the same evaluation schedule,
+    evaluating at each (UnitResult.extension, budget_samples)."""
     fast_layout(G.to(device), s.dims).train()
     fast_layout(D.to(device), s.dims).train()
     moved = [TRANSFER_PREFIXES[part] for part, count in (transferred or {}).items()
@@ -122,71 +169,84 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
             ema.load_state_dict(ck["ema"])
         gen.set_state(ck["gen"])
         result.curve, result.train_seconds, start_step = ck["curve"], ck["train_seconds"], ck["step"]
+        result.extension = ck.get("extension", [])
+        result.budget_samples = ck.get("budget_samples", {})
+        result.extension_seconds = ck.get("extension_seconds", 0.0)
         result.resumed_step = start_step
 
     evaluated = ema.module if ema is not None else G
     if ck is not None:
         # The samples of the checkpoint's evaluation, as an uninterrupted unit holds them: they
-        # are what gets saved if the unit ends (or diverges) before its next evaluation.
-        result.samples = evaluator.generate(evaluated, eval_z, precision).cpu()
+        # are what gets saved if the unit ends (or diverges) before its next evaluation. Past
+        # the common budget, G has moved on: the step-matched samples come from the checkpoint.
+        result.samples = (ck["samples"] if start_step > s.steps
+                          else evaluator.generate(evaluated, eval_z, precision).cpu())
         for row in result.curve if on_evaluate is not None else ():
             on_evaluate(row["step"], row["fid"])  # a new listener hears the evaluations it missed
 
     def evaluate(step: int, loss_g: float | None, loss_d: float | None) -> None:
         samples = evaluator.generate(evaluated, eval_z, precision)
-        result.samples = samples.cpu()
         fakes = evaluator.generate(G, eval_z[:D_ACCURACY_IMAGES], precision)
-        result.curve.append({"step": step, "seconds": round(result.train_seconds, 3),
-                             "loss_g": loss_g, "loss_d": loss_d,
-                             **evaluator.track(samples, fakes, D, precision)})
+        row = {"step": step, "seconds": round(result.train_seconds + result.extension_seconds, 3),
+               "loss_g": loss_g, "loss_d": loss_d, **evaluator.track(samples, fakes, D, precision)}
+        if step <= s.steps:
+            result.samples = samples.cpu()
+            result.curve.append(row)
+        else:
+            result.extension.append(row)
+        if step in budget_steps:
+            result.budget_samples[step] = samples.cpu()
         if checkpoint is not None:
             _save_checkpoint(checkpoint, {
                 "G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(),
                 "opt_d": opt_d.state_dict(), "ema": ema.state_dict() if ema is not None else None,
                 "gen": gen.get_state(), "curve": result.curve, "train_seconds": result.train_seconds,
-                "step": step, "metric": evaluator.identity})
-        if on_evaluate is not None:
-            on_evaluate(step, result.curve[-1]["fid"])
+                "step": step, "metric": evaluator.identity, "extension": result.extension,
+                "budget_samples": result.budget_samples,
+                "extension_seconds": result.extension_seconds,
+                "samples": result.samples if step > s.steps else None})
+        if on_evaluate is not None and step <= s.steps:
+            on_evaluate(step, row["fid"])
 
     if start_step == 0 and not result.curve:
         evaluate(0, None, None)
-    bar = tqdm(range(start_step, s.steps), desc=label, disable=not progress, leave=False,
-               initial=start_step, total=s.steps)
+    total = max([s.steps, *budget_steps])
+    bar = tqdm(range(start_step, total), desc=label, disable=not progress, leave=False,
+               initial=start_step, total=total)
     loss_g = loss_d = None
     for step in bar:
         tic = time.perf_counter()
         real = real_all[torch.randint(len(real_all), (s.batch_size,), generator=gen)]
         z = torch.randn(s.batch_size, s.z_dim, generator=gen).to(device)
-        with autocast(device, precision):
-            with torch.no_grad():
-                fake = G(z)
-            loss_d_t = (F.softplus(D(fake).float()).mean() + F.softplus(-D(real).float()).mean())
-        if step % s.r1_every == 0 and s.r1_gamma > 0:
-            # Lazy R1 in fp32: the gradient penalty needs double backward and is sensitive to
-            # rounding; scaling by r1_every keeps its average weight (StyleGAN2).
-            real_r1 = real.detach().requires_grad_(True)
-            (grad,) = torch.autograd.grad(D(real_r1).sum(), real_r1, create_graph=True)
-            loss_d_t = loss_d_t + 0.5 * s.r1_gamma * s.r1_every * grad.pow(2).flatten(1).sum(1).mean()
-        loss_d = _optimize(loss_d_t, opt_d, "loss_d", step, result)
+        loss_d_t = d_loss(G, D, z, real, device, precision)
+        if r1_due(step, s):
+            loss_d_t = loss_d_t + r1_loss(D, real, s)
+        loss_d = _optimize(loss_d_t, opt_d, "loss_d", step, result, s.steps)
         if loss_d is None:
             break
 
         D.requires_grad_(False)
-        with autocast(device, precision):
-            z = torch.randn(s.batch_size, s.z_dim, generator=gen).to(device)
-            loss_g_t = F.softplus(-D(G(z)).float()).mean()
+        z = torch.randn(s.batch_size, s.z_dim, generator=gen).to(device)
+        loss_g_t = g_loss(G, D, z, device, precision)
         D.requires_grad_(True)
-        loss_g = _optimize(loss_g_t, opt_g, "loss_g", step, result)
+        loss_g = _optimize(loss_g_t, opt_g, "loss_g", step, result, s.steps)
         if loss_g is None:
             break
         if ema is not None:
             ema.update_parameters(G)
-        result.train_seconds += time.perf_counter() - tic
+        if step < s.steps:
+            result.train_seconds += time.perf_counter() - tic
+        else:
+            result.extension_seconds += time.perf_counter() - tic
         bar.set_postfix(loss_g=f"{loss_g:.3f}", loss_d=f"{loss_d:.3f}", refresh=False)
-        if (step + 1) % s.eval_every == 0 or step + 1 == s.steps:
+        if (step + 1) % s.eval_every == 0 or step + 1 == s.steps or step + 1 in budget_steps:
             evaluate(step + 1, loss_g, loss_d)
     bar.close()
     result.steps = result.diverged_step if result.status == "diverged" else s.steps
+    if result.extension_diverged_step is not None:
+        result.extension.append({"step": result.extension_diverged_step, "fid": None,
+                                 "seconds": round(result.train_seconds + result.extension_seconds, 3),
+                                 "loss_g": loss_g, "loss_d": loss_d})
     if result.status == "diverged":
         result.curve.append({"step": result.diverged_step, "seconds": round(result.train_seconds, 3),
                              "fid": None, "loss_g": loss_g, "loss_d": loss_d})

@@ -7,7 +7,7 @@ from pathlib import Path
 from bench.atomic import write_atomic
 from reports.analysis import analyse
 from reports.comparisons import comparisons_frame
-from reports.figures import fid_curves, metric_bars
+from reports.figures import fid_curves, fid_flops, metric_bars
 from reports.load import load_results, load_rows
 from reports.markdown import render
 from reports.sample_figure import samples_figure
@@ -20,7 +20,7 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> dict[str,
     `out_dir` (default: the first run directory).
 
     Returns {"report", "csv", "summary", "comparisons"} plus one `<kind>:<task>` entry per figure written
-    (kinds: curves, metrics, samples).
+    (kinds: curves, flops, metrics, samples).
     """
     run_dirs = [Path(d) for d in run_dirs]
     loaded = load_rows(run_dirs)  # validates and raises BenchError before anything is written
@@ -31,6 +31,7 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> dict[str,
         samples, notes = samples_figure(analysis.in_task(task), task, out_dir)
         analysis.notes.extend(notes)
         drawn = {"curves": fid_curves(analysis, task, out_dir),
+                 "flops": fid_flops(analysis, task, out_dir),
                  "metrics": metric_bars(analysis, task, out_dir), "samples": samples}
         figures[task] = {kind: path for kind, path in drawn.items() if path is not None}
     paths = {

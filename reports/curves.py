@@ -9,7 +9,7 @@ import pandas as pd
 from reports.fmt import is_missing
 
 # Older run stores wrote only the first three of these; absent columns are simply not there.
-NUMERIC = ("step", "seconds", "fid", "loss_g", "loss_d", "d_acc_real", "d_acc_fake", "msssim",
+NUMERIC = ("step", "seconds", "flops", "fid", "loss_g", "loss_d", "d_acc_real", "d_acc_fake", "msssim",
            "coverage")
 
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from bench.metrics.registry import LEADING
 from bench.metrics.states import NOISE_POSITION
+from strategies.registry import BASELINE
 
-BASELINE = "scratch"
 PRIMARY_STRATEGY = "cyclegan-t2t1"
 MATCHINGS = ("step", "compute")
 SMALLEST_EFFECT = NOISE_POSITION
+__all__ = ["BASELINE", "PRIMARY_STRATEGY", "MATCHINGS", "SMALLEST_EFFECT", "STEP_ONLY",
+           "PLANNED_STRATEGIES", "primary_metric", "is_primary", "secondary_family_size"]
 # Compared at equal steps only: an average over the common evaluation schedule has no value at
 # another strategy's compute budget.
 STEP_ONLY = frozenset({"fid_auc"})

@@ -76,6 +76,50 @@ def fid_curves(analysis: Analysis, task: str, out_dir: Path) -> Path | None:
     return save_png(figure, out_dir, "fid", task)
 
 
+def _flops_curves(analysis: Analysis, task: str) -> dict[str, pd.DataFrame]:
+    """Per strategy, mean domain FID by cumulative FLOPs (pretext included), the baseline's
+    training past the common budget appended."""
+    from reports.curves import read_curve
+    out = {}
+    in_task = analysis.in_task(task)
+    for strategy in strategy_order(in_task["strategy"]):
+        parts = []
+        for _, unit in in_task[in_task["strategy"] == strategy].iterrows():
+            curve = analysis.curves.get(unit["unit"])
+            extension = unit.get("files.extension_curve")
+            if not fmt.is_missing(extension):
+                more = read_curve(Path(unit["run_dir"]) / extension)
+                curve = curve if more is None else pd.concat([curve, more])
+            if curve is not None and {"flops", "fid"} <= set(curve.columns):
+                parts.append(curve[["step", "flops", "fid"]])
+        points = pd.concat(parts).dropna() if parts else pd.DataFrame()
+        if len(points):
+            out[strategy] = points.groupby("step")[["flops", "fid"]].mean()
+    return out
+
+
+def fid_flops(analysis: Analysis, task: str, out_dir: Path) -> Path | None:
+    """Leading metric against cumulative training FLOPs, pretexts included: where each curve
+    starts right of zero is what its pretext cost."""
+    curves = _flops_curves(analysis, task)
+    if not curves:
+        return None
+    figure = new_figure(6, 4)
+    axes = figure.add_subplot()
+    for strategy, points in curves.items():
+        axes.plot(points["flops"], points["fid"], marker=".", markersize=3, label=strategy)
+    for label, column, style in (("floor", "reference.fid_floor", ":"),
+                                 ("ceiling", "reference.fid_ceiling", "--")):
+        for value in fmt.distinct(analysis.in_task(task), column)[:1]:
+            axes.axhline(float(value), color="grey", linestyle=style, label=label)
+    if all((p["fid"] > 0).all() for p in curves.values()):
+        axes.set_yscale("log")
+    axes.set(xlabel="cumulative training FLOPs (pretext + GAN)",
+             ylabel="domain FID (mean over seeds)", title=task)
+    axes.legend(fontsize="small")
+    return save_png(figure, out_dir, "flops", task)
+
+
 def metric_bars(analysis: Analysis, task: str, out_dir: Path) -> Path | None:
     """One panel per key metric that some unit of the task has; bar = mean over seeds,
     whisker = 95% bootstrap interval (none below 3 seeds)."""

@@ -150,6 +150,8 @@ def _units_table(analysis: Analysis, task: str, out_dir: Path) -> str:
 
 
 FIGURE_CAPTIONS = {"curves": "Domain FID during training (mean over seeds, band: min–max)",
+                   "flops": "Domain FID against cumulative FLOPs, pretext included (mean over "
+                            "seeds; scratch continues to the others' budgets)",
                    "metrics": "Key metrics (mean over seeds, 95% bootstrap interval)",
                    "samples": "Samples (lowest seed of each strategy) beside real held-out images"}
 

@@ -16,6 +16,8 @@ from bench.errors import BenchError
 _REGISTRY: dict[str, type["Strategy"]] = {}
 _ORIGIN: dict[str, str] = {}
 TRUNK_PARTS = ("encoder", "residual", "decoder")
+# The strategy every other one is compared with; it trains on to the others' compute budgets.
+BASELINE = "scratch"
 
 
 class Strategy:

@@ -1,7 +1,7 @@
-from strategies.registry import Strategy, register_strategy, transfer_report
+from strategies.registry import BASELINE, Strategy, register_strategy, transfer_report
 
 
-@register_strategy("scratch")
+@register_strategy(BASELINE)
 class Scratch(Strategy):
     description = "the baseline: G and D keep the harness's N(0, 0.02) initialisation"
 

@@ -10,12 +10,12 @@ from bench.metrics.evaluation import Evaluator
 from bench.train import train_unit
 
 
-def _unit(smoke_2d, cache_dir, checkpoint=None):
+def _unit(smoke_2d, cache_dir, checkpoint=None, budget_steps=()):
     _, s, data = smoke_2d
     G, D = build_networks(s, seed=3)
     ev = Evaluator(data, s, torch.device("cpu"), "fp32", cache_dir, progress=False)
     return train_unit(G, D, data, s, 3, torch.device("cpu"), "fp32", ev, checkpoint=checkpoint,
-                      progress=False)
+                      progress=False, budget_steps=budget_steps)
 
 
 def _numbers(curve):
@@ -32,25 +32,54 @@ def test_interrupted_unit_resumes_from_its_checkpoint(smoke_2d, cache_dir, tmp_p
     real_optimize = bench.train._optimize
     calls = []
 
-    def interrupt_after_checkpoint(loss, opt, name, step, result):
+    def interrupt_after_checkpoint(loss, opt, name, step, *rest):
         if step == s.eval_every:
             raise KeyboardInterrupt
-        return real_optimize(loss, opt, name, step, result)
+        return real_optimize(loss, opt, name, step, *rest)
 
     monkeypatch.setattr(bench.train, "_optimize", interrupt_after_checkpoint)
     with pytest.raises(KeyboardInterrupt):
         _unit(smoke_2d, cache_dir, checkpoint)
     assert checkpoint.exists()
 
-    def counting(loss, opt, name, step, result):
+    def counting(loss, opt, name, step, *rest):
         calls.append(step)
-        return real_optimize(loss, opt, name, step, result)
+        return real_optimize(loss, opt, name, step, *rest)
 
     monkeypatch.setattr(bench.train, "_optimize", counting)
     resumed = _unit(smoke_2d, cache_dir, checkpoint)
     assert min(calls) == s.eval_every  # no step before the checkpoint was redone
     assert _numbers(resumed.curve) == _numbers(reference.curve)
     assert torch.equal(resumed.samples, reference.samples)
+
+
+def test_a_unit_interrupted_past_the_step_budget_resumes_there(smoke_2d, cache_dir, tmp_path,
+                                                              monkeypatch):
+    """The baseline's training on to other strategies' compute budgets resumes like the rest,
+    and keeps the step-matched samples it made before."""
+    _, s, _ = smoke_2d
+    budget = s.steps + 2 * s.eval_every
+    reference = _unit(smoke_2d, cache_dir, budget_steps=(budget,))
+    assert [r["step"] for r in reference.extension] == [s.steps + s.eval_every, budget]
+    checkpoint = tmp_path / "unit.pt"
+    real_optimize, calls = bench.train._optimize, []
+
+    def interrupt(loss, opt, name, step, *rest):
+        if step == s.steps + s.eval_every:
+            raise KeyboardInterrupt
+        calls.append(step)
+        return real_optimize(loss, opt, name, step, *rest)
+
+    monkeypatch.setattr(bench.train, "_optimize", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        _unit(smoke_2d, cache_dir, checkpoint, (budget,))
+    monkeypatch.setattr(bench.train, "_optimize", real_optimize)
+    resumed = _unit(smoke_2d, cache_dir, checkpoint, (budget,))
+    assert resumed.resumed_step == s.steps + s.eval_every
+    assert _numbers(resumed.curve) == _numbers(reference.curve)
+    assert _numbers(resumed.extension) == _numbers(reference.extension)
+    assert torch.equal(resumed.samples, reference.samples)
+    assert torch.equal(resumed.budget_samples[budget], reference.budget_samples[budget])
 
 
 def test_a_damaged_checkpoint_restarts_the_unit(smoke_2d, cache_dir, tmp_path):
@@ -68,9 +97,9 @@ def test_a_checkpoint_measured_with_another_domain_encoder_restarts_the_unit(
     monkeypatch.setattr(Evaluator, "__init__", _other_encoder(Evaluator.__init__))
     real_optimize, calls = bench.train._optimize, []
 
-    def counting(loss, opt, name, step, result):
+    def counting(loss, opt, name, step, *rest):
         calls.append(step)
-        return real_optimize(loss, opt, name, step, result)
+        return real_optimize(loss, opt, name, step, *rest)
 
     monkeypatch.setattr(bench.train, "_optimize", counting)
     with pytest.warns(UserWarning, match="measured with"):

@@ -1,0 +1,95 @@
+"""FLOP counting, the compute-matched budgets and the baseline's training past the step budget."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from bench.compute import (count_flops, gan_flops, gan_step_flops, pretext_flops,
+                           pretext_step_flops, steps_for)
+from bench.profiles import get_settings
+from bench.run import RunConfig, baseline_budgets, run
+
+
+def test_flops_of_a_small_conv_net_match_a_hand_count():
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                        nn.Linear(4 * 8 * 8, 10))
+    x = torch.zeros(2, 1, 8, 8)
+    # Conv: 2 FLOPs per multiply-add, 4 x 1 x 3 x 3 per output pixel, 2 x 8 x 8 pixels; linear:
+    # 2 x 256 x 10 per image. ReLU, bias and flatten count nothing.
+    conv, linear = 2 * 4 * 9 * 2 * 64, 2 * 2 * 256 * 10
+    with torch.no_grad():
+        assert count_flops(lambda: net(x)) == conv + linear
+    # Backward: weight gradients of both layers, the input gradient of the linear layer only
+    # (the input image needs none).
+    assert count_flops(lambda: net(x).sum().backward()) == 2 * conv + 3 * linear
+
+
+def test_gan_flops_weight_the_lazy_r1_steps():
+    s = get_settings("smoke", 2)
+    per = gan_step_flops(s)
+    assert per["step"] > 0 and per["r1"] > 0
+    # R1 runs at steps 0, r1_every, ...: ceil(steps / r1_every) times.
+    steps = 3 * s.r1_every + 1
+    assert gan_flops(s, steps) == steps * per["step"] + 4 * per["r1"]
+    assert gan_flops(s, 0) == 0
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_matched_budgets_arithmetic(dims):
+    s = get_settings("smoke", dims)
+    budgets = baseline_budgets(s, ["scratch", "cyclegan-t2t1", "pretrained-encoder"])
+    assert set(budgets) == {"cyclegan-t2t1", "pretrained-encoder"}
+    for name, pretext in (("cyclegan-t2t1", "cyclegan"), ("pretrained-encoder", "autoencoder")):
+        b = budgets[name]
+        assert b["flops"] == gan_flops(s, s.steps) + pretext_flops(pretext, s)
+        # The fewest baseline steps whose FLOPs reach the strategy's total.
+        assert gan_flops(s, b["step"]) >= b["flops"] > gan_flops(s, b["step"] - 1)
+    assert pretext_flops("cyclegan", s) == s.pretext_steps * pretext_step_flops("cyclegan", s)
+    assert steps_for(s, gan_flops(s, s.steps)) == s.steps
+
+
+def _rows(out):
+    return {r["strategy"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
+
+
+def test_scratch_trains_on_to_each_budget_and_keeps_its_step_matched_result(tmp_path, cache_dir):
+    base = RunConfig(strategies=["scratch"], tasks=["phantom-2d"], out=tmp_path / "alone",
+                     profile="smoke", seeds=1, device="cpu", precision="fp32",
+                     cache_dir=cache_dir, progress=False)
+    run(base)
+    alone = _rows(base.out)["scratch"]
+    assert alone["budgets"] is None and "extension" not in alone["compute"]
+
+    out = tmp_path / "both"
+    run(RunConfig(**{**base.__dict__, "out": out, "strategies": ["scratch", "cyclegan-t2t1"]}))
+    rows = _rows(out)
+    scratch, transfer = rows["scratch"], rows["cyclegan-t2t1"]
+    # Training on past the step budget changes nothing of the step-matched result.
+    assert scratch["metrics"]["fid_final"] == pytest.approx(alone["metrics"]["fid_final"])
+    assert scratch["steps"] == alone["steps"]
+    pd.testing.assert_frame_equal(pd.read_csv(out / scratch["files"]["curve"]).drop(columns="seconds"),
+                                  pd.read_csv(base.out / alone["files"]["curve"]).drop(columns="seconds"))
+
+    s = get_settings("smoke", 2)
+    budget = scratch["budgets"]["cyclegan-t2t1"]
+    assert budget["status"] == "ok" and budget["flops"] == transfer["compute"]["total_flops"]
+    assert budget["step"] == baseline_budgets(s, ["cyclegan-t2t1"])["cyclegan-t2t1"]["step"]
+    assert budget["step"] > s.steps and budget["fid_final"] is not None
+    assert budget["coverage"] is not None and budget["kid_mean"] is not None
+    extension = pd.read_csv(out / scratch["files"]["extension_curve"])
+    assert extension["step"].min() > s.steps and extension["step"].max() == budget["step"]
+    assert extension.loc[extension["step"] == budget["step"], "fid"].item() == pytest.approx(
+        budget["fid_final"])
+    assert scratch["compute"]["extension"]["steps"] == budget["step"] - s.steps
+
+    # Compute per row: the GAN's, each pretext's, their sum; curves count the pretext from step 0.
+    cyc = pretext_flops("cyclegan", s)
+    assert transfer["compute"]["pretexts"]["cyclegan"]["flops"] == cyc
+    assert transfer["compute"]["total_flops"] == transfer["compute"]["gan_flops"] + cyc
+    assert transfer["compute"]["pretexts"]["cyclegan"]["seconds"] > 0
+    curve = pd.read_csv(out / transfer["files"]["curve"])
+    assert curve["flops"].iloc[0] == cyc and curve["flops"].iloc[-1] == cyc + gan_flops(s, s.steps)
+    assert transfer["compute"]["evaluation_flops"] > 0
