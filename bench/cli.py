@@ -66,7 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto")
     t.add_argument("--precision", default="bf16")
     t.add_argument("--cache", type=Path, default=None)
-    t.add_argument("--seed", type=int, default=0, help="sampler and network seed")
+    t.add_argument("--seed", type=int, default=0,
+                   help="sampler seed; trials train with network and noise seed 10000 + SEED")
+    t.add_argument("--data-seed", type=int, default=0,
+                   help="the subject split to tune on; `bench run --tuned` must use the same")
+    t.add_argument("--pretext-seed", type=int, default=None,
+                   help="the trials' pretext seed (default 10000, never one `bench run` uses)")
     t.add_argument("--heartbeat", type=int, default=30, metavar="SECONDS",
                    help="a worker silent for 3 heartbeats is dead; its trial is run again")
     t.add_argument("--no-progress", action="store_true")
@@ -195,8 +200,9 @@ def _tune(args: argparse.Namespace) -> None:
         tasks=_tasks(args),
         out=args.out or Path("runs") / f"tune-{args.profile}", trials=args.trials,
         profile=args.profile, storage=args.storage, device=args.device, precision=args.precision,
-        cache_dir=args.cache or default_cache(), seed=args.seed, progress=not args.no_progress,
-        heartbeat=args.heartbeat)
+        cache_dir=args.cache or default_cache(), seed=args.seed, data_seed=args.data_seed,
+        progress=not args.no_progress, heartbeat=args.heartbeat,
+        **({} if args.pretext_seed is None else {"pretext_seed": args.pretext_seed}))
     for name, study in tune(cfg).items():
         done = effort(study)
         best = (f"best domain FID {study.best_value:.4g} with {study.best_params}"

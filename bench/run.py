@@ -7,7 +7,6 @@ fixed G/D -> the fixed loop trains and evaluates -> one row per finished unit ->
 from __future__ import annotations
 
 import datetime as dt
-import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -17,22 +16,18 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-import datasets
 import strategies
 from bench.compute import evaluation_flops, gan_flops, pretext_flops, steps_for
-from bench.device import check_precision, hardware, resolve_device
+from bench.device import hardware
 from bench.errors import BenchError
-from bench.nets import build_networks, count_parameters
-from bench.pretext import PretextContext, get_pretext
-from bench.profiles import DEFAULT_SEEDS, Settings, get_settings
-from bench.store import RunStore, unit_id, unit_stem
 from bench.metrics.evaluation import Evaluator
 from bench.metrics.events import convergence, detect_events
-from bench.train import UnitResult, train_unit
-
-
-def default_cache() -> Path:
-    return Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "gan-init-bench"))
+from bench.nets import build_networks
+from bench.profiles import DEFAULT_SEEDS, Settings
+from bench.store import RunStore, unit_id, unit_stem
+from bench.train import UnitResult
+from bench.unit import (PretextFailed, Task, build_unit, check_inputs, default_cache, prepare_task,
+                        task_data, train)
 
 
 @dataclass
@@ -195,26 +190,19 @@ def _with_flops(curve: list[dict], s: Settings, before: int) -> list[dict]:
     return [{**row, "flops": before + gan_flops(s, row["step"])} for row in curve]
 
 
-def run_unit(spec, data, s: Settings, strategy_name: str, seed: int, cfg: RunConfig,
-             device: torch.device, evaluator: Evaluator, pretexts: dict, store: RunStore,
+def run_unit(task: Task, strategy_name: str, seed: int, cfg: RunConfig, store: RunStore,
              reference: dict, real_samples: str, tuned: dict | None = None,
              budgets: dict | None = None) -> dict:
     """`budgets` (the baseline only): train on to each strategy's compute budget."""
+    spec, data, evaluator, device = task.spec, task.data, task.evaluator, task.device
     stem = unit_stem(spec.name, strategy_name, seed)
-    strategy = strategies.get_strategy(strategy_name)
-    if tuned is not None:
-        from bench.tune import apply_tuned
-        s = apply_tuned(s, strategy, tuned)
     budgets = budgets or {}
     start = time.perf_counter()
-    G, D = build_networks(s, seed)
-    used = {n: pretexts[n] for n in strategy.needs}
-    transfer = dict(strategy.initialize(G, D, used) or {})
-    transfer.update(g_parameters=count_parameters(G), d_parameters=count_parameters(D))
-    result = train_unit(G, D, data, s, seed, device, cfg.precision, evaluator,
-                        checkpoint=store.checkpoint_path(stem), progress=cfg.progress,
-                        label=f"{spec.name} {strategy_name} seed{seed}", transferred=transfer,
-                        budget_steps=tuple(sorted({b["step"] for b in budgets.values()})))
+    unit = build_unit(task, strategy_name, seed, pretext_seed(cfg, seed), tuned)
+    s, G, used, transfer = unit.s, unit.G, unit.pretexts, unit.transfer
+    strategy = strategies.get_strategy(strategy_name)
+    result = train(task, unit, store.checkpoint_path(stem), f"{spec.name} {strategy_name} seed{seed}",
+                   budget_steps=tuple(sorted({b["step"] for b in budgets.values()})))
     metrics, missing = _metrics(result, evaluator)
     events = detect_events(result.curve, s, reference["floors"].get("coverage"),
                            result.diverged_step if result.status == "diverged" else None)
@@ -258,58 +246,12 @@ def _reference(evaluator: Evaluator, s: Settings, device: torch.device, precisio
     return evaluator.reference(evaluator.generate(G.to(device), z, precision))
 
 
-def check_inputs(cfg) -> tuple[torch.device, list, dict[str, Settings]]:
-    """Device, task specs and settings per task of a run or tuning config, every name checked
-    (one-line errors) before anything is written."""
-    device = resolve_device(cfg.device)
-    check_precision(cfg.precision)
-    for name in cfg.strategies:
-        strategies.get_strategy(name)
-    specs = [t if isinstance(t, datasets.TaskSpec) else datasets.get_task(t) for t in cfg.tasks]
-    from datasets.real import REAL_SOURCES, check_source
-    for spec in specs:
-        if spec.source in REAL_SOURCES:
-            check_source(spec)  # a missing or empty folder, too few pairs: before any writing
-    names = [spec.name for spec in specs]
-    if len(set(names)) < len(names):
-        raise BenchError(f"task {max(names, key=names.count)} given twice; name each task once")
-    return device, specs, {spec.name: get_settings(cfg.profile, spec.dims) for spec in specs}
-
-
 def _data_identities(specs) -> dict:
     """Real tasks' data (root, files): a rerun on other or edited scans is refused, not mixed
     with the finished units. Generated tasks add nothing (their data follow from the seed)."""
     from datasets.real import source_identity
     found = {spec.name: source_identity(spec) for spec in specs}
     return {f"data {name}": ident for name, ident in found.items() if ident is not None}
-
-
-class _Pretexts:
-    """A task's pretext artifacts by (name, pretext seed), each loaded or trained once; a pretext
-    that fails to train fails the units that need it and no others."""
-
-    def __init__(self, data, s: Settings, cfg: RunConfig, device: torch.device):
-        self.data, self.s, self.cfg, self.device = data, s, cfg, device
-        self.found: dict[tuple[str, int], object] = {}
-        self.broken: dict[tuple[str, int], str] = {}
-
-    def get(self, names, seed: int) -> tuple[dict, str | None]:
-        """({name: artifact}, None), or ({}, the first failure's reason)."""
-        ctx = PretextContext(self.data, self.s, seed, self.device, self.cfg.precision,
-                             self.cfg.progress)
-        out = {}
-        for name in names:
-            key = (name, seed)
-            if key not in self.found and key not in self.broken:
-                try:
-                    self.found[key] = get_pretext(name, ctx, self.cfg.cache_dir)
-                except Exception as err:
-                    self.broken[key] = (f"pretext {name} (seed {seed}) failed: "
-                                        f"{type(err).__name__}: {err}")
-            if key in self.broken:
-                return {}, self.broken[key]
-            out[name] = self.found[key]
-        return out, None
 
 
 def run(cfg: RunConfig) -> Path:
@@ -327,11 +269,18 @@ def run(cfg: RunConfig) -> Path:
     if not plan:
         raise BenchError(f"shard {shard}/{shards} has no units (the plan has {len(groups)} "
                          "(task, seed) groups); use at most that many shards")
-    tuned = {}
+    tuned, datas = {}, {}
     if cfg.tuned:
-        from bench.tune import load_tuned
+        from bench.tune import check_tuned, load_tuned
         tuned = {(spec.name, st): load_tuned(cfg.tuned, cfg.profile, spec.name, st)
                  for spec in specs for st in cfg.strategies}
+        # The split is checked before anything is written: a study tuned on other subjects
+        # would let this run's test subjects have chosen its hyper-parameters.
+        for spec in specs:
+            datas[spec.name] = task_data(spec, settings[spec.name], cfg.cache_dir, cfg.data_seed,
+                                         cfg.progress)
+            for st in cfg.strategies:
+                check_tuned(tuned[(spec.name, st)], datas[spec.name], cfg)
     store = RunStore(cfg.out)  # nothing is written before every input above has been checked
     store.check_settings({"profile": cfg.profile, "precision": cfg.precision,
                           "device": device.type, "data_seed": cfg.data_seed,
@@ -347,26 +296,21 @@ def run(cfg: RunConfig) -> Path:
         bar.update(sum(1 for sp, _, _ in plan if sp is spec) - len(pending))
         if not pending:
             continue
-        data = datasets.build_task_data(spec, s.image_size, cfg.cache_dir, cfg.data_seed,
-                                        splits=dict(s.splits) if s.splits else None,
-                                        progress=cfg.progress)
-        evaluator = Evaluator(data, s, device, cfg.precision, cfg.cache_dir, cfg.progress)
-        reference = _reference(evaluator, s, device, cfg.precision)
-        real_samples = store.write_real_samples(spec.name, evaluator.held_out, s.dims)
-        pretexts = _Pretexts(data, s, cfg, device)
+        task = prepare_task(spec, s, device, cfg.precision, cfg.cache_dir, cfg.data_seed,
+                            cfg.progress, data=datas.get(spec.name))
+        reference = _reference(task.evaluator, s, device, cfg.precision)
+        real_samples = store.write_real_samples(spec.name, task.evaluator.held_out, s.dims)
         budgets = baseline_budgets(s, cfg.strategies)
         for st, seed in sorted(pending, key=lambda unit: unit[1]):  # a seed's pretexts, then the next
-            found, lost = pretexts.get(strategies.get_strategy(st).needs, pretext_seed(cfg, seed))
-            if lost:
-                row = _failed_row(spec, st, seed, cfg, device, data, s, lost, "pretext")
-            else:
-                try:
-                    row = run_unit(spec, data, s, st, seed, cfg, device, evaluator, found,
-                                   store, reference, real_samples, tuned.get((spec.name, st)),
-                                   budgets if st == strategies.BASELINE else None)
-                except Exception as err:  # one broken unit or plugin must not sink the others
-                    row = _failed_row(spec, st, seed, cfg, device, data, s,
-                                      f"{type(err).__name__}: {err}", "error")
+            try:
+                row = run_unit(task, st, seed, cfg, store, reference, real_samples,
+                               tuned.get((spec.name, st)),
+                               budgets if st == strategies.BASELINE else None)
+            except PretextFailed as err:
+                row = _failed_row(spec, st, seed, cfg, device, task.data, s, str(err), "pretext")
+            except Exception as err:  # one broken unit or plugin must not sink the others
+                row = _failed_row(spec, st, seed, cfg, device, task.data, s,
+                                  f"{type(err).__name__}: {err}", "error")
             store.append(row)
             bar.update(1)
     bar.close()

@@ -1,9 +1,12 @@
 """`bench tune`: one Optuna study per (task, strategy), each with exactly the same number of
 trials (Lucic et al. 2018 tuned every GAN with the same budget before comparing them).
 
-A trial trains one unit with the profile's step budget and suggested hyper-parameters (the
-harness's plus what the strategy's `search_space` declares) and returns its final domain FID
-against the VALIDATION images: the test images never choose hyper-parameters. Every evaluation
+A trial trains one unit (built by bench.unit, as `bench run` builds its units) with the
+profile's step budget and suggested hyper-parameters (the harness's plus what the strategy's
+`search_space` declares) and returns its final domain FID against the VALIDATION images: the
+test images never choose hyper-parameters. Trials train with network, noise and pretext seeds
+from TUNING_SEEDS on, never with the seeds `bench run --tuned` evaluates; the study records
+them and its data split, and a tuned run on another split is refused. Every evaluation
 is reported to the pruner. A diverged trial fails with its reason. A trial checkpoints at every
 evaluation; a trial whose worker died is queued again and resumes from its checkpoint.
 """
@@ -24,21 +27,15 @@ import optuna
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
-import datasets
 import strategies
 from bench.errors import BenchError
-from bench.metrics.evaluation import Evaluator
-from bench.pretext import PretextContext, get_pretext
-from bench.nets import build_networks
-from bench.run import check_inputs, default_cache
-from bench.train import train_unit
 from bench.trials import COUNTED, effort, live, retry_dead, worker_id
 from bench.tune_storage import StudyLock, open_storage, public_url, warn_if_one_worker_only
+from bench.unit import (HARNESS, SETTINGS, TUNING_SEEDS, apply_tuned, build_unit, check_inputs,
+                        default_cache, prepare_task, split_identity, train)
 
-HARNESS = ("lr_g", "lr_d", "beta1", "r1_gamma", "ema_decay")
-# Harness settings a strategy's own search space may set (the rest of its parameters go to
-# its `configure`).
-SETTINGS = HARNESS + ("transfer_lr_scale",)
+__all__ = ["HARNESS", "SETTINGS", "TuneConfig", "tune", "load_tuned", "check_tuned",
+           "apply_tuned", "study_name", "suggest_harness", "storage_url", "effort"]
 # A worker silent for GRACE_FACTOR heartbeats is dead to the others: its trial is queued again.
 HEARTBEAT_SECONDS, GRACE_FACTOR = 30, 3
 POLL_SECONDS = 5  # how often a worker with nothing left to claim looks at the others' trials
@@ -59,7 +56,9 @@ class TuneConfig:
     device: str = "auto"
     precision: str = "bf16"
     cache_dir: Path = field(default_factory=default_cache)
-    seed: int = 0
+    seed: int = 0  # the sampler's; trials train with network and noise seed TUNING_SEEDS + seed
+    data_seed: int = 0
+    pretext_seed: int = TUNING_SEEDS  # disjoint from bench run's pretext seeds 0..N-1
     progress: bool = True
     pruner: optuna.pruners.BasePruner | None = None  # default: median of earlier trials
     heartbeat: int = HEARTBEAT_SECONDS
@@ -143,24 +142,20 @@ def tune(cfg: TuneConfig) -> dict[str, optuna.Study]:
     studies = {}
     for spec in specs:
         s = settings[spec.name]
-        data = datasets.build_task_data(spec, s.image_size, cfg.cache_dir, 0,
-                                        splits=dict(s.splits) if s.splits else None,
-                                        progress=cfg.progress)
-        evaluator = Evaluator(data, s, device, cfg.precision, cfg.cache_dir, cfg.progress,
-                              against="val", inception=False)
-        ctx = PretextContext(data, s, 0, device, cfg.precision, cfg.progress)
+        # Validation images score the trials: the test images never choose hyper-parameters.
+        task = prepare_task(spec, s, device, cfg.precision, cfg.cache_dir, cfg.data_seed,
+                            cfg.progress, against="val", inception=False)
         for name in cfg.strategies:
-            pretexts = {n: get_pretext(n, ctx, cfg.cache_dir)
-                        for n in strategies.get_strategy(name).needs}
+            task.pretexts.get(strategies.get_strategy(name).needs, cfg.pretext_seed)  # fail early
             label = study_name(cfg.profile, spec.name, name)
             study = optuna.create_study(
                 storage=storage, study_name=label, direction="minimize", load_if_exists=True,
                 pruner=cfg.pruner or optuna.pruners.MedianPruner(n_warmup_steps=s.eval_every))
             _check_study_data(study, spec)
+            _record_split(study, task.data, cfg)
             lock = StudyLock(url, label)
             checkpoints = Path(cfg.out) / "checkpoints" / label.replace("/", "__")
-            objective = _objective(name, data, s, evaluator, pretexts, cfg, device, lock,
-                                   checkpoints)
+            objective = _objective(name, task, cfg, lock, checkpoints)
             studies[label] = _Study(study, lock, objective, cfg.progress,
                                     GRACE_FACTOR * cfg.heartbeat)
     with warnings.catch_warnings():  # heartbeat helpers: "experimental" since Optuna 2.9
@@ -180,6 +175,24 @@ def _check_study_data(study: optuna.Study, spec) -> None:
     elif recorded != ident:
         raise BenchError(f"study {study.study_name} was tuned on other data ({recorded}, now "
                          f"{ident}); use another --storage, or a task file with its own name")
+
+
+def _record_split(study: optuna.Study, data, cfg: TuneConfig) -> None:
+    """The split and seeds a study tunes with, recorded on its first run and then held to: a
+    study mixing trials of two splits or seed sets would choose from incomparable values."""
+    record = {"split": split_identity(data), "unit_seed": TUNING_SEEDS + cfg.seed,
+              "pretext_seed": cfg.pretext_seed}
+    for key, value in record.items():
+        old = study.user_attrs.get(key)
+        if old is None:
+            study.set_user_attr(key, value)
+        elif old != value:
+            what = {"split": "data split (--data-seed)", "unit_seed": "trial seed (--seed)",
+                    "pretext_seed": "pretext seed (--pretext-seed)"}[key]
+            shown = (lambda v: v["data_seed"]) if key == "split" else (lambda v: v)
+            raise BenchError(f"study {study.study_name} was tuned with another {what}: "
+                             f"{shown(old)}, not {shown(value)}; use the same value or another "
+                             "--storage")
 
 
 def _work(studies: dict[str, _Study], cfg: TuneConfig) -> None:
@@ -204,8 +217,7 @@ def _work(studies: dict[str, _Study], cfg: TuneConfig) -> None:
             time.sleep(POLL_SECONDS)
 
 
-def _objective(name, data, s, evaluator, pretexts, cfg: TuneConfig, device, lock: StudyLock,
-               checkpoints: Path):
+def _objective(name: str, task, cfg: TuneConfig, lock: StudyLock, checkpoints: Path):
     def objective(trial: optuna.Trial) -> float:
         # A retry inherits its failed attempt's attributes: replace them before other workers
         # (free once the lock is released) can mistake this trial for the dead one.
@@ -222,11 +234,9 @@ def _objective(name, data, s, evaluator, pretexts, cfg: TuneConfig, device, lock
 
     def train_trial(trial: optuna.Trial) -> float:
         suggest_harness(trial)
-        strategy = strategies.get_strategy(name)
-        strategy.search_space(trial)
-        s_trial = apply_tuned(s, strategy, {"params": trial.params})
-        G, D = build_networks(s_trial, cfg.seed)
-        transferred = strategy.initialize(G, D, pretexts)
+        strategies.get_strategy(name).search_space(trial)
+        seed = TUNING_SEEDS + cfg.seed
+        unit = build_unit(task, name, seed, cfg.pretext_seed, {"params": trial.params})
 
         def report(step: int, fid: float | None) -> None:
             if fid is None:
@@ -238,15 +248,12 @@ def _objective(name, data, s, evaluator, pretexts, cfg: TuneConfig, device, lock
         slot = trial.user_attrs["slot"]
         # Named by what it trains: a checkpoint left by another study, seed or profile under
         # the same --out never resumes this trial.
-        key = json.dumps([trial.study.study_name, trial.params, cfg.seed,
-                          dataclasses.asdict(s_trial)], sort_keys=True, default=str)
+        key = json.dumps([trial.study.study_name, trial.params, seed, cfg.pretext_seed,
+                          dataclasses.asdict(unit.s)], sort_keys=True, default=str)
         checkpoint = checkpoints / f"trial-{slot}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.pt"
         checkpoints.mkdir(parents=True, exist_ok=True)
         try:
-            result = train_unit(G, D, data, s_trial, cfg.seed, device, cfg.precision, evaluator,
-                                checkpoint=checkpoint, progress=cfg.progress,
-                                label=f"trial {slot}", on_evaluate=report,
-                                transferred=transferred)
+            result = train(task, unit, checkpoint, f"trial {slot}", on_evaluate=report)
         except optuna.TrialPruned:
             checkpoint.unlink(missing_ok=True)
             raise
@@ -279,11 +286,27 @@ def load_tuned(url: str, profile: str, task: str, strategy: str) -> dict:
         raise BenchError(f"study {name} has no complete trial yet: run `bench tune` with more "
                          "--trials") from None
     return {"storage": public_url(url), "study": name, "trial": best.number,
-            "value": best.value, "params": best.params, "effort": effort(study)}
+            "value": best.value, "params": best.params, "effort": effort(study),
+            **{k: study.user_attrs.get(k) for k in ("split", "unit_seed", "pretext_seed")}}
 
 
-def apply_tuned(s, strategy, tuned: dict):
-    """Settings with the tuned harness values; the strategy configured with its own."""
-    params = tuned["params"]
-    strategy.configure({k: v for k, v in params.items() if k not in SETTINGS})
-    return dataclasses.replace(s, **{k: params[k] for k in SETTINGS if k in params})
+def check_tuned(tuned: dict, data, cfg) -> None:
+    """A tuned run (`cfg`: a RunConfig) must split the data as its study did, and evaluate on
+    seeds and pretexts other than those its trials trained with."""
+    split, study = tuned.get("split"), tuned["study"]
+    if split is None:
+        raise BenchError(f"study {study} does not record the data split it was tuned on (an "
+                         "older version made it): run `bench tune` again with another --storage")
+    if split["fingerprint"] != data.fingerprint:
+        raise BenchError(
+            f"study {study} was tuned on the split of data seed {split['data_seed']} (data "
+            f"{split['fingerprint']}), but this run splits with --data-seed {cfg.data_seed} "
+            f"(data {data.fingerprint}): this run's test subjects could have chosen its "
+            f"hyper-parameters; run with --data-seed {split['data_seed']} or tune with "
+            f"--data-seed {cfg.data_seed}")
+    seeds = set(range(cfg.seeds))
+    pretexts = seeds if cfg.pretext_seed is None else {cfg.pretext_seed}
+    if tuned["unit_seed"] in seeds or tuned["pretext_seed"] in pretexts:
+        raise BenchError(f"study {study} trained its trials with seed {tuned['unit_seed']} and "
+                         f"pretext seed {tuned['pretext_seed']}, which this run would evaluate "
+                         "on: use fewer --seeds or another --pretext-seed")

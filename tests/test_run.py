@@ -31,8 +31,8 @@ def test_finished_units_are_not_rerun(tmp_path, cache_dir, monkeypatch):
     assert first[0]["status"] == "ok" and first[0]["metrics"]["fid_final"] > 0
 
     calls = []
-    real_train = bench.run.train_unit
-    monkeypatch.setattr(bench.run, "train_unit", lambda *a, **k: calls.append(a[4]) or real_train(*a, **k))
+    real_train = bench.run.train
+    monkeypatch.setattr(bench.run, "train", lambda *a, **k: calls.append(a[1].seed) or real_train(*a, **k))
     run(_config(out, cache_dir, seeds=2))
     assert calls == [1]  # only the new seed trained
     rows = _rows(out)

@@ -13,6 +13,7 @@ from bench.store import read_jsonl
 from bench.trials import effort
 from bench.tune import COUNTED, TuneConfig, storage_url, study_name, suggest_harness, tune
 from bench.tune_storage import open_storage
+from bench.unit import TUNING_SEEDS
 
 
 def _config(out, cache, strategies=("scratch", "cyclegan-partial"), trials=2, **kw):
@@ -92,6 +93,33 @@ def test_run_tuned_without_a_study_is_refused_before_writing(tmp_path, cache_dir
     assert not out.exists()
 
 
+def test_tuning_records_its_split_and_seeds_and_a_run_on_others_is_refused(tmp_path, cache_dir):
+    cfg = _config(tmp_path / "tune", cache_dir, strategies=("cyclegan-t2t1",), trials=1)
+    (study,) = tune(cfg).values()
+    # Trials train with seeds bench run never evaluates; the study says which, and its split.
+    assert study.user_attrs["unit_seed"] == TUNING_SEEDS and study.user_attrs["pretext_seed"] == TUNING_SEEDS
+    assert study.user_attrs["split"]["data_seed"] == 0
+    pretexts = {p.name for p in (cache_dir / "pretexts").glob("phantom-2d-cyclegan-*")}
+    assert pretexts  # the tuning pretext, trained for its own seed
+
+    base = RunConfig(strategies=["cyclegan-t2t1"], tasks=["phantom-2d"], out=tmp_path / "run",
+                     profile="smoke", seeds=1, device="cpu", precision="fp32",
+                     cache_dir=cache_dir, progress=False, tuned=storage_url(cfg))
+    for change, message in (({"data_seed": 1}, r"tuned on the split of data seed 0.*"
+                                                r"--data-seed 1"),
+                            ({"pretext_seed": TUNING_SEEDS}, r"pretext seed 10000, which this "
+                                                              r"run would evaluate on")):
+        with pytest.raises(BenchError, match=message):
+            run(replace(base, **change))
+        assert not base.out.exists()
+    # Tuning on with another split would mix trials of two splits in one study.
+    with pytest.raises(BenchError, match=r"another data split \(--data-seed\): 0, not 1"):
+        tune(replace(cfg, data_seed=1))
+    run(base)  # the same split, other seeds: accepted
+    (row,) = [r for _, r in read_jsonl(base.out / "results.jsonl")]
+    assert row["tuned"]["unit_seed"] == TUNING_SEEDS and row["status"] == "ok"
+
+
 def test_a_bad_storage_url_is_a_one_line_error(tmp_path, cache_dir):
     with pytest.raises(BenchError, match="cannot open Optuna storage"):
         tune(_config(tmp_path / "tune", cache_dir, storage="nosuchdb://x"))
@@ -138,3 +166,13 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_run_again(tmp_p
     assert [t.state for t in trials][0] == TrialState.FAIL and len(trials) == 2
     assert trials[1].system_attrs["retry_history"] == [orphan.number]
     assert effort(study)["trials"] == 1 and effort(study)["retried"] == 1
+
+
+def test_run_and_tune_share_the_unit_builder_without_importing_each_other():
+    import subprocess
+    import sys
+    code = ("import sys, bench.tune, bench.unit; "
+            "assert 'bench.run' not in sys.modules; "
+            "assert bench.tune.build_unit is bench.unit.build_unit; "
+            "import bench.run; assert bench.run.build_unit is bench.unit.build_unit")
+    subprocess.run([sys.executable, "-c", code], check=True)
