@@ -141,9 +141,9 @@ def train_cyclegan(ctx: PretextContext) -> tuple[dict, dict]:
     torch.manual_seed(ctx.seed)
     nets = cyclegan_nets(s, dev)
     opt_g = torch.optim.Adam([*nets["G_t2t1"].parameters(), *nets["G_t1t2"].parameters()],
-                             s.pretext_lr, betas=(s.beta1, s.beta2))
+                             s.pretext_lr, betas=(s.pretext_beta1, s.pretext_beta2))
     opt_d = torch.optim.Adam([*nets["D_t1"].parameters(), *nets["D_t2"].parameters()],
-                             s.pretext_lr, betas=(s.beta1, s.beta2))
+                             s.pretext_lr, betas=(s.pretext_beta1, s.pretext_beta2))
     scheds = [torch.optim.lr_scheduler.LambdaLR(o, _linear_decay(s.pretext_steps)) for o in (opt_g, opt_d)]
     gen = seeded_generator(ctx.seed, 1)
     pool_t1, pool_t2 = ImagePool(s.pool_size, gen), ImagePool(s.pool_size, gen)
@@ -187,7 +187,7 @@ def train_autoencoder(ctx: PretextContext) -> tuple[dict, dict]:
     s, dev = ctx.settings, ctx.device
     torch.manual_seed(ctx.seed)
     trunk = _trunk(s, dev)
-    opt = torch.optim.Adam(trunk.parameters(), s.pretext_lr, betas=(s.beta1, s.beta2))
+    opt = torch.optim.Adam(trunk.parameters(), s.pretext_lr, betas=(s.pretext_beta1, s.pretext_beta2))
     gen = seeded_generator(ctx.seed, 2)
     images = torch.cat([ctx.data.train.t1, ctx.data.train.t2]).to(dev)
     noise_std = 0.2
@@ -215,7 +215,7 @@ PRETEXTS: dict[str, Callable[[PretextContext], tuple[dict, dict]]] = {
 # Only the numbers a pretext depends on: changing the GAN's own hyper-parameters (as tuning does)
 # must reuse the same pretext.
 PRETEXT_FIELDS = ("dims", "image_size", "ngf", "n_blocks", "ndf", "pretext_steps", "pretext_batch",
-                  "autoencoder_steps", "pretext_lr", "beta1", "beta2", "cycle_weight",
+                  "autoencoder_steps", "pretext_lr", "pretext_beta1", "pretext_beta2", "cycle_weight",
                   "identity_weight", "pool_size")
 
 

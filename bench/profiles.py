@@ -45,6 +45,8 @@ class Settings:
     ema_decay: float
     transfer_lr_scale: float
     pretext_lr: float
+    pretext_beta1: float
+    pretext_beta2: float
     cycle_weight: float
     identity_weight: float
     pool_size: int

@@ -113,3 +113,22 @@ def test_transferred_layers_train_at_the_scaled_learning_rate(scale, smoke_2d, s
         assert rates[id(param)] == pytest.approx(expected), name
     assert len(rates) == len(list(G.parameters()))
     assert [g["lr"] for g in opt_d.param_groups] == [pytest.approx(2e-3 * scale)]
+
+
+def test_the_pretext_key_ignores_the_gans_own_settings(smoke_2d):
+    """Tuning the GAN (its learning rates, betas, R1) reuses the pretext; the pretext's own
+    settings and its seed make another one."""
+    from dataclasses import replace
+
+    from bench.pretext import PretextContext, pretext_key
+    _, s, data = smoke_2d
+
+    def key(settings, seed=0):
+        return pretext_key("cyclegan", PretextContext(data, settings, seed, torch.device("cpu"),
+                                                      "fp32", False))
+
+    base = key(s)
+    assert key(replace(s, beta1=0.0, lr_g=1e-3, r1_gamma=5.0, ema_decay=0.0)) == base
+    assert key(replace(s, pretext_beta1=0.9)) != base
+    assert key(replace(s, pretext_lr=1e-3)) != base
+    assert key(s, seed=1) != base
