@@ -74,7 +74,7 @@ def _by_matching(comparisons: list[PairedComparison], strategy: str, name: str) 
 
 def _task_block(analysis: Analysis, task: str) -> list[str]:
     in_task = analysis.in_task(task)
-    dims = int(fmt.distinct(in_task, "settings.dims")[0])
+    dims = fmt.dims(in_task)
     name = primary_metric(dims)
     label = metric(name).label
     comparisons = analysis.comparisons[task]

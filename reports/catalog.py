@@ -61,6 +61,17 @@ FINAL_SAMPLE_METRICS = frozenset(BY_NAME) - {"fid_final", "fid_best", "fid_best_
 KEY_METRICS = ("fid_final", "inception_fid", "kid_mean", "precision", "recall", "coverage")
 
 
+# On the curve metric's own scale: its floor and ceiling apply.
+CURVE_SCALE = frozenset({"fid_final", "fid_best", "fid_init", "fid_auc"})
+
+
+def bound_columns(name: str) -> tuple[str, str]:
+    """The results columns of a metric's floor (real images) and ceiling (untrained G)."""
+    if name in CURVE_SCALE:
+        return "reference.fid_floor", "reference.fid_ceiling"
+    return f"reference.floors.{name}", f"reference.ceilings.{name}"
+
+
 def metric(name: str) -> Metric:
     """The catalogue entry; for a metric registered after import (a plugin's), its registry
     entry; otherwise a plain one, for a metric a newer harness added."""

@@ -23,7 +23,7 @@ import pandas as pd
 
 from bench.metrics import states
 from reports import fmt
-from reports.catalog import HIGHER, Metric
+from reports.catalog import HIGHER, Metric, bound_columns
 from reports.endpoint import (BASELINE, MATCHINGS, SMALLEST_EFFECT, STEP_ONLY, is_primary,
                               primary_metric, secondary_family_size)
 from reports.stats import ALPHA, MIN_SEEDS_FOR_INTERVAL, holm, paired_interval, signed_rank_p
@@ -117,10 +117,8 @@ def _reference(in_task: pd.DataFrame, column: str) -> float | None:
 
 
 def _bounds(in_task: pd.DataFrame, metric: str) -> tuple[float | None, float | None]:
-    if metric.startswith("fid_"):  # the curve metric's own floor and ceiling
-        return _reference(in_task, "reference.fid_floor"), _reference(in_task, "reference.fid_ceiling")
-    return (_reference(in_task, f"reference.floors.{metric}"),
-            _reference(in_task, f"reference.ceilings.{metric}"))
+    floor, ceiling = bound_columns(metric)
+    return _reference(in_task, floor), _reference(in_task, ceiling)
 
 
 def _mean(in_task: pd.DataFrame, strategy: str, column: str) -> float | None:
@@ -136,7 +134,7 @@ def baseline_health(in_task: pd.DataFrame) -> Health:
     its mean coverage is below the share of the real level that marks collapse."""
     if BASELINE not in set(in_task["strategy"]):
         return Health(None, None, f"no {BASELINE} runs, so it is unknown whether the GAN learned")
-    dims = int(fmt.distinct(in_task, "settings.dims")[0])
+    dims = fmt.dims(in_task)
     name = primary_metric(dims)
     final = _mean(in_task, BASELINE, name)
     floor, ceiling = _bounds(in_task, name)
@@ -283,7 +281,7 @@ def compare_task(in_task: pd.DataFrame, metrics: list[Metric]) -> list[PairedCom
     A metric no unit of the task has is left out."""
     if BASELINE not in set(in_task["strategy"]):
         return []
-    dims = int(fmt.distinct(in_task, "settings.dims")[0])
+    dims = fmt.dims(in_task)
     health = baseline_health(in_task)
     base_units = in_task[in_task["strategy"] == BASELINE]
     others = sorted(set(in_task["strategy"]) - {BASELINE})

@@ -34,12 +34,12 @@ PLANNED_STRATEGIES = ("cyclegan-t2t1", "cyclegan-partial", "pretrained-encoder",
                       "cyclegan-inflated")
 
 
-def primary_metric(dims: int) -> str:
-    """The final value of the task's leading metric."""
-    return f"{LEADING[dims]}_final"
+def primary_metric(dims: int | None) -> str:
+    """The final value of the task's leading metric (rows without dims: the 2D one)."""
+    return f"{LEADING.get(dims, LEADING[2])}_final"
 
 
-def is_primary(strategy: str, metric: str, dims: int) -> bool:
+def is_primary(strategy: str, metric: str, dims: int | None) -> bool:
     return strategy == PRIMARY_STRATEGY and metric == primary_metric(dims)
 
 

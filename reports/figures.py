@@ -50,6 +50,13 @@ def _seed_curves(analysis: Analysis, task: str) -> dict[str, pd.DataFrame]:
     return out
 
 
+def _floor_and_ceiling(axes, analysis: Analysis, task: str) -> None:
+    for label, column, style in (("floor", "reference.fid_floor", ":"),
+                                 ("ceiling", "reference.fid_ceiling", "--")):
+        for value in fmt.distinct(analysis.in_task(task), column)[:1]:
+            axes.axhline(float(value), color="grey", linestyle=style, label=label)
+
+
 def fid_curves(analysis: Analysis, task: str, out_dir: Path) -> Path | None:
     curves = _seed_curves(analysis, task)
     if not curves:
@@ -60,11 +67,7 @@ def fid_curves(analysis: Analysis, task: str, out_dir: Path) -> Path | None:
         line, = axes.plot(stats.index, stats["mean"], label=strategy)
         axes.fill_between(stats.index, stats["min"], stats["max"], color=line.get_color(),
                           alpha=0.2, linewidth=0)
-    in_task = analysis.in_task(task)
-    for label, column, style in (("floor", "reference.fid_floor", ":"),
-                                 ("ceiling", "reference.fid_ceiling", "--")):
-        for value in fmt.distinct(in_task, column)[:1]:
-            axes.axhline(float(value), color="grey", linestyle=style, label=label)
+    _floor_and_ceiling(axes, analysis, task)
     targets = analysis.convergence.loc[analysis.convergence["task"] == task, "target"].dropna()
     if len(targets):
         axes.axhline(float(targets.iloc[0]), color="black", linestyle="-.", linewidth=0.8,
@@ -108,10 +111,7 @@ def fid_flops(analysis: Analysis, task: str, out_dir: Path) -> Path | None:
     axes = figure.add_subplot()
     for strategy, points in curves.items():
         axes.plot(points["flops"], points["fid"], marker=".", markersize=3, label=strategy)
-    for label, column, style in (("floor", "reference.fid_floor", ":"),
-                                 ("ceiling", "reference.fid_ceiling", "--")):
-        for value in fmt.distinct(analysis.in_task(task), column)[:1]:
-            axes.axhline(float(value), color="grey", linestyle=style, label=label)
+    _floor_and_ceiling(axes, analysis, task)
     if all((p["fid"] > 0).all() for p in curves.values()):
         axes.set_yscale("log")
     axes.set(xlabel="cumulative training FLOPs (pretext + GAN)",

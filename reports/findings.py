@@ -58,7 +58,7 @@ def _speedups(analysis: Analysis, task: str) -> str | None:
 
 
 def _task_lines(analysis: Analysis, task: str, label: str) -> list[str]:
-    dims = int(fmt.distinct(analysis.in_task(task), "settings.dims")[0])
+    dims = fmt.dims(analysis.in_task(task))
     lines = [f"other metrics, {text}." for text in
              _other_metrics(analysis.comparisons[task], primary_metric(dims))]
     for name, what in (("divergence_rate", "diverged"), ("mode_collapse_rate", "mode collapse")):
@@ -78,7 +78,7 @@ def _across_tasks(labels: dict[str, str], analysis: Analysis) -> list[str]:
     """Per strategy, its leading-metric verdicts on every task: does it hold in 2D and 3D?"""
     verdicts: dict[str, list[str]] = {}
     for task, comparisons in analysis.comparisons.items():
-        dims = int(fmt.distinct(analysis.in_task(task), "settings.dims")[0])
+        dims = fmt.dims(analysis.in_task(task))
         for c in comparisons:
             if c.metric == primary_metric(dims):
                 verdicts.setdefault(c.strategy, []).append(

@@ -71,6 +71,12 @@ def distinct(frame: pd.DataFrame, column: str) -> list[Any]:
     return out
 
 
+def dims(in_task: pd.DataFrame) -> int | None:
+    """The task's dimensionality (2 or 3); None for rows that do not record it."""
+    values = distinct(in_task, "settings.dims")
+    return int(values[0]) if values else None
+
+
 def reference_value(frame: pd.DataFrame, column: str, digits: int = 2) -> str:
     """A reference number all units should share; a range, said so, when they do not."""
     values = [float(v) for v in distinct(frame, column)]

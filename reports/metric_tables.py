@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from reports import fmt
 from reports.analysis import Analysis
-from reports.catalog import Metric, metric
+from reports.catalog import Metric, bound_columns, metric
 from reports.fmt import table
 from reports.comparisons import PairedComparison
 from reports.endpoint import SMALLEST_EFFECT
@@ -14,12 +14,7 @@ from reports.tables import BASELINE, strategy_order
 
 
 def _bounds(in_task, name: str, digits: int) -> list[str]:
-    """The metric's floor and ceiling (reference.floors / ceilings; the curve metric's own)."""
-    if name == "fid_final":
-        columns = ("reference.fid_floor", "reference.fid_ceiling")
-    else:
-        columns = (f"reference.floors.{name}", f"reference.ceilings.{name}")
-    return [fmt.reference_value(in_task, column, digits) for column in columns]
+    return [fmt.reference_value(in_task, column, digits) for column in bound_columns(name)]
 
 
 def metrics_table(analysis: Analysis, task: str) -> str:
