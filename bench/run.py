@@ -197,8 +197,8 @@ def run_unit(task: Task, strategy_name: str, seed: int, cfg: RunConfig, store: R
     spec, data, evaluator, device = task.spec, task.data, task.evaluator, task.device
     stem = unit_stem(spec.name, strategy_name, seed)
     budgets = budgets or {}
-    start = time.perf_counter()
     unit = build_unit(task, strategy_name, seed, pretext_seed(cfg, seed), tuned)
+    start = time.perf_counter()  # a pretext trained for this seed counts in its own seconds
     s, G, used, transfer = unit.s, unit.G, unit.pretexts, unit.transfer
     strategy = strategies.get_strategy(strategy_name)
     result = train(task, unit, store.checkpoint_path(stem), f"{spec.name} {strategy_name} seed{seed}",
