@@ -44,5 +44,5 @@ def weights_digest(state: dict[str, dict[str, torch.Tensor]]) -> str:
     for part in sorted(state):
         for name in sorted(state[part]):
             h.update(f"{part}.{name}".encode())
-            h.update(state[part][name].detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+            h.update(state[part][name].detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]

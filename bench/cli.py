@@ -49,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--pretext-seed", type=int, default=None,
                    help="one pretext for every seed (default: seed k uses pretext seed k)")
     r.add_argument("--shard", default="0/1",
-                   help="I/N: run every N-th unit from the I-th (one machine of N; same other arguments)")
+                   help="I/N: run every N-th (task, seed) from the I-th, all strategies of each (one "
+                   "machine of N; same other arguments)")
     r.add_argument("--tuned", default=None, metavar="URL",
                    help="Optuna storage of `bench tune`: each (task, strategy) with its best trial")
     r.add_argument("--no-progress", action="store_true")

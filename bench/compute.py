@@ -48,7 +48,7 @@ def gan_step_flops(s: Settings) -> dict[str, int]:
     """{"step": a plain D + G step, "r1": what a lazy-R1 step adds} for one batch."""
     from bench.nets import build_networks
     from bench.train import d_loss, g_loss, r1_loss
-    with META:
+    with META, torch.random.fork_rng():  # build_networks seeds the global generator
         G, D = build_networks(s, 0)
     z = torch.zeros(s.batch_size, s.z_dim, device=META)
     real = _batch(s, s.batch_size)

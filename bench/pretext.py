@@ -28,6 +28,11 @@ from bench.profiles import Settings
 ARTIFACT_VERSION = 2
 
 
+class PretextDiverged(RuntimeError):
+    """A pretext whose training ended with non-finite weights: a training outcome (the units
+    started from it count as lost), unlike a crash, which is rerun."""
+
+
 @dataclass
 class PretextArtifact:
     name: str
@@ -240,7 +245,8 @@ def get_pretext(name: str, ctx: PretextContext, cache_dir: Path) -> PretextArtif
         state, info = PRETEXTS[name](ctx)
         bad = nonfinite({f"{k}.{n}": t for k, sd in state.items() for n, t in sd.items()})
         if bad:  # never cache, and never hand strategies, a diverged pretext
-            raise RuntimeError(f"non-finite weights after training ({bad[0]} and {len(bad) - 1} more)")
+            raise PretextDiverged(f"non-finite weights after training ({bad[0]} and "
+                                  f"{len(bad) - 1} more)")
         steps = ctx.settings.pretext_steps if name == "cyclegan" else ctx.settings.autoencoder_steps
         info = {"key": key, "steps": steps, "seconds": round(time.perf_counter() - start, 2),
                 "device": str(ctx.device), "precision": ctx.precision, **info}

@@ -127,7 +127,7 @@ def _row(spec, strategy_name: str, seed: int, cfg: RunConfig, device: torch.devi
                      "data_fingerprint": data.fingerprint, "data_seed": cfg.data_seed,
                      "data_source": spec.source, "data_skipped": len(data.skipped),
                      "pretext_seed": pretext_seed(cfg, seed),
-                     "pretext_shared": cfg.pretext_seed is not None,
+                     "pretext_shared": cfg.pretext_seed is not None, "seeds": cfg.seeds,
                      "image_size": s.image_size, "dims": s.dims,
                      "batch_size": s.batch_size, "steps": s.steps, "harness": s.as_dict()},
         "versions": versions(), "hardware": hardware(device),
@@ -137,11 +137,12 @@ def _row(spec, strategy_name: str, seed: int, cfg: RunConfig, device: torch.devi
 
 
 def _failed_row(spec, strategy_name: str, seed: int, cfg: RunConfig, device: torch.device, data,
-                s: Settings, reason: str, failure: str) -> dict:
-    """`failure`: "pretext" (its pretext failed to train: the report counts the unit as lost)
-    or "error" (anything else, e.g. out of memory: rerun; no verdict is given meanwhile)."""
+                s: Settings, reason: str, failure: str, tuned: dict | None) -> dict:
+    """`failure`: "pretext" (its pretext diverged in training: the report counts the unit as
+    lost) or "error" (anything else, e.g. out of memory: no verdict is given until a rerun, which
+    retries every failed unit, finishes it)."""
     return _row(spec, strategy_name, seed, cfg, device, data, s, reason=reason, failure=failure,
-                metrics_missing={"all": f"the unit failed: {reason}"})
+                tuned=tuned, metrics_missing={"all": f"the unit failed: {reason}"})
 
 
 def unit_compute(s: Settings, needs) -> dict:
@@ -165,14 +166,21 @@ def baseline_budgets(s: Settings, names: list[str]) -> dict[str, dict]:
 def _at_budgets(result: UnitResult, metrics: dict, budgets: dict, s: Settings,
                 evaluator: Evaluator) -> dict:
     """The baseline's leading metric and final-sample metrics at each strategy's budget."""
-    fids = {r["step"]: r.get("fid") for r in [*result.curve, *result.extension]}
+    rows = [r for r in [*result.curve, *result.extension] if "d_acc_real" in r]  # evaluations
+    evaluated = {r["step"] for r in rows}
+    fids = {r["step"]: r["fid"] for r in rows if r.get("fid") is not None}
+    stopped = result.extension_diverged_step
     finals: dict[int, dict] = {}
     out = {}
     for name, budget in budgets.items():
         step = budget["step"]
         entry = {"flops": budget["flops"], "step": step, "gan_flops": gan_flops(s, step)}
-        if result.status != "ok" or fids.get(step) is None:
-            out[name] = {**entry, "status": "diverged"}
+        if step not in fids:
+            # Diverged before it (or its images were not finite): lost, counted at the worst.
+            # Never evaluated there (a checkpoint of a run planned with other budgets): missing.
+            lost = (result.status != "ok" or step in evaluated
+                    or (stopped is not None and step > stopped))
+            out[name] = {**entry, "status": "diverged" if lost else "not evaluated"}
             continue
         if step == s.steps:
             # The step-matched values themselves; the curve's summaries are not final metrics.
@@ -210,8 +218,8 @@ def run_unit(task: Task, strategy_name: str, seed: int, cfg: RunConfig, store: R
     compute = {"gan_flops": gan_flops(s, result.steps), "gan_seconds": round(result.train_seconds, 2),
                "pretexts": {n: {"flops": pretext_flops(n, s), "seconds": a.info.get("seconds")}
                             for n, a in used.items()},
-               "evaluation_flops": evaluation_flops(G, s, evaluator,
-                                                    len(result.curve) + len(result.extension))}
+               "evaluation_flops": evaluation_flops(G, s, evaluator, sum(
+                   "d_acc_real" in r for r in [*result.curve, *result.extension]))}
     compute["total_flops"] = compute["gan_flops"] + pretext_flops_total
     files = {"curve": store.write_curve(stem, _with_flops(result.curve, s, pretext_flops_total)),
              "extension_curve": None, "samples": None, "samples_nifti": None, "closest": None,
@@ -263,8 +271,9 @@ def run(cfg: RunConfig) -> Path:
         raise BenchError(f"shard {shard}/{shards}: need 0 <= I < N")
     # Every n-th (task, seed) of the full plan, in a fixed order, with all its strategies:
     # machines given the same arguments and different shards run disjoint units that together
-    # make the whole plan, and each seed's pretext is trained on one machine only.
-    groups = [(spec, seed) for spec in specs for seed in range(cfg.seeds)]
+    # make the whole plan, and a seed's units (and, by default, its pretexts) stay on one
+    # machine. Seed-major, so that more --seeds later keep every earlier group on its shard.
+    groups = [(spec, seed) for seed in range(cfg.seeds) for spec in specs]
     plan = [(spec, st, seed) for spec, seed in groups[shard::shards] for st in cfg.strategies]
     if not plan:
         raise BenchError(f"shard {shard}/{shards} has no units (the plan has {len(groups)} "
@@ -302,15 +311,16 @@ def run(cfg: RunConfig) -> Path:
         real_samples = store.write_real_samples(spec.name, task.evaluator.held_out, s.dims)
         budgets = baseline_budgets(s, cfg.strategies)
         for st, seed in sorted(pending, key=lambda unit: unit[1]):  # a seed's pretexts, then the next
+            trial = tuned.get((spec.name, st))
             try:
-                row = run_unit(task, st, seed, cfg, store, reference, real_samples,
-                               tuned.get((spec.name, st)),
+                row = run_unit(task, st, seed, cfg, store, reference, real_samples, trial,
                                budgets if st == strategies.BASELINE else None)
             except PretextFailed as err:
-                row = _failed_row(spec, st, seed, cfg, device, task.data, s, str(err), "pretext")
+                row = _failed_row(spec, st, seed, cfg, device, task.data, s, str(err), "pretext",
+                                  trial)
             except Exception as err:  # one broken unit or plugin must not sink the others
                 row = _failed_row(spec, st, seed, cfg, device, task.data, s,
-                                  f"{type(err).__name__}: {err}", "error")
+                                  f"{type(err).__name__}: {err}", "error", trial)
             store.append(row)
             bar.update(1)
     bar.close()

@@ -143,6 +143,9 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
     `transferred`: the strategy's transfer report; its parts train at lr x transfer_lr_scale.
     `budget_steps`: train on past `s.steps` to the largest, on the same evaluation schedule,
     evaluating at each (UnitResult.extension, budget_samples)."""
+    if any(step < s.steps for step in budget_steps):
+        # An evaluation inside the common budget would change the step-matched curve.
+        raise ValueError(f"budget steps {sorted(budget_steps)} must not be below {s.steps}")
     fast_layout(G.to(device), s.dims).train()
     fast_layout(D.to(device), s.dims).train()
     moved = [TRANSFER_PREFIXES[part] for part, count in (transferred or {}).items()

@@ -20,7 +20,7 @@ from bench.device import check_precision, resolve_device
 from bench.errors import BenchError
 from bench.metrics.evaluation import Evaluator
 from bench.nets import build_networks, count_parameters
-from bench.pretext import PretextContext, get_pretext
+from bench.pretext import PretextContext, PretextDiverged, get_pretext
 from bench.profiles import Settings, get_settings
 from bench.train import UnitResult, train_unit
 
@@ -75,7 +75,8 @@ def apply_tuned(s: Settings, strategy, tuned: dict) -> Settings:
 
 
 class PretextFailed(Exception):
-    """A pretext a strategy needs could not be trained: its units fail, the others run."""
+    """A pretext a strategy needs diverged in training: its units fail and count as lost; the
+    others run. Any other error while getting a pretext propagates as itself (rerun)."""
 
 
 class Pretexts:
@@ -86,22 +87,22 @@ class Pretexts:
         self.data, self.s, self.device, self.precision = data, s, device, precision
         self.cache_dir, self.progress = cache_dir, progress
         self.found: dict[tuple[str, int], object] = {}
-        self.broken: dict[tuple[str, int], str] = {}
+        self.diverged: dict[tuple[str, int], str] = {}
 
     def get(self, names, seed: int) -> dict:
-        """{name: artifact}; PretextFailed with the first failure's reason."""
+        """{name: artifact}; PretextFailed with the reason when one diverged in training."""
         ctx = PretextContext(self.data, self.s, seed, self.device, self.precision, self.progress)
         out = {}
         for name in names:
             key = (name, seed)
-            if key not in self.found and key not in self.broken:
+            if key not in self.found and key not in self.diverged:
                 try:
                     self.found[key] = get_pretext(name, ctx, self.cache_dir)
-                except Exception as err:  # cached: the next unit needing it fails at once
-                    self.broken[key] = (f"pretext {name} (seed {seed}) failed: "
-                                        f"{type(err).__name__}: {err}")
-            if key in self.broken:
-                raise PretextFailed(self.broken[key])
+                except PretextDiverged as err:  # remembered: the next unit fails at once
+                    self.diverged[key] = (f"pretext {name} (seed {seed}) failed: "
+                                          f"{type(err).__name__}: {err}")
+            if key in self.diverged:
+                raise PretextFailed(self.diverged[key])
             out[name] = self.found[key]
         return out
 

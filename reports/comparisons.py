@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -24,8 +24,8 @@ import pandas as pd
 from bench.metrics import states
 from reports import fmt
 from reports.catalog import HIGHER, Metric, bound_columns
-from reports.endpoint import (BASELINE, MATCHINGS, SMALLEST_EFFECT, STEP_ONLY, is_primary,
-                              primary_metric, secondary_family_size)
+from reports.endpoint import (BASELINE, MATCHINGS, PLANNED_STRATEGIES, SMALLEST_EFFECT,
+                              STEP_ONLY, is_primary, primary_metric, secondary_family_size)
 from reports.stats import ALPHA, MIN_SEEDS_FOR_INTERVAL, holm, paired_interval, signed_rank_p
 
 CSV_COLUMNS = ("task", "strategy", "baseline", "metric", "family", "matching", "n_pairs",
@@ -183,6 +183,7 @@ def _infrastructure(units: pd.DataFrame) -> list[str]:
 class _Side:
     values: dict[int, float | None]  # seed -> value (None where lost or missing)
     lost: set[int]
+    absent: set[int] = field(default_factory=set)  # no value to compare, and none to impute
 
 
 def _strategy_side(units: pd.DataFrame, metric: str, dims: int) -> _Side:
@@ -203,16 +204,18 @@ def _budget_side(units: pd.DataFrame, strategy: str, metric: str, dims: int) -> 
     prefix = f"budgets.{strategy}"
     if f"{prefix}.status" not in units.columns or units[f"{prefix}.status"].isna().all():
         return None
-    values, gone = {}, set()
+    side = _Side({}, set())
     for _, u in units.iterrows():
-        seed = int(u["seed"])
-        if lost(u, dims) or u.get(f"{prefix}.status") != "ok":
-            gone.add(seed)
-            values[seed] = None
-        else:
+        seed, status = int(u["seed"]), u.get(f"{prefix}.status")
+        side.values[seed] = None
+        if status == "diverged" or (u["status"] == "failed" and pretext_failed(u)):
+            side.lost.add(seed)
+        elif status == "ok":
             v = u.get(f"{prefix}.{metric}")
-            values[seed] = None if fmt.is_missing(v) else float(v)
-    return _Side(values, gone)
+            side.values[seed] = None if fmt.is_missing(v) else float(v)
+        else:  # not trained on to this budget (run without the strategy), or not evaluated there
+            side.absent.add(seed)
+    return side
 
 
 def _worst(observed: list[float], ceiling: float | None, higher_is_better: bool) -> float | None:
@@ -253,6 +256,12 @@ def paired(x: _Side, y: _Side, ceiling: float | None, higher_is_better: bool) ->
     return out
 
 
+def _planned_seeds(in_task: pd.DataFrame) -> set[int]:
+    """Seeds 0..N-1 of the largest --seeds the rows record (none for rows without it)."""
+    counts = pd.to_numeric(in_task.get("settings.seeds", pd.Series(dtype=float)), errors="coerce")
+    return set(range(int(counts.max()))) if counts.notna().any() else set()
+
+
 def _withheld(in_task: pd.DataFrame, strategy: str, x: _Side, y: _Side | None, health: Health,
               matching: str) -> str | None:
     if not health.fit:
@@ -260,6 +269,11 @@ def _withheld(in_task: pd.DataFrame, strategy: str, x: _Side, y: _Side | None, h
     if y is None:
         return (f"no {BASELINE} values at {strategy}'s compute budget: this run's {BASELINE} did "
                 "not train on past the common step budget")
+    planned = _planned_seeds(in_task)
+    unseen = sorted(planned - set(x.values) - set(y.values))
+    if unseen:
+        return (f"seed(s) {', '.join(map(str, unseen))} of the planned {len(planned)} are in "
+                "no run directory: merge every shard, or finish the run")
     broken = _infrastructure(in_task[in_task["strategy"].isin([strategy, BASELINE])])
     if broken:
         return (f"{len(broken)} unit(s) failed for reasons other than training "
@@ -268,6 +282,10 @@ def _withheld(in_task: pd.DataFrame, strategy: str, x: _Side, y: _Side | None, h
         gone = sorted(set(other.values) - set(side.values))
         if gone:
             return f"seed(s) {', '.join(map(str, gone))} of {name} missing: finish the run"
+    if y.absent:
+        return (f"{BASELINE} seed(s) {', '.join(map(str, sorted(y.absent)))} did not train on to "
+                f"{strategy}'s compute budget (run before {strategy} joined the run, or resumed "
+                f"from another plan): delete those {BASELINE} rows and rerun")
     empty = sorted(s for s in x.values if s in y.values and s not in x.lost | y.lost
                    and (x.values[s] is None or y.values[s] is None))
     if empty:
@@ -309,7 +327,9 @@ def compare_task(in_task: pd.DataFrame, metrics: list[Metric]) -> list[PairedCom
                 if y is not None:
                     c = replace(c, **paired(x, y, ceiling, m.better == HIGHER))
                 out.append(c)
-    sizes = {"primary": len(MATCHINGS), "secondary": secondary_family_size(names)}
+    # Tests of strategies outside the plan add to the declared size, never hide inside it.
+    unplanned = sum(c.family == "secondary" and c.strategy not in PLANNED_STRATEGIES for c in out)
+    sizes = {"primary": len(MATCHINGS), "secondary": secondary_family_size(names) + unplanned}
     for family, size in sizes.items():
         members = [i for i, c in enumerate(out) if c.family == family and c.p is not None]
         for i, adjusted in zip(members, holm([out[i].p for i in members], size)):

@@ -108,6 +108,13 @@ def _check_same_experiment(rows: list[dict[str, Any]]) -> None:
         tuned = row.get("tuned") or {}
         checks = [(("profile",), "profile", settings.get("profile")),
                   (("precision",), "precision", settings.get("precision")),
+                  (("pretext_shared",), "pretext design (one per seed, or --pretext-seed)",
+                   settings.get("pretext_shared")),
+                  # A failed unit never trained: its settings are the untuned ones.
+                  (("harness", task, row["strategy"]), f"harness settings of {row['strategy']} "
+                   f"on {task}", None if settings.get("harness") is None
+                   or row["status"] == "failed"
+                   else json.dumps(settings["harness"], sort_keys=True)),
                   (("device",), "device type", None if device is None else str(device).split(":")[0]),
                   (("tuned", task, row["strategy"]), f"tuning source of {row['strategy']} on {task}",
                    f"{tuned.get('storage')} {tuned.get('study')} trial {tuned.get('trial')}"

@@ -93,3 +93,31 @@ def test_scratch_trains_on_to_each_budget_and_keeps_its_step_matched_result(tmp_
     curve = pd.read_csv(out / transfer["files"]["curve"])
     assert curve["flops"].iloc[0] == cyc and curve["flops"].iloc[-1] == cyc + gan_flops(s, s.steps)
     assert transfer["compute"]["evaluation_flops"] > 0
+
+
+def test_a_budget_reached_before_the_extension_diverged_keeps_its_values():
+    """Diverging right after the evaluation at one budget marks only the later budgets."""
+    from types import SimpleNamespace
+
+    from bench.run import _at_budgets
+    from bench.train import UnitResult
+    s = get_settings("smoke", 2)
+    first, second = s.steps + 2, s.steps + 4
+    evaluation = {"d_acc_real": 1.0, "d_acc_fake": 1.0}
+    result = UnitResult(steps=s.steps, curve=[{"step": s.steps, "fid": 9.0, **evaluation}],
+                        extension=[{"step": first, "fid": 7.0, **evaluation},
+                                   {"step": first, "fid": None}],  # the loss at `first` failed
+                        extension_diverged_step=first,
+                        budget_samples={first: torch.zeros(2, 1, s.image_size, s.image_size)})
+    evaluator = SimpleNamespace(final=lambda samples: ({"coverage": 0.5}, {}))
+    budgets = {"a": {"flops": 1, "step": first}, "b": {"flops": 2, "step": second},
+               "c": {"flops": 0, "step": s.steps}}
+    out = _at_budgets(result, {"fid_final": 9.0, "coverage": 0.4, "fid_auc": 10.0}, budgets, s,
+                      evaluator)
+    assert out["a"]["status"] == "ok" and out["a"]["fid_final"] == 7.0 and out["a"]["coverage"] == 0.5
+    assert out["b"]["status"] == "diverged"
+    assert out["c"] == {**out["c"], "status": "ok", "fid_final": 9.0, "coverage": 0.4}
+    assert "fid_auc" not in out["c"]
+    # A budget the loop never evaluated (a checkpoint planned with other budgets) is missing.
+    result.extension_diverged_step, result.extension = None, result.extension[:1]
+    assert _at_budgets(result, {}, {"b": budgets["b"]}, s, evaluator)["b"]["status"] == "not evaluated"

@@ -390,6 +390,25 @@ def test_compute_matched_values_come_from_the_baseline_budget(tmp_path: Path) ->
     assert step.diff_mean == pytest.approx(-1.0) and step.verdict == "better"
 
 
+def test_a_baseline_without_a_budget_is_missing_not_lost(tmp_path: Path) -> None:
+    rows = seven_seed_rows(shift=-1.0)
+    for row in rows:
+        if row["strategy"] == "scratch" and row["seed"] > 0:
+            row["budgets"] = {"cyclegan-t2t1": {"status": "ok", "step": 900,
+                                                "fid_final": row["metrics"]["fid_final"]}}
+    c = primary(tmp_path / "r", rows, "compute")  # seed 0 ran before cyclegan-t2t1 joined
+    assert c.verdict == "no verdict" and c.n_diverged == 0
+    assert c.why.startswith("scratch seed(s) 0 did not train on to cyclegan-t2t1's compute budget")
+
+
+def test_seeds_of_the_plan_missing_from_every_directory_withhold(tmp_path: Path) -> None:
+    rows = [r for r in seven_seed_rows() if r["seed"] != 3]  # one shard's seed not merged
+    for row in rows:
+        row["settings"]["seeds"] = 7
+    c = primary(tmp_path / "r", rows)
+    assert c.verdict == "no verdict" and c.why.startswith("seed(s) 3 of the planned 7 are in no")
+
+
 def test_report_comparison_rows(text: str) -> None:
     row = line_with(text, "| final domain FID ↓ | cyclegan-t2t1 | step |")
     assert "| primary | 8 | -10.00 |" in row and row.endswith("| no | better |")

@@ -268,6 +268,16 @@ def test_merge_refuses_mixed_harness_pretexts_or_tuning(tmp_path: Path, change: 
     b = write_run(tmp_path / "b", [_changed(row(1), change)])
     with pytest.raises(BenchError, match=message):
         load_results([a, b])
+    # A failed unit never trained: it carries the untuned harness, and still merges.
+    failed = row(2)
+    failed.update(status="failed", reason="RuntimeError: out of memory")
+    failed["settings"]["harness"] = {"lr_g": 1.0}
+    row1 = row(1)
+    row1["settings"]["harness"] = {"lr_g": 2.0}
+    first = row(0)
+    first["settings"]["harness"] = {"lr_g": 2.0}
+    assert len(load_results([write_run(tmp_path / "h0", [first, row1]),
+                             write_run(tmp_path / "h1", [failed])])) == 3
     # Per-seed pretexts hold different weights by design: another seed's pretext merges.
     if change == "pretext":
         other = row(1)

@@ -110,20 +110,33 @@ def test_rerun_with_other_settings_in_the_same_directory_is_refused(tmp_path, ca
 
 def test_a_failing_pretext_fails_only_the_units_that_need_it(tmp_path, monkeypatch):
     import bench.pretext
+    real = bench.pretext.PRETEXTS["cyclegan"]
 
-    def broken(ctx):
+    def diverges(ctx):
+        state, info = real(ctx)
+        state["G_t2t1"] = {k: v * float("nan") for k, v in state["G_t2t1"].items()}
+        return state, info
+
+    def crashes(ctx):
         raise RuntimeError("pretext exploded")
 
-    monkeypatch.setitem(bench.pretext.PRETEXTS, "cyclegan", broken)
+    monkeypatch.setitem(bench.pretext.PRETEXTS, "cyclegan", diverges)
     out = tmp_path / "run"
     run(_config(out, tmp_path / "cache", strategies=("cyclegan-t2t1", "scratch")))
     rows = {r["strategy"]: r for r in _rows(out)}
     assert rows["cyclegan-t2t1"]["status"] == "failed"
-    assert "pretext cyclegan (seed 0) failed: RuntimeError: pretext exploded" in rows["cyclegan-t2t1"]["reason"]
+    assert ("pretext cyclegan (seed 0) failed: PretextDiverged: non-finite weights"
+            in rows["cyclegan-t2t1"]["reason"])
     assert rows["cyclegan-t2t1"]["settings"]["device"] == "cpu"
-    assert rows["cyclegan-t2t1"]["failure"] == "pretext"  # counted as lost, not rerun-and-wait
+    assert rows["cyclegan-t2t1"]["failure"] == "pretext"  # a training outcome: counted as lost
     assert rows["scratch"]["status"] == "ok"
     assert not list((tmp_path / "cache").glob("pretexts/*cyclegan*"))
+
+    # A crash is no training outcome: the unit fails as an error, rerun before any verdict.
+    monkeypatch.setitem(bench.pretext.PRETEXTS, "cyclegan", crashes)
+    run(_config(tmp_path / "crash", tmp_path / "cache", strategies=("cyclegan-t2t1",)))
+    (row,) = _rows(tmp_path / "crash")
+    assert row["failure"] == "error" and "RuntimeError: pretext exploded" in row["reason"]
 
 
 def test_readme_shows_the_example_plugin_verbatim():

@@ -120,6 +120,16 @@ def test_tuning_records_its_split_and_seeds_and_a_run_on_others_is_refused(tmp_p
     assert row["tuned"]["unit_seed"] == TUNING_SEEDS and row["status"] == "ok"
 
 
+def test_a_study_with_trials_of_unknown_split_is_not_tuned_on(tmp_path, cache_dir):
+    cfg = _config(tmp_path / "tune", cache_dir, strategies=("scratch",), trials=1)
+    (tmp_path / "tune").mkdir()
+    study = optuna.create_study(storage=open_storage(storage_url(cfg), 30, 90),
+                                study_name=study_name("smoke", "phantom-2d", "scratch"))
+    study.ask()  # a trial an older version made, on seeds nobody recorded
+    with pytest.raises(BenchError, match="do not record their split"):
+        tune(cfg)
+
+
 def test_a_bad_storage_url_is_a_one_line_error(tmp_path, cache_dir):
     with pytest.raises(BenchError, match="cannot open Optuna storage"):
         tune(_config(tmp_path / "tune", cache_dir, storage="nosuchdb://x"))
