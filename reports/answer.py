@@ -67,9 +67,18 @@ def verdict_text(c: PairedComparison) -> str:
     return f"{words} ({'; '.join(numbers)}{tail})"
 
 
-def _by_matching(comparisons: list[PairedComparison], strategy: str, name: str) -> str:
+def _by_matching(comparisons: list[PairedComparison], strategy: str, name: str,
+                 fit: bool) -> str:
+    """Each matching's verdict; on a task whose baseline is not fit (said once, above), only
+    the mean paired difference, marked as descriptive."""
     found = {c.matching: c for c in comparisons if c.strategy == strategy and c.metric == name}
-    return "; ".join(f"{MATCHING_WORDS[k]}: {verdict_text(c)}" for k, c in found.items())
+    if fit:
+        return "; ".join(f"{MATCHING_WORDS[k]}: {verdict_text(c)}" for k, c in found.items())
+    digits = metric(name).digits
+    parts = [f"{MATCHING_WORDS[k]} {fmt.num(c.diff_mean, digits)} over {c.n_pairs} seed pair(s)"
+             for k, c in found.items() if c.diff_mean is not None]
+    return ("mean paired difference " + ", ".join(parts) + " (descriptive only)" if parts
+            else "no paired values")
 
 
 def _task_block(analysis: Analysis, task: str) -> list[str]:
@@ -82,18 +91,21 @@ def _task_block(analysis: Analysis, task: str) -> list[str]:
     lines = [f"### {fmt.task_label(in_task, task)}: {data_kind(analysis, task)}, {seeds} seed(s)",
              ""]
     present = set(in_task["strategy"])
+    health = analysis.health[task]
+    if BASELINE in present and not health.fit:
+        lines.append(f"- **No verdict on this task**: {health.text}.")
     if PRIMARY_STRATEGY in present and BASELINE in present:
         lines.append(f"- **{PRIMARY_STRATEGY} vs {BASELINE}** ({label}, primary): "
-                     f"{_by_matching(comparisons, PRIMARY_STRATEGY, name)}"
+                     f"{_by_matching(comparisons, PRIMARY_STRATEGY, name, health.fit)}"
                      f"{_divergence_note(analysis, task, PRIMARY_STRATEGY)}.")
     else:
         missing = " and ".join(s for s in (PRIMARY_STRATEGY, BASELINE) if s not in present)
         lines.append(f"- **no verdict**: the primary comparison needs {missing} runs in this task.")
     for strategy in sorted(present - {PRIMARY_STRATEGY, BASELINE}):
-        text = _by_matching(comparisons, strategy, name) if BASELINE in present else ""
+        text = _by_matching(comparisons, strategy, name, health.fit) if BASELINE in present else ""
         lines.append(f"- {strategy} vs {BASELINE} ({label}, secondary): "
                      f"{text or 'no comparison'}{_divergence_note(analysis, task, strategy)}.")
-    lines.append(f"- Baseline: {analysis.health[task].text}; diverged "
+    lines.append(f"- Baseline: {health.text if health.fit else 'as above'}; diverged "
                  f"{rate_text(analysis, task, BASELINE, 'divergence_rate')}, mode collapse "
                  f"{rate_text(analysis, task, BASELINE, 'mode_collapse_rate')}.")
     return lines

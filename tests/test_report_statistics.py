@@ -367,6 +367,10 @@ def test_the_baseline_gate_withholds_every_verdict(tmp_path: Path) -> None:
             row["metrics"]["fid_final"] = 300.0 + row["seed"]
     noise = primary(tmp_path / "noise", rows)
     assert noise.verdict == "no verdict" and "scratch did not learn" in noise.why
+    text = write_report([tmp_path / "noise" / "run"])["report"].read_text()
+    assert "- **No verdict on this task**: scratch did not learn" in text
+    assert ("mean paired difference at equal steps -290.00 over 7 seed pair(s) (descriptive "
+            "only)") in text
     rows = seven_seed_rows()
     for row in rows:
         row["reference"]["floors"] = {"coverage": 0.9}
