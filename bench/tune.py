@@ -182,10 +182,14 @@ def _record_split(study: optuna.Study, data, cfg: TuneConfig) -> None:
     study mixing trials of two splits or seed sets would choose from incomparable values."""
     record = {"split": split_identity(data), "unit_seed": TUNING_SEEDS + cfg.seed,
               "pretext_seed": cfg.pretext_seed}
-    if "split" not in study.user_attrs and study.get_trials(deepcopy=False):
-        raise BenchError(f"study {study.study_name} holds trials that do not record their split "
-                         "and seeds (an older version made them): tune again with another "
-                         "--storage")
+    finished = [t for t in study.get_trials(deepcopy=False)
+                if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    if "split" not in study.user_attrs and finished:
+        # Their values were measured on unknown seeds and split (an older version): a tuned
+        # run could not tell whether they overlap its own. Unfinished ones simply run again.
+        raise BenchError(f"study {study.study_name} holds finished trials that do not record "
+                         "their split and seeds (an older version made them): tune again with "
+                         "another --storage")
     for key, value in record.items():
         old = study.user_attrs.get(key)
         if old is None:

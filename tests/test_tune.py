@@ -125,7 +125,9 @@ def test_a_study_with_trials_of_unknown_split_is_not_tuned_on(tmp_path, cache_di
     (tmp_path / "tune").mkdir()
     study = optuna.create_study(storage=open_storage(storage_url(cfg), 30, 90),
                                 study_name=study_name("smoke", "phantom-2d", "scratch"))
-    study.ask()  # a trial an older version made, on seeds nobody recorded
+    old = study.ask()  # a trial an older version made, on seeds nobody recorded
+    suggest_harness(old)
+    study.tell(old, 50.0)
     with pytest.raises(BenchError, match="do not record their split"):
         tune(cfg)
 

@@ -152,7 +152,9 @@ def test_sigkill_mid_trial_then_rerun_resumes_and_equals_an_uninterrupted_study(
         if proc.poll() is None:
             proc.send_signal(sig)
             proc.wait()
-            killed += 1
+            # Counted only when it landed inside the trial: a trial that finished first (a
+            # smoke trial has milliseconds left after its checkpoint) removed its checkpoint.
+            killed += any((out / "checkpoints").glob("*/trial-*.pt"))
     assert killed >= 1
     _finish(_tune(out, cache_dir, 3, strategies=("scratch",)))
 
