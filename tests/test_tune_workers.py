@@ -118,16 +118,33 @@ def test_two_workers_on_postgresql_share_each_budget_exactly(tmp_path, cache_dir
     _two_workers_share_the_budget(tmp_path / "tune", cache_dir, postgres_url)
 
 
-def _mid_trial_checkpoint(folder: Path, since: float) -> bool:
-    """A trial checkpointed at step 3 of 6 since `since`: the kill lands inside that trial."""
-    for path in folder.glob("*/trial-*.pt"):
-        try:
-            if path.stat().st_mtime >= since and \
-                    torch.load(path, map_location="cpu", weights_only=False)["step"] == 3:
-                return True
-        except Exception:  # being replaced or removed: look again
-            pass
+def _stop_mid_trial(proc: subprocess.Popen, folder: Path, since: float) -> bool:
+    """Freeze the worker (SIGSTOP) once a trial has checkpointed at step 3 of 6 since `since`,
+    so that the signal sent next lands inside that trial however fast the trial runs; False if
+    the worker finished first. Looking is cheap (file times) until a checkpoint appears; only the
+    frozen worker's checkpoint is read."""
+    while proc.poll() is None:
+        fresh = [p for p in folder.glob("*/trial-*.pt") if _mtime(p) >= since]
+        if not fresh:
+            time.sleep(0.002)
+            continue
+        proc.send_signal(signal.SIGSTOP)
+        for path in folder.glob("*/trial-*.pt"):
+            try:
+                if torch.load(path, map_location="cpu", weights_only=False)["step"] == 3:
+                    return True
+            except Exception:  # being replaced or removed
+                pass
+        proc.send_signal(signal.SIGCONT)  # the step-6 checkpoint: that trial is ending
+        since = time.time()
     return False
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _outcomes(study: optuna.Study) -> list:
@@ -147,14 +164,13 @@ def test_sigkill_mid_trial_then_rerun_resumes_and_equals_an_uninterrupted_study(
     for sig in (signal.SIGINT, signal.SIGKILL, signal.SIGKILL):  # Ctrl-C, then kill -9
         started = time.time()
         proc = _tune(out, cache_dir, 3, strategies=("scratch",))
-        while proc.poll() is None and not _mid_trial_checkpoint(out / "checkpoints", started):
-            time.sleep(0.01)
-        if proc.poll() is None:
+        if _stop_mid_trial(proc, out / "checkpoints", started):
             proc.send_signal(sig)
+            proc.send_signal(signal.SIGCONT)  # a SIGINT is handled once the worker runs again
             proc.wait()
-            # Counted only when it landed inside the trial: a trial that finished first (a
-            # smoke trial has milliseconds left after its checkpoint) removed its checkpoint.
-            killed += any((out / "checkpoints").glob("*/trial-*.pt"))
+            killed += 1
+        else:
+            _finish(proc)
     assert killed >= 1
     _finish(_tune(out, cache_dir, 3, strategies=("scratch",)))
 
