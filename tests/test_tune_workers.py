@@ -32,8 +32,11 @@ def _tune(out: Path, cache: Path, trials: int, storage: str | None = None,
             "--heartbeat", "5", "--out", str(out)]
     args += ["--storage", storage] if storage else []
     env = {**os.environ, "BENCH_CACHE": str(cache)}
+    # A shell that started the tests in the background ignores SIGINT, and children inherit
+    # that (Python then raises no KeyboardInterrupt): the worker gets Ctrl-C's usual meaning.
     return subprocess.Popen([sys.executable, "-m", "bench.cli", "tune", *args], cwd=REPO,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _finish(proc: subprocess.Popen) -> None:
