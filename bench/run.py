@@ -46,7 +46,7 @@ class RunConfig:
     pretext_seed: int | None = None
     progress: bool = True
     # (i, n): this machine runs every n-th (task, seed) from the i-th, all strategies of each, so
-    # a seed's pretext and the units that share it stay on one machine.
+    # a seed's units (and, unless --pretext-seed shares one, its pretext) stay on one machine.
     shard: tuple[int, int] = (0, 1)
     tuned: str | None = None  # Optuna storage URL: each (task, strategy) with its best trial
 
@@ -208,16 +208,16 @@ def run_unit(task: Task, strategy_name: str, seed: int, cfg: RunConfig, store: R
     unit = build_unit(task, strategy_name, seed, pretext_seed(cfg, seed), tuned)
     start = time.perf_counter()  # a pretext trained for this seed counts in its own seconds
     s, G, used, transfer = unit.s, unit.G, unit.pretexts, unit.transfer
-    strategy = strategies.get_strategy(strategy_name)
     result = train(task, unit, store.checkpoint_path(stem), f"{spec.name} {strategy_name} seed{seed}",
                    budget_steps=tuple(sorted({b["step"] for b in budgets.values()})))
     metrics, missing = _metrics(result, evaluator)
     events = detect_events(result.curve, s, reference["floors"].get("coverage"),
                            result.diverged_step if result.status == "diverged" else None)
-    pretext_flops_total = sum(unit_compute(s, strategy.needs)["pretext_flops"].values())
+    spent = {n: {"flops": pretext_flops(n, s), "seconds": a.info.get("seconds")}
+             for n, a in used.items()}
+    pretext_flops_total = sum(p["flops"] for p in spent.values())
     compute = {"gan_flops": gan_flops(s, result.steps), "gan_seconds": round(result.train_seconds, 2),
-               "pretexts": {n: {"flops": pretext_flops(n, s), "seconds": a.info.get("seconds")}
-                            for n, a in used.items()},
+               "pretexts": spent,
                "evaluation_flops": evaluation_flops(G, s, evaluator, sum(
                    "d_acc_real" in r for r in [*result.curve, *result.extension]))}
     compute["total_flops"] = compute["gan_flops"] + pretext_flops_total

@@ -9,7 +9,6 @@ MIN_SEEDS_FOR_INTERVAL values (or pairs).
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np

@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
