@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 from bench.errors import BenchError
-from bench.profiles import DEFAULT_SEEDS
+from bench.profiles import DEFAULT_RECIPE, DEFAULT_SEEDS
+
+PRIMARY_PAIR = "scratch,cyclegan-t2t1"  # reports.endpoint: BASELINE and PRIMARY_STRATEGY
 
 
 def _names(value: str, known: list[str], what: str) -> list[str]:
@@ -43,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--plugin", action="append", default=[], help="strategy file.py or module")
     r.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")
     r.add_argument("--precision", default="bf16", help="bf16 (autocast) or fp32")
+    _recipe_argument(r)
     r.add_argument("--cache", type=Path, default=None,
                    help="task data and pretext cache (default $BENCH_CACHE or ~/.cache/gan-init-bench)")
     r.add_argument("--data-seed", type=int, default=0)
@@ -66,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--plugin", action="append", default=[], help="strategy file.py or module")
     t.add_argument("--device", default="auto")
     t.add_argument("--precision", default="bf16")
+    _recipe_argument(t)
     t.add_argument("--cache", type=Path, default=None)
     t.add_argument("--seed", type=int, default=0,
                    help="sampler seed; trials train with network and noise seed 10000 + SEED")
@@ -76,6 +80,30 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--heartbeat", type=int, default=30, metavar="SECONDS",
                    help="a worker silent for 3 heartbeats is dead; its trial is run again")
     t.add_argument("--no-progress", action="store_true")
+
+    st = sub.add_parser("stability", help="the same N random hyper-parameter draws for every "
+                        "strategy: how often each learns without collapse or divergence")
+    st.add_argument("--draws", type=int, required=True,
+                    help="draws from `bench tune`'s search space; draw k trains with seed k")
+    st.add_argument("--strategy", default=f"{PRIMARY_PAIR}", help="all or NAME[,NAME] (default "
+                    f"the primary pair {PRIMARY_PAIR})")
+    st.add_argument("--task", default="all", help="all or NAME[,NAME] (built-in name or task .toml)")
+    _source_arguments(st)
+    st.add_argument("--profile", default="quick")
+    _recipe_argument(st)
+    st.add_argument("--draw-seed", type=int, default=0, help="the random sampler's seed")
+    st.add_argument("--pretext-seed", type=int, default=0,
+                    help="the one pretext every draw starts from (default 0), so that draws "
+                    "differ in the GAN's hyper-parameters only")
+    st.add_argument("--out", type=Path, default=None,
+                    help="directory (default runs/stability-PROFILE-RECIPE)")
+    st.add_argument("--shard", default="0/1", help="I/N: every N-th (task, draw) from the I-th")
+    st.add_argument("--plugin", action="append", default=[], help="strategy file.py or module")
+    st.add_argument("--device", default="auto")
+    st.add_argument("--precision", default="bf16")
+    st.add_argument("--cache", type=Path, default=None)
+    st.add_argument("--data-seed", type=int, default=0)
+    st.add_argument("--no-progress", action="store_true")
 
     d = sub.add_parser("data", help="check a data source: subjects, pairs, skipped scans, montage")
     d.add_argument("action", choices=["inspect"])
@@ -115,9 +143,15 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--cache", type=Path, default=None, help="cache (default $BENCH_CACHE or ~/.cache/gan-init-bench)")
 
     ls = sub.add_parser("list", help="list tasks, strategies or profiles")
-    ls.add_argument("what", choices=["tasks", "strategies", "profiles"])
+    ls.add_argument("what", choices=["tasks", "strategies", "profiles", "recipes"])
     ls.add_argument("--plugin", action="append", default=[])
     return p
+
+
+def _recipe_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipe", default=DEFAULT_RECIPE,
+                   help=f"training recipe, the same for every strategy: stabilized (default) or "
+                   "plain (see `bench list recipes`)")
 
 
 def _source_arguments(p: argparse.ArgumentParser) -> None:
@@ -166,6 +200,10 @@ def _list(what: str, plugins: list[str]) -> None:
             s2, s3 = get_settings(name, 2), get_settings(name, 3)
             print(f"{name:9s} 2D {s2.image_size}^2 x {s2.steps} steps, 3D {s3.image_size}^3 x "
                   f"{s3.steps} steps  {desc}")
+    elif what == "recipes":
+        from bench.profiles import DEFAULT_RECIPE, list_recipes
+        for name, desc in list_recipes().items():
+            print(f"{name:11s} {'(default) ' if name == DEFAULT_RECIPE else ''}{desc}")
     else:
         import strategies
         strategies.load_plugins(plugins)
@@ -186,9 +224,26 @@ def _run(args: argparse.Namespace) -> None:
         out=args.out or Path("runs") / args.profile, profile=args.profile, seeds=args.seeds,
         device=args.device, precision=args.precision, cache_dir=args.cache or default_cache(),
         data_seed=args.data_seed, pretext_seed=args.pretext_seed, progress=not args.no_progress,
-        shard=parse_shard(args.shard), tuned=args.tuned)
+        shard=parse_shard(args.shard), tuned=args.tuned, recipe=args.recipe)
     report = run(cfg)
     print(f"report: {report}")
+
+
+def _stability(args: argparse.Namespace) -> None:
+    import strategies
+    from bench.run import RunConfig, default_cache, parse_shard, run
+    strategies.load_plugins(args.plugin)
+    if args.draws < 1:
+        raise BenchError(f"--draws {args.draws}: need at least 1")
+    cfg = RunConfig(
+        strategies=_names(args.strategy, strategies.list_strategies(), "strategy"),
+        tasks=_tasks(args), seeds=args.draws, draw_seed=args.draw_seed,
+        out=args.out or Path("runs") / f"stability-{args.profile}-{args.recipe}",
+        profile=args.profile, device=args.device, precision=args.precision,
+        cache_dir=args.cache or default_cache(), data_seed=args.data_seed,
+        pretext_seed=args.pretext_seed, progress=not args.no_progress,
+        shard=parse_shard(args.shard), recipe=args.recipe)
+    print(f"report: {run(cfg)}")
 
 
 def _tune(args: argparse.Namespace) -> None:
@@ -202,7 +257,7 @@ def _tune(args: argparse.Namespace) -> None:
         out=args.out or Path("runs") / f"tune-{args.profile}", trials=args.trials,
         profile=args.profile, storage=args.storage, device=args.device, precision=args.precision,
         cache_dir=args.cache or default_cache(), seed=args.seed, data_seed=args.data_seed,
-        progress=not args.no_progress, heartbeat=args.heartbeat,
+        progress=not args.no_progress, heartbeat=args.heartbeat, recipe=args.recipe,
         **({} if args.pretext_seed is None else {"pretext_seed": args.pretext_seed}))
     for name, study in tune(cfg).items():
         done = effort(study)
@@ -279,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"report: {paths['report']}\ncsv: {paths['csv']}\nsummary: {paths['summary']}")
         elif args.command == "tune":
             _tune(args)
+        elif args.command == "stability":
+            _stability(args)
         elif args.command == "data":
             _inspect(args)
         elif args.command == "validate-metrics":

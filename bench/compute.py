@@ -18,6 +18,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.profiles import Settings
+from bench.train import d_score
 
 META = torch.device("meta")
 
@@ -29,12 +30,12 @@ def count_flops(fn) -> int:
     return int(counter.get_total_flops())
 
 
-def _gradient_by_backward(D: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _gradient_by_backward(D: torch.nn.Module, x: torch.Tensor, s: Settings) -> torch.Tensor:
     # The same operations as train.input_gradient, whose autograd.grad FlopCounterMode's module
     # tracker cannot follow (torch 2.13: "A leaf node was passed to _will_engine_execute_node").
     with warnings.catch_warnings():  # the reference cycle it warns of is broken right below
         warnings.filterwarnings("ignore", message="Using backward\\(\\) with create_graph=True")
-        D(x).sum().backward(create_graph=True, inputs=[x])
+        d_score(D, x, s).backward(create_graph=True, inputs=[x])
     grad, x.grad = x.grad, None
     return grad
 

@@ -116,10 +116,34 @@ def patchgan_depth(image_size: int) -> int:
     return n
 
 
-class PatchDiscriminator(nn.Module):
-    """CycleGAN's PatchGAN (4x4 convs, LeakyReLU 0.2, instance norm)."""
+class MinibatchStd(nn.Module):
+    """Appends one channel: the standard deviation of every feature across a group of samples,
+    averaged (Karras et al. 2017). A D that sees it can tell a batch of near-copies from a
+    diverse real batch, which no per-sample layer can."""
 
-    def __init__(self, spatial_dims: int, image_size: int, ndf: int = 64, in_channels: int = 1):
+    def __init__(self, group: int):
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        g = min(self.group, n)
+        while n % g:  # the largest group size up to `group` that divides the batch
+            g -= 1
+        y = x.float().reshape(g, n // g, *x.shape[1:])  # samples m, m + n/g, ... form a group
+        std = (y.var(0, unbiased=False) + 1e-8).sqrt().flatten(1).mean(1)
+        std = std.repeat(g).to(x.dtype).view(n, 1, *([1] * (x.dim() - 2)))
+        return torch.cat([x, std.expand(n, 1, *x.shape[2:])], 1)
+
+
+class PatchDiscriminator(nn.Module):
+    """CycleGAN's PatchGAN (4x4 convs, LeakyReLU 0.2, instance norm): `model` holds every layer
+    but the last, with the same names and shapes as the CycleGAN's own discriminators, so it is
+    what strategies transfer; `head` (the last 4x4 conv, after a minibatch standard deviation
+    channel when `mbstd_group` > 0) is never transferred."""
+
+    def __init__(self, spatial_dims: int, image_size: int, ndf: int = 64, in_channels: int = 1,
+                 mbstd_group: int = 0, norm: str = "instance"):
         super().__init__()
         d = spatial_dims
         n_layers = patchgan_depth(image_size)
@@ -130,13 +154,15 @@ class PatchDiscriminator(nn.Module):
             prev, mult = mult, min(2 ** n, 8)
             stride = 2 if n < n_layers else 1
             layers += [_conv(d, ndf * prev, ndf * mult, 4, stride=stride, pad=1),
-                       _norm(d, ndf * mult), nn.LeakyReLU(0.2, True)]
-        layers.append(_conv(d, ndf * mult, 1, 4, pad=1))
+                       _norm(d, ndf * mult) if norm == "instance" else nn.Identity(),
+                       nn.LeakyReLU(0.2, True)]
         self.model = nn.Sequential(*layers)
+        last = _conv(d, ndf * mult + (mbstd_group > 0), 1, 4, pad=1)
+        self.head = nn.Sequential(MinibatchStd(mbstd_group), last) if mbstd_group else last
         self.n_layers = n_layers
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
+        return self.head(self.model(x))
 
 
 def init_weights(module: nn.Module, gain: float = 0.02) -> nn.Module:
@@ -153,12 +179,12 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-
 def build_networks(s, seed: int) -> tuple[nn.Module, nn.Module]:
     """The fixed G and D of settings `s` (a bench.profiles.Settings) with the harness
     initialisation, deterministic in the seed."""
     torch.manual_seed(seed)
     G = init_weights(NoiseToImageGenerator(s.dims, s.image_size, s.z_dim, s.ngf, s.n_blocks,
                                            s.stem_channels))
-    D = init_weights(PatchDiscriminator(s.dims, s.image_size, s.ndf))
+    D = init_weights(PatchDiscriminator(s.dims, s.image_size, s.ndf, mbstd_group=s.mbstd_group,
+                                        norm=s.d_norm))
     return G, D

@@ -15,6 +15,7 @@ PROFILE_FILE = Path(__file__).with_name("profiles.toml")
 # every seed passes the primary family (two exact signed-rank tests, Holm): 2 / 2^7 = 0.016,
 # doubled 0.031 < 0.05, where six seeds give 0.0625 (reports/endpoint.py).
 DEFAULT_SEEDS = 7
+DEFAULT_RECIPE = "stabilized"
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,12 @@ class Settings:
     saturation_accuracy: float
     saturation_patience: int
     collapse_patience: int
+    # The training recipe ([recipes] in profiles.toml): what `plain` and `stabilized` change.
+    recipe: str
+    mbstd_group: int       # minibatch standard deviation group in D's head; 0: none
+    augment: str           # DiffAugment operations on everything D sees; "none"
+    r1_reduction: str      # R1 on D's patch outputs "sum"med (plain) or "mean"ed like the loss
+    d_norm: str            # D's normalization: "instance" (CycleGAN's) or "none"
     splits: tuple[tuple[str, int], ...] | None = None
 
     def as_dict(self) -> dict:
@@ -79,15 +86,28 @@ def _table() -> dict:
 
 
 def list_profiles() -> dict[str, str]:
-    return {k: v.get("description", "") for k, v in _table().items() if k != "defaults"}
+    return {k: v.get("description", "") for k, v in _table().items()
+            if k not in ("defaults", "recipes")}
 
 
-def get_settings(profile: str, dims: int) -> Settings:
+def list_recipes() -> dict[str, str]:
+    return {k: v.get("description", "") for k, v in _table()["recipes"].items()}
+
+
+def get_settings(profile: str, dims: int, recipe: str = DEFAULT_RECIPE) -> Settings:
+    """defaults, then the recipe's values, then the profile's, then the profile's own values for
+    that recipe (a [PROFILE.Nd.RECIPE] table): later ones win."""
     table = _table()
-    if profile not in table or profile == "defaults":
+    if profile not in list_profiles():
         raise BenchError(f"unknown profile '{profile}'; choose one of: {', '.join(list_profiles())}")
+    if recipe not in list_recipes():
+        raise BenchError(f"unknown recipe '{recipe}'; choose one of: {', '.join(list_recipes())}")
+    recipes = table["recipes"]
     values = dict(table["defaults"])
-    values.update(table[profile][f"{dims}d"])
+    values.update({k: v for k, v in recipes[recipe].items() if k != "description"})
+    own = table[profile][f"{dims}d"]
+    values.update({k: v for k, v in own.items() if k not in recipes})
+    values.update(own.get(recipe, {}))
     if "splits" in values:
         values["splits"] = tuple(sorted(values["splits"].items()))
-    return Settings(profile=profile, dims=dims, **values)
+    return Settings(profile=profile, dims=dims, recipe=recipe, **values)

@@ -23,7 +23,8 @@ from bench.errors import BenchError
 from bench.metrics.evaluation import Evaluator
 from bench.metrics.events import convergence, detect_events
 from bench.nets import build_networks
-from bench.profiles import DEFAULT_SEEDS, Settings
+from bench.profiles import DEFAULT_RECIPE, DEFAULT_SEEDS, Settings
+from bench.stability import draws
 from bench.store import RunStore, unit_id, unit_stem
 from bench.train import UnitResult
 from bench.unit import (PretextFailed, Task, build_unit, check_inputs, default_cache, prepare_task,
@@ -49,6 +50,10 @@ class RunConfig:
     # a seed's units (and, unless --pretext-seed shares one, its pretext) stay on one machine.
     shard: tuple[int, int] = (0, 1)
     tuned: str | None = None  # Optuna storage URL: each (task, strategy) with its best trial
+    recipe: str = DEFAULT_RECIPE  # bench/profiles.toml [recipes]: the same for every strategy
+    # `bench stability`: seed k trains with draw k of the harness search space, drawn with this
+    # seed (bench/stability.py); None for a comparison run.
+    draw_seed: int | None = None
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -123,7 +128,8 @@ def _row(spec, strategy_name: str, seed: int, cfg: RunConfig, device: torch.devi
         "unit": unit_id(spec.name, strategy_name, seed), "task": spec.name,
         "strategy": strategy_name, "seed": seed, "status": "failed", "reason": None,
         "diverged_step": None, "metrics": {}, "metrics_missing": {},
-        "settings": {"profile": cfg.profile, "device": str(device), "precision": cfg.precision,
+        "settings": {"profile": cfg.profile, "recipe": cfg.recipe, "device": str(device),
+                     "precision": cfg.precision,
                      "data_fingerprint": data.fingerprint, "data_seed": cfg.data_seed,
                      "data_source": spec.source, "data_skipped": len(data.skipped),
                      "pretext_seed": pretext_seed(cfg, seed),
@@ -137,12 +143,13 @@ def _row(spec, strategy_name: str, seed: int, cfg: RunConfig, device: torch.devi
 
 
 def _failed_row(spec, strategy_name: str, seed: int, cfg: RunConfig, device: torch.device, data,
-                s: Settings, reason: str, failure: str, tuned: dict | None) -> dict:
+                s: Settings, reason: str, failure: str, tuned: dict | None,
+                draw: dict | None = None) -> dict:
     """`failure`: "pretext" (its pretext diverged in training: the report counts the unit as
     lost) or "error" (anything else, e.g. out of memory: no verdict is given until a rerun, which
     retries every failed unit, finishes it)."""
     return _row(spec, strategy_name, seed, cfg, device, data, s, reason=reason, failure=failure,
-                tuned=tuned, metrics_missing={"all": f"the unit failed: {reason}"})
+                tuned=tuned, draw=draw, metrics_missing={"all": f"the unit failed: {reason}"})
 
 
 def unit_compute(s: Settings, needs) -> dict:
@@ -200,12 +207,13 @@ def _with_flops(curve: list[dict], s: Settings, before: int) -> list[dict]:
 
 def run_unit(task: Task, strategy_name: str, seed: int, cfg: RunConfig, store: RunStore,
              reference: dict, real_samples: str, tuned: dict | None = None,
-             budgets: dict | None = None) -> dict:
-    """`budgets` (the baseline only): train on to each strategy's compute budget."""
+             budgets: dict | None = None, draw: dict | None = None) -> dict:
+    """`budgets` (the baseline only): train on to each strategy's compute budget; `draw` (a
+    stability study): the hyper-parameters this seed trains with."""
     spec, data, evaluator, device = task.spec, task.data, task.evaluator, task.device
     stem = unit_stem(spec.name, strategy_name, seed)
     budgets = budgets or {}
-    unit = build_unit(task, strategy_name, seed, pretext_seed(cfg, seed), tuned)
+    unit = build_unit(task, strategy_name, seed, pretext_seed(cfg, seed), tuned or draw)
     start = time.perf_counter()  # a pretext trained for this seed counts in its own seconds
     s, G, used, transfer = unit.s, unit.G, unit.pretexts, unit.transfer
     result = train(task, unit, store.checkpoint_path(stem), f"{spec.name} {strategy_name} seed{seed}",
@@ -244,7 +252,7 @@ def run_unit(task: Task, strategy_name: str, seed: int, cfg: RunConfig, store: R
                 seconds=round(time.perf_counter() - start, 2), metrics=metrics,
                 metrics_missing=missing, events=events, reference=reference, transfer=transfer,
                 pretexts=_pretext_summary(used), compute=compute, budgets=at_budgets,
-                tuned=tuned, strategy_origin=strategies.strategy_origin(strategy_name),
+                tuned=tuned, draw=draw, strategy_origin=strategies.strategy_origin(strategy_name),
                 files=files)
 
 
@@ -279,6 +287,9 @@ def run(cfg: RunConfig) -> Path:
         raise BenchError(f"shard {shard}/{shards} has no units (the plan has {len(groups)} "
                          "(task, seed) groups); use at most that many shards")
     tuned, datas = {}, {}
+    if cfg.tuned and cfg.draw_seed is not None:
+        raise BenchError("a stability study draws its hyper-parameters: it takes no --tuned")
+    drawn = draws(cfg.seeds, cfg.draw_seed) if cfg.draw_seed is not None else None
     if cfg.tuned:
         from bench.tune import check_tuned, load_tuned
         tuned = {(spec.name, st): load_tuned(cfg.tuned, cfg.profile, spec.name, st)
@@ -291,11 +302,13 @@ def run(cfg: RunConfig) -> Path:
             for st in cfg.strategies:
                 check_tuned(tuned[(spec.name, st)], datas[spec.name], cfg)
     store = RunStore(cfg.out)  # nothing is written before every input above has been checked
-    store.check_settings({"profile": cfg.profile, "precision": cfg.precision,
+    store.check_settings({"profile": cfg.profile, "recipe": cfg.recipe, "precision": cfg.precision,
                           "device": device.type, "data_seed": cfg.data_seed,
                           "pretext_seed": cfg.pretext_seed, "shard": f"{shard}/{shards}",
                           "tuned": next(iter(tuned.values()))["storage"] if tuned else None,
-                          **_data_identities(specs)})
+                          "draw_seed": cfg.draw_seed,
+                          **_data_identities(specs)},
+                         older={"recipe": "plain"})  # runs from before recipes existed
     done = store.finished()
     bar = tqdm(total=len(plan), desc="units", unit="unit", disable=not cfg.progress)
     for spec in specs:
@@ -309,18 +322,21 @@ def run(cfg: RunConfig) -> Path:
                             cfg.progress, data=datas.get(spec.name))
         reference = _reference(task.evaluator, s, device, cfg.precision)
         real_samples = store.write_real_samples(spec.name, task.evaluator.held_out, s.dims)
-        budgets = baseline_budgets(s, cfg.strategies)
+        # A stability study compares draws step for step: no compute-matched extension.
+        budgets = baseline_budgets(s, cfg.strategies) if drawn is None else None
         for st, seed in sorted(pending, key=lambda unit: unit[1]):  # a seed's pretexts, then the next
             trial = tuned.get((spec.name, st))
+            draw = (None if drawn is None else
+                    {"index": seed, "seed": cfg.draw_seed, "params": drawn[seed]})
             try:
                 row = run_unit(task, st, seed, cfg, store, reference, real_samples, trial,
-                               budgets if st == strategies.BASELINE else None)
+                               budgets if st == strategies.BASELINE else None, draw)
             except PretextFailed as err:
                 row = _failed_row(spec, st, seed, cfg, device, task.data, s, str(err), "pretext",
-                                  trial)
+                                  trial, draw)
             except Exception as err:  # one broken unit or plugin must not sink the others
                 row = _failed_row(spec, st, seed, cfg, device, task.data, s,
-                                  f"{type(err).__name__}: {err}", "error", trial)
+                                  f"{type(err).__name__}: {err}", "error", trial, draw)
             store.append(row)
             bar.update(1)
     bar.close()

@@ -54,11 +54,12 @@ class RunStore:
         self.root = Path(root)
         self.results = self.root / "results.jsonl"
 
-    def check_settings(self, settings: dict) -> None:
-        """A run directory holds one harness configuration; rerunning the same command resumes."""
+    def check_settings(self, settings: dict, older: dict | None = None) -> None:
+        """A run directory holds one harness configuration; rerunning the same command resumes.
+        `older`: the value a setting had in directories written before it was recorded."""
         path = self.root / "run.json"
         if path.exists():
-            old = json.loads(path.read_text())
+            old = {**(older or {}), **json.loads(path.read_text())}
             diff = [k for k in settings if k in old and old[k] != settings[k]]
             if diff:
                 k = diff[0]

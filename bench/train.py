@@ -2,7 +2,8 @@
 
 Loss: non-saturating logistic GAN loss with lazy R1 on real images (Mescheder et al. 2018;
 as StyleGAN2), Adam, batch size and step budget from the profile, optional EMA of G for
-evaluation. A non-finite loss stops the unit and marks it diverged at that step.
+evaluation. The recipe (bench/profiles.toml) adds differentiable augmentation of what D sees and
+sets how R1 reduces D's patches. A non-finite loss stops the unit and marks it diverged at that step.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from bench.atomic import atomic_path
+from bench.augment import augment, check_policy
 from bench.device import autocast, fast_layout, seeded_generator
 from bench.metrics.evaluation import D_ACCURACY_IMAGES, Evaluator
 from bench.profiles import Settings
@@ -62,9 +64,17 @@ def _load_checkpoint(path: Path | None) -> dict | None:
         return None
 
 
-# Where each part of a strategy's transfer report lives; "discriminator" is the whole D.
-TRANSFER_PREFIXES = {"stem": "stem", "encoder": "trunk.encoder", "residual": "trunk.residual",
-                     "decoder": "trunk.decoder", "discriminator": ""}
+# Where each part of a strategy's transfer report lives: (network, parameter prefix).
+# "discriminator" is D's body; its head is never transferred (bench.nets.PatchDiscriminator).
+TRANSFER_PREFIXES = {"stem": ("G", "stem"), "encoder": ("G", "trunk.encoder"),
+                     "residual": ("G", "trunk.residual"), "decoder": ("G", "trunk.decoder"),
+                     "discriminator": ("D", "model")}
+
+
+def transferred_prefixes(transferred: dict[str, int] | None, net: str) -> list[str]:
+    """The parameter prefixes of `net` ("G" or "D") a strategy's transfer report moved."""
+    return [TRANSFER_PREFIXES[part][1] for part, count in (transferred or {}).items()
+            if part in TRANSFER_PREFIXES and count and TRANSFER_PREFIXES[part][0] == net]
 
 
 def adam(net: torch.nn.Module, lr: float, s: Settings, prefixes: list[str]) -> torch.optim.Adam:
@@ -74,7 +84,7 @@ def adam(net: torch.nn.Module, lr: float, s: Settings, prefixes: list[str]) -> t
         return torch.optim.Adam(net.parameters(), lr, betas=(s.beta1, s.beta2))
     moved, kept = [], []
     for name, param in net.named_parameters():
-        inside = any(not q or name == q or name.startswith(q + ".") for q in prefixes)
+        inside = any(name == q or name.startswith(q + ".") for q in prefixes)
         (moved if inside else kept).append(param)
     groups = [{"params": moved, "lr": lr * s.transfer_lr_scale}]
     groups += [{"params": kept}] if kept else []
@@ -99,25 +109,42 @@ def _optimize(loss: torch.Tensor, opt: torch.optim.Optimizer, name: str, step: i
     return value
 
 
+Augment = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _same(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
 def d_loss(G: torch.nn.Module, D: torch.nn.Module, z: torch.Tensor, real: torch.Tensor,
-           device: torch.device, precision: str) -> torch.Tensor:
-    """The discriminator's logistic loss on one batch (G's fakes made without a graph)."""
+           device: torch.device, precision: str, aug: Augment = _same) -> torch.Tensor:
+    """The discriminator's logistic loss on one batch (G's fakes made without a graph), D seeing
+    every image through `aug`."""
     with autocast(device, precision):
         with torch.no_grad():
             fake = G(z)
-        return F.softplus(D(fake).float()).mean() + F.softplus(-D(real).float()).mean()
+        return F.softplus(D(aug(fake)).float()).mean() + F.softplus(-D(aug(real)).float()).mean()
 
 
-def input_gradient(D: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    (grad,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
+def d_score(D: torch.nn.Module, x: torch.Tensor, s: Settings) -> torch.Tensor:
+    """What R1 differentiates: D's patch outputs summed (plain), or averaged per image as the
+    loss averages them. A sum makes the penalty (patches)^2 times the loss's scale: at 36
+    patches (quick 2D) or 216 (quick 3D) even r1_gamma 0.01 held D at chance."""
+    out = D(x)
+    return out.sum() if s.r1_reduction == "sum" else out.flatten(1).mean(1).sum()
+
+
+def input_gradient(D: torch.nn.Module, x: torch.Tensor, s: Settings) -> torch.Tensor:
+    (grad,) = torch.autograd.grad(d_score(D, x, s), x, create_graph=True)
     return grad
 
 
 def r1_loss(D: torch.nn.Module, real: torch.Tensor, s: Settings,
             gradient: Callable = input_gradient) -> torch.Tensor:
     """Lazy R1 in fp32: the gradient penalty needs double backward and is sensitive to rounding;
-    scaling by r1_every keeps its average weight (StyleGAN2)."""
-    grad = gradient(D, real.detach().requires_grad_(True))
+    scaling by r1_every keeps its average weight (StyleGAN2). `real` as D saw it (augmented, as
+    StyleGAN2-ADA penalizes)."""
+    grad = gradient(D, real.detach().requires_grad_(True), s)
     return 0.5 * s.r1_gamma * s.r1_every * grad.pow(2).flatten(1).sum(1).mean()
 
 
@@ -126,10 +153,10 @@ def r1_due(step: int, s: Settings) -> bool:
 
 
 def g_loss(G: torch.nn.Module, D: torch.nn.Module, z: torch.Tensor, device: torch.device,
-           precision: str) -> torch.Tensor:
+           precision: str, aug: Augment = _same) -> torch.Tensor:
     """The generator's non-saturating loss (call with D's parameters frozen)."""
     with autocast(device, precision):
-        return F.softplus(-D(G(z)).float()).mean()
+        return F.softplus(-D(aug(G(z))).float()).mean()
 
 
 def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: int,
@@ -148,14 +175,14 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
         raise ValueError(f"budget steps {sorted(budget_steps)} must not be below {s.steps}")
     fast_layout(G.to(device), s.dims).train()
     fast_layout(D.to(device), s.dims).train()
-    moved = [TRANSFER_PREFIXES[part] for part, count in (transferred or {}).items()
-             if part in TRANSFER_PREFIXES and count]
-    opt_g = adam(G, s.lr_g, s, [q for q in moved if q])
-    opt_d = adam(D, s.lr_d, s, [q for q in moved if not q])
+    opt_g = adam(G, s.lr_g, s, transferred_prefixes(transferred, "G"))
+    opt_d = adam(D, s.lr_d, s, transferred_prefixes(transferred, "D"))
     ema = (AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(s.ema_decay), use_buffers=True)
            if s.ema_decay > 0 else None)
     gen = seeded_generator(seed, 3)
     eval_z = torch.randn(evaluator.n, s.z_dim, generator=seeded_generator(seed, 4))
+    ops = check_policy(s.augment)
+    aug = (lambda x: augment(x, ops, gen)) if ops else _same
     real_all = data.train.t1.to(device)
     result, start_step = UnitResult(), 0
 
@@ -221,16 +248,16 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
         tic = time.perf_counter()
         real = real_all[torch.randint(len(real_all), (s.batch_size,), generator=gen)]
         z = torch.randn(s.batch_size, s.z_dim, generator=gen).to(device)
-        loss_d_t = d_loss(G, D, z, real, device, precision)
+        loss_d_t = d_loss(G, D, z, real, device, precision, aug)
         if r1_due(step, s):
-            loss_d_t = loss_d_t + r1_loss(D, real, s)
+            loss_d_t = loss_d_t + r1_loss(D, aug(real), s)
         loss_d = _optimize(loss_d_t, opt_d, "loss_d", step, result, s.steps)
         if loss_d is None:
             break
 
         D.requires_grad_(False)
         z = torch.randn(s.batch_size, s.z_dim, generator=gen).to(device)
-        loss_g_t = g_loss(G, D, z, device, precision)
+        loss_g_t = g_loss(G, D, z, device, precision, aug)
         D.requires_grad_(True)
         loss_g = _optimize(loss_g_t, opt_g, "loss_g", step, result, s.steps)
         if loss_g is None:

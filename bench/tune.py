@@ -29,10 +29,11 @@ from tqdm.auto import tqdm
 
 import strategies
 from bench.errors import BenchError
+from bench.profiles import DEFAULT_RECIPE
 from bench.trials import COUNTED, effort, live, retry_dead, worker_id
 from bench.tune_storage import StudyLock, open_storage, public_url, warn_if_one_worker_only
 from bench.unit import (HARNESS, SETTINGS, TUNING_SEEDS, apply_tuned, build_unit, check_inputs,
-                        default_cache, prepare_task, split_identity, train)
+                        default_cache, prepare_task, split_identity, suggest_harness, train)
 
 __all__ = ["HARNESS", "SETTINGS", "TuneConfig", "tune", "load_tuned", "check_tuned",
            "apply_tuned", "study_name", "suggest_harness", "storage_url", "effort"]
@@ -62,18 +63,11 @@ class TuneConfig:
     progress: bool = True
     pruner: optuna.pruners.BasePruner | None = None  # default: median of earlier trials
     heartbeat: int = HEARTBEAT_SECONDS
+    recipe: str = DEFAULT_RECIPE
 
 
 def study_name(profile: str, task: str, strategy: str) -> str:
     return f"{profile}/{task}/{strategy}"
-
-
-def suggest_harness(trial: optuna.Trial) -> dict:
-    return {"lr_g": trial.suggest_float("lr_g", 1e-5, 1e-2, log=True),
-            "lr_d": trial.suggest_float("lr_d", 1e-5, 1e-2, log=True),
-            "beta1": trial.suggest_float("beta1", 0.0, 0.9),
-            "r1_gamma": trial.suggest_float("r1_gamma", 1e-3, 10.0, log=True),
-            "ema_decay": trial.suggest_categorical("ema_decay", [0.0, 0.9, 0.99, 0.999])}
 
 
 def storage_url(cfg: TuneConfig) -> str:
@@ -181,9 +175,11 @@ def _record_split(study: optuna.Study, data, cfg: TuneConfig) -> None:
     """The split and seeds a study tunes with, recorded on its first run and then held to: a
     study mixing trials of two splits or seed sets would choose from incomparable values."""
     record = {"split": split_identity(data), "unit_seed": TUNING_SEEDS + cfg.seed,
-              "pretext_seed": cfg.pretext_seed}
+              "pretext_seed": cfg.pretext_seed, "recipe": cfg.recipe}
     finished = [t for t in study.get_trials(deepcopy=False)
                 if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    if "recipe" not in study.user_attrs and finished:
+        study.set_user_attr("recipe", "plain")  # trials from before recipes existed
     if "split" not in study.user_attrs and finished:
         # Their values were measured on unknown seeds and split (an older version): a tuned
         # run could not tell whether they overlap its own. Unfinished ones simply run again.
@@ -196,7 +192,8 @@ def _record_split(study: optuna.Study, data, cfg: TuneConfig) -> None:
             study.set_user_attr(key, value)
         elif old != value:
             what = {"split": "data split (--data-seed)", "unit_seed": "trial seed (--seed)",
-                    "pretext_seed": "pretext seed (--pretext-seed)"}[key]
+                    "pretext_seed": "pretext seed (--pretext-seed)",
+                    "recipe": "training recipe (--recipe)"}[key]
             shown = (lambda v: v["data_seed"]) if key == "split" else (lambda v: v)
             raise BenchError(f"study {study.study_name} was tuned with another {what}: "
                              f"{shown(old)}, not {shown(value)}; use the same value or another "
@@ -295,7 +292,8 @@ def load_tuned(url: str, profile: str, task: str, strategy: str) -> dict:
                          "--trials") from None
     return {"storage": public_url(url), "study": name, "trial": best.number,
             "value": best.value, "params": best.params, "effort": effort(study),
-            **{k: study.user_attrs.get(k) for k in ("split", "unit_seed", "pretext_seed")}}
+            **{k: study.user_attrs.get(k) for k in ("split", "unit_seed", "pretext_seed")},
+            "recipe": study.user_attrs.get("recipe", "plain")}
 
 
 def check_tuned(tuned: dict, data, cfg) -> None:
@@ -312,6 +310,10 @@ def check_tuned(tuned: dict, data, cfg) -> None:
             f"(data {data.fingerprint}): this run's test subjects could have chosen its "
             f"hyper-parameters; run with --data-seed {split['data_seed']} or tune with "
             f"--data-seed {cfg.data_seed}")
+    if tuned["recipe"] != cfg.recipe:
+        raise BenchError(f"study {study} was tuned with the {tuned['recipe']} recipe, not "
+                         f"{cfg.recipe}: its values would be applied to another training loop; "
+                         f"run with --recipe {tuned['recipe']} or tune with --recipe {cfg.recipe}")
     seeds = set(range(cfg.seeds))
     pretexts = seeds if cfg.pretext_seed is None else {cfg.pretext_seed}
     if tuned["unit_seed"] in seeds or tuned["pretext_seed"] in pretexts:

@@ -33,6 +33,16 @@ HARNESS = ("lr_g", "lr_d", "beta1", "r1_gamma", "ema_decay")
 SETTINGS = HARNESS + ("transfer_lr_scale",)
 
 
+def suggest_harness(trial) -> dict:
+    """The harness's search space on an Optuna trial: what `bench tune` searches and what
+    `bench stability` draws from."""
+    return {"lr_g": trial.suggest_float("lr_g", 1e-5, 1e-2, log=True),
+            "lr_d": trial.suggest_float("lr_d", 1e-5, 1e-2, log=True),
+            "beta1": trial.suggest_float("beta1", 0.0, 0.9),
+            "r1_gamma": trial.suggest_float("r1_gamma", 1e-3, 10.0, log=True),
+            "ema_decay": trial.suggest_categorical("ema_decay", [0.0, 0.9, 0.99, 0.999])}
+
+
 def default_cache() -> Path:
     return Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "gan-init-bench"))
 
@@ -52,7 +62,8 @@ def check_inputs(cfg) -> tuple[torch.device, list, dict[str, Settings]]:
     names = [spec.name for spec in specs]
     if len(set(names)) < len(names):
         raise BenchError(f"task {max(names, key=names.count)} given twice; name each task once")
-    return device, specs, {spec.name: get_settings(cfg.profile, spec.dims) for spec in specs}
+    return device, specs, {spec.name: get_settings(cfg.profile, spec.dims, cfg.recipe)
+                           for spec in specs}
 
 
 def task_data(spec, s: Settings, cache_dir: Path, data_seed: int, progress: bool):

@@ -11,6 +11,7 @@ from reports.figures import fid_curves, fid_flops, metric_bars
 from reports.load import load_results, load_rows
 from reports.markdown import render
 from reports.sample_figure import samples_figure
+from reports.stability import is_stability, stability_figure
 
 __all__ = ["load_results", "write_report"]
 
@@ -20,7 +21,7 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> dict[str,
     `out_dir` (default: the first run directory).
 
     Returns {"report", "csv", "summary", "comparisons"} plus one `<kind>:<task>` entry per figure written
-    (kinds: curves, flops, metrics, samples).
+    (kinds: curves, flops, metrics, samples, stability).
     """
     run_dirs = [Path(d) for d in run_dirs]
     loaded = load_rows(run_dirs)  # validates and raises BenchError before anything is written
@@ -32,7 +33,9 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> dict[str,
         analysis.notes.extend(notes)
         drawn = {"curves": fid_curves(analysis, task, out_dir),
                  "flops": fid_flops(analysis, task, out_dir),
-                 "metrics": metric_bars(analysis, task, out_dir), "samples": samples}
+                 "metrics": metric_bars(analysis, task, out_dir), "samples": samples,
+                 "stability": (stability_figure(analysis, task, out_dir)
+                               if is_stability(analysis.frame) else None)}
         figures[task] = {kind: path for kind, path in drawn.items() if path is not None}
     paths = {
         "report": write_atomic(out_dir / "report.md", render(analysis, out_dir, run_dirs, figures)),

@@ -106,13 +106,21 @@ def _check_same_experiment(rows: list[dict[str, Any]]) -> None:
         # library versions) can still hold other weights, and then other FIDs.
         device = settings.get("device")
         tuned = row.get("tuned") or {}
+        draw = row.get("draw") or {}
         checks = [(("profile",), "profile", settings.get("profile")),
+                  (("study",), "kind of study (a comparison run, or stability draws)",
+                   "stability" if draw else "comparison"),
+                  (("draw seed",), "stability draw seed (--draw-seed)", draw.get("seed")),
                   (("precision",), "precision", settings.get("precision")),
+                  # Rows from before recipes existed trained with what is now `plain`.
+                  (("recipe",), "training recipe (--recipe)", settings.get("recipe", "plain")),
                   (("pretext_shared",), "pretext design (one per seed, or --pretext-seed)",
                    settings.get("pretext_shared")),
                   # A failed unit never trained: its settings are the untuned ones.
-                  (("harness", task, row["strategy"]), f"harness settings of {row['strategy']} "
-                   f"on {task}", None if settings.get("harness") is None
+                  # Each stability draw sets its own hyper-parameters.
+                  (("harness", task, row["strategy"], draw.get("index")),
+                   f"harness settings of {row['strategy']} on {task}"
+                   + (f", draw {draw['index']}" if draw else ""), None if settings.get("harness") is None
                    or row["status"] == "failed"
                    else json.dumps(settings["harness"], sort_keys=True)),
                   (("device",), "device type", None if device is None else str(device).split(":")[0]),

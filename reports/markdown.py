@@ -10,6 +10,7 @@ from reports.analysis import Analysis
 from reports.answer import answer_section
 from reports.findings import findings_section
 from reports.setup_section import setup_section
+from reports.stability import is_stability, stability_section
 from reports.task_section import task_section
 
 TITLE = "# Initialization strategies for noise-to-image GANs: benchmark report"
@@ -27,8 +28,10 @@ def _header(analysis: Analysis, run_dirs: list[Path], out_dir: Path) -> str:
 def render(analysis: Analysis, out_dir: Path, run_dirs: list[Path],
            figures: dict[str, dict[str, Path]]) -> str:
     """The whole report as markdown text; `figures` maps task -> {kind: PNG path}."""
-    parts = [_header(analysis, run_dirs, out_dir), answer_section(analysis),
-             setup_section(analysis.frame)]
+    # A stability study answers how often each strategy trains well, not which is better.
+    first = (stability_section(analysis) if is_stability(analysis.frame)
+             else answer_section(analysis))
+    parts = [_header(analysis, run_dirs, out_dir), first, setup_section(analysis.frame)]
     parts += [task_section(analysis, task, out_dir, figures.get(task, {}))
               for task in analysis.tasks]
     parts.append(findings_section(analysis))

@@ -18,6 +18,20 @@ def _keyed_values(frame: pd.DataFrame, prefix: str, missing: str) -> str:
     return ", ".join(parts) or fmt.MISSING
 
 
+def _recipe(frame: pd.DataFrame) -> str:
+    """The recipe and what it sets (rows from before recipes existed trained with `plain`)."""
+    if "settings.recipe" not in frame:
+        return "plain"
+    parts = []
+    for name in fmt.distinct(frame, "settings.recipe"):
+        rows = frame[frame["settings.recipe"] == name]
+        what = [f"{k} {values_text(fmt.distinct(rows, f'settings.harness.{k}'))}"
+                for k in ("mbstd_group", "augment", "r1_reduction", "d_norm")
+                if f"settings.harness.{k}" in rows]
+        parts.append(f"{name} ({', '.join(what)})" if what else name)
+    return "; ".join(parts)
+
+
 def _values(in_task: pd.DataFrame, column: str) -> str:
     return values_text([fmt.num(v, 0) if isinstance(v, float) else v
                         for v in fmt.distinct(in_task, column)])
@@ -171,6 +185,7 @@ def setup_section(frame: pd.DataFrame) -> str:
         f"- Profile: {values_text(fmt.distinct(frame, 'settings.profile'))}",
         f"- Device: {values_text(fmt.distinct(frame, 'settings.device'))}",
         f"- Precision: {values_text(fmt.distinct(frame, 'settings.precision'))}",
+        f"- Training recipe: {_recipe(frame)}",
         f"- Versions: {_keyed_values(frame, 'versions.', fmt.MISSING)}",
         # A null hardware field means "not present" (e.g. gpu: null on a CPU machine).
         f"- Hardware: {_keyed_values(frame, 'hardware.', 'none')}",

@@ -153,7 +153,9 @@ FIGURE_CAPTIONS = {"curves": "Domain FID during training (mean over seeds, band:
                    "flops": "Domain FID against cumulative FLOPs, pretext included (mean over "
                             "seeds; scratch continues to the others' budgets)",
                    "metrics": "Key metrics (mean over seeds, 95% bootstrap interval)",
-                   "samples": "Samples (lowest seed of each strategy) beside real held-out images"}
+                   "samples": "Samples (lowest seed of each strategy) beside real held-out images",
+                   "stability": "Final domain FID per hyper-parameter draw (grey lines join a "
+                                "draw's units; colour: the unit's health)"}
 
 
 def task_section(analysis: Analysis, task: str, out_dir: Path,

@@ -31,6 +31,8 @@ def test_bench_run_all_strategies_both_tasks_smoke(tmp_path, cache_dir):
         assert r["metrics"]["fid_final"] is not None and r["metrics"]["fid_init"] is not None
         assert r["reference"]["fid_floor"] < r["reference"]["fid_ceiling"]
         assert r["settings"]["precision"] == "bf16" and r["settings"]["device"] == "cpu"
+        assert r["settings"]["recipe"] == "stabilized"  # the default
+        assert r["settings"]["harness"]["augment"] == "translation,cutout"
         assert (out / r["files"]["curve"]).is_file() and (out / r["files"]["samples"]).is_file()
         assert (out / r["files"]["real_samples"]).is_file()
         assert (out / r["files"]["closest"]).is_file()

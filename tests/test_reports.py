@@ -241,6 +241,8 @@ def _changed(row: dict[str, Any], change: str) -> dict[str, Any]:
         row["settings"]["precision"] = "fp32"
     elif change == "device":
         row["settings"]["device"] = "cuda:0"
+    elif change == "recipe":
+        row["settings"]["recipe"] = "stabilized"  # rows without one trained with plain
     elif change == "pretext":
         row["pretexts"]["cyclegan"]["weights"] = "other-weights"
     elif change == "tuned":
@@ -252,6 +254,7 @@ def _changed(row: dict[str, Any], change: str) -> dict[str, Any]:
 @pytest.mark.parametrize("change, message", [
     ("precision", r"different precision: .*'bf16'.*'fp32'"),
     ("device", r"different device type: .*'cpu'.*'cuda'"),
+    ("recipe", r"different training recipe \(--recipe\): .*'plain'.*'stabilized'"),
     ("pretext", r"different cyclegan pretext weights of task phantom-2d, seed 0 .*'w0'.*'other-weights'"),
     ("tuned", r"different tuning source of cyclegan-t2t1 on phantom-2d: .*'untuned'.*trial 3")])
 def test_merge_refuses_mixed_harness_pretexts_or_tuning(tmp_path: Path, change: str,

@@ -14,9 +14,10 @@ from strategies import Strategy, register_strategy
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _config(out, cache, strategies=("scratch",), seeds=1):
+def _config(out, cache, strategies=("scratch",), seeds=1, **kw):
     return RunConfig(strategies=list(strategies), tasks=["phantom-2d"], out=out, profile="smoke",
-                     seeds=seeds, device="cpu", precision="fp32", cache_dir=cache, progress=False)
+                     seeds=seeds, device="cpu", precision="fp32", cache_dir=cache, progress=False,
+                     **kw)
 
 
 def _rows(out):
@@ -87,6 +88,7 @@ def test_the_readme_example_plugin_runs_in_the_smoke_profile(tmp_path, run_env):
     (["--task", "nope"], "unknown task 'nope'"),
     (["--profile", "huge"], "unknown profile 'huge'"),
     (["--precision", "fp8"], "unknown precision 'fp8'"),
+    (["--recipe", "fancy"], "unknown recipe 'fancy'"),
     (["--device", "tpu"], "unknown device 'tpu'"),
     (["--seeds", "0"], "need at least 1"),
     (["--shard", "2/2"], "need 0 <= I < N"),
@@ -98,6 +100,29 @@ def test_bad_run_arguments_are_one_line_errors(tmp_path, run_env, capsys, args, 
     err = capsys.readouterr().err
     assert rc == 2 and message in err and err.count("\n") == 1
     assert not out.exists()  # nothing half-written
+
+
+def test_the_plain_recipe_runs_is_recorded_and_does_not_mix_with_stabilized(tmp_path, cache_dir,
+                                                                           capsys):
+    out = tmp_path / "plain"
+    run(_config(out, cache_dir, strategies=("scratch", "cyclegan-t2t1"), recipe="plain"))
+    rows = _rows(out)
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    for r in rows:
+        assert r["settings"]["recipe"] == "plain"
+        harness = r["settings"]["harness"]
+        assert (harness["mbstd_group"], harness["augment"], harness["r1_reduction"]) == (
+            0, "none", "sum")
+    assert "Training recipe: plain (mbstd_group 0, augment none" in (out / "report.md").read_text()
+    # The same directory refuses the other recipe; reports refuse to merge the two.
+    rc = main(["run", "--strategy", "scratch", "--task", "phantom-2d", "--profile", "smoke",
+               "--out", str(out), "--no-progress", "--device", "cpu", "--precision", "fp32"])
+    assert rc == 2 and "recipe='plain'" in capsys.readouterr().err
+    other = tmp_path / "stabilized"
+    run(_config(other, cache_dir, strategies=("cyclegan-partial",)))
+    assert _rows(other)[0]["settings"]["harness"]["mbstd_group"] > 0
+    rc = main(["report", str(out), str(other), "--out", str(tmp_path / "merged")])
+    assert rc == 2 and "different training recipe" in capsys.readouterr().err
 
 
 def test_rerun_with_other_settings_in_the_same_directory_is_refused(tmp_path, cache_dir, capsys):

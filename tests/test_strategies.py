@@ -86,11 +86,13 @@ def test_example_plugin_transfers_trunk_and_discriminator(smoke_2d, smoke_pretex
     G, D = build_networks(smoke_2d[1], seed=1)
     report = strategies.get_strategy("cyclegan-with-d").initialize(G, D, smoke_pretexts)
     cyclegan = smoke_pretexts["cyclegan"].state
-    for name, value in D.state_dict().items():
-        assert torch.equal(value, cyclegan["D_t1"][name]), name
+    for name, value in D.model.state_dict().items():
+        assert torch.equal(value, cyclegan["D_t1"][f"model.{name}"]), name
     for name, value in G.trunk.state_dict().items():
         assert torch.equal(value, cyclegan["G_t2t1"][name]), name
-    assert report["discriminator"] == sum(p.numel() for p in D.parameters())
+    assert report["discriminator"] == sum(p.numel() for p in D.model.parameters())
+    assert not any(torch.equal(p, q) for p in D.head.parameters()
+                   for q in cyclegan["D_t1"].values() if p.shape == q.shape)
 
 
 @pytest.mark.parametrize("scale", [1.0, 0.1])
@@ -98,21 +100,23 @@ def test_transferred_layers_train_at_the_scaled_learning_rate(scale, smoke_2d, s
     from dataclasses import replace
     from pathlib import Path
 
-    from bench.train import TRANSFER_PREFIXES, adam
+    from bench.train import adam, transferred_prefixes
     strategies.load_plugin(str(Path(__file__).resolve().parents[1] / "examples"
-                               / "cyclegan_with_d.py"))  # trunk and the whole D
+                               / "cyclegan_with_d.py"))  # trunk and D's body
     s = replace(smoke_2d[1], transfer_lr_scale=scale)
     G, D = build_networks(s, seed=1)
     report = strategies.get_strategy("cyclegan-with-d").initialize(G, D, smoke_pretexts)
-    moved = [TRANSFER_PREFIXES[p] for p, n in report.items() if p in TRANSFER_PREFIXES and n]
-    opt_g = adam(G, 1e-3, s, [q for q in moved if q])
-    opt_d = adam(D, 2e-3, s, [q for q in moved if not q])
+    opt_g = adam(G, 1e-3, s, transferred_prefixes(report, "G"))
+    opt_d = adam(D, 2e-3, s, transferred_prefixes(report, "D"))
     rates = {id(p): g["lr"] for g in opt_g.param_groups for p in g["params"]}
     for name, param in G.named_parameters():
         expected = 1e-3 * scale if name.startswith("trunk.") else 1e-3  # the stem is fresh
         assert rates[id(param)] == pytest.approx(expected), name
     assert len(rates) == len(list(G.parameters()))
-    assert [g["lr"] for g in opt_d.param_groups] == [pytest.approx(2e-3 * scale)]
+    rates = {id(p): g["lr"] for g in opt_d.param_groups for p in g["params"]}
+    for name, param in D.named_parameters():  # the head is fresh
+        expected = 2e-3 * scale if name.startswith("model.") else 2e-3
+        assert rates[id(param)] == pytest.approx(expected), name
 
 
 def test_the_pretext_key_ignores_the_gans_own_settings(smoke_2d):

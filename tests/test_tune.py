@@ -99,6 +99,7 @@ def test_tuning_records_its_split_and_seeds_and_a_run_on_others_is_refused(tmp_p
     # Trials train with seeds bench run never evaluates; the study says which, and its split.
     assert study.user_attrs["unit_seed"] == TUNING_SEEDS and study.user_attrs["pretext_seed"] == TUNING_SEEDS
     assert study.user_attrs["split"]["data_seed"] == 0
+    assert study.user_attrs["recipe"] == "stabilized"
     pretexts = {p.name for p in (cache_dir / "pretexts").glob("phantom-2d-cyclegan-*")}
     assert pretexts  # the tuning pretext, trained for its own seed
 
@@ -108,13 +109,17 @@ def test_tuning_records_its_split_and_seeds_and_a_run_on_others_is_refused(tmp_p
     for change, message in (({"data_seed": 1}, r"tuned on the split of data seed 0.*"
                                                 r"--data-seed 1"),
                             ({"pretext_seed": TUNING_SEEDS}, r"pretext seed 10000, which this "
-                                                              r"run would evaluate on")):
+                                                              r"run would evaluate on"),
+                            ({"recipe": "plain"}, r"tuned with the stabilized recipe, not plain")):
         with pytest.raises(BenchError, match=message):
             run(replace(base, **change))
         assert not base.out.exists()
     # Tuning on with another split would mix trials of two splits in one study.
     with pytest.raises(BenchError, match=r"another data split \(--data-seed\): 0, not 1"):
         tune(replace(cfg, data_seed=1))
+    with pytest.raises(BenchError, match=r"another training recipe \(--recipe\): stabilized, "
+                                         r"not plain"):
+        tune(replace(cfg, recipe="plain"))
     run(base)  # the same split, other seeds: accepted
     (row,) = [r for _, r in read_jsonl(base.out / "results.jsonl")]
     assert row["tuned"]["unit_seed"] == TUNING_SEEDS and row["status"] == "ok"
