@@ -1,8 +1,13 @@
 """Speed of the harness's hot paths at quick-profile sizes (pytest-benchmark; `make bench-speed`).
 
 With the default `--benchmark-disable` each body runs once as a plain test, so `make test` still
-checks that they work.
+checks that they work. `make bench-speed` ends with a summary (conftest.py): this machine's bf16
+matmul ceiling, each training step's FLOPs and its share of that ceiling, and the harness's
+loop against a bare loop of the same networks, all measured in the same run.
 """
+
+import dataclasses
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -38,6 +43,106 @@ def _gan_step(s, precision):
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_noise_to_image_step_quick(benchmark, dims, precision):
     benchmark.pedantic(_gan_step(get_settings("quick", dims), precision), rounds=3, iterations=1)
+
+
+MATMUL = 2048  # a square bf16 matmul this size is what "the matmul ceiling" means
+
+
+def test_bf16_matmul_ceiling(benchmark, speed):
+    a, b = (torch.randn(MATMUL, MATMUL, dtype=torch.bfloat16) for _ in "ab")
+    torch.mm(a, b)
+    benchmark.pedantic(torch.mm, args=(a, b), rounds=10, iterations=1)
+    speed.record("ceiling", benchmark, 2 * MATMUL ** 3)
+
+
+class _NoEvaluation:
+    """An evaluator that measures nothing: what remains of train_unit is its training loop."""
+
+    n, identity = 1, "none"
+
+    def __init__(self, s):
+        self.shape = (1, *[s.image_size] * s.dims)
+
+    def generate(self, G, z, precision):
+        return torch.zeros(len(z), *self.shape)
+
+    def track(self, samples, fakes, D, precision):
+        return {"fid": None}
+
+
+STEPS = 16  # one lazy-R1 step in every 16, as in training
+
+
+def _loop_settings(dims: int):
+    s = get_settings("quick", dims)
+    return dataclasses.replace(s, steps=STEPS, eval_every=10 ** 9)
+
+
+def _data(s):
+    gen = torch.Generator().manual_seed(0)
+    images = torch.rand(256, 1, *[s.image_size] * s.dims, generator=gen) * 2 - 1
+    return SimpleNamespace(train=SimpleNamespace(t1=images))
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_harness_training_loop_quick(benchmark, speed, dims):
+    """train_unit itself (batch sampling, augmentation, R1, EMA, divergence checks, progress),
+    16 steps, evaluations stubbed out."""
+    from bench.compute import gan_flops
+    from bench.nets import build_networks
+    from bench.train import train_unit
+    s = _loop_settings(dims)
+    G, D = build_networks(s, 0)
+    data, cpu = _data(s), torch.device("cpu")
+
+    def loop():
+        train_unit(G, D, data, s, 0, cpu, "bf16", _NoEvaluation(s), progress=False)
+
+    loop()
+    benchmark.pedantic(loop, rounds=3, iterations=1)
+    speed.record(f"harness {dims}D", benchmark, gan_flops(s, STEPS))
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_bare_training_loop_quick(benchmark, speed, dims):
+    """The same 16 steps written plainly: the same networks, losses, R1 schedule, augmentation,
+    Adam and EMA, without the harness around them."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    from bench.augment import augment, check_policy
+    from bench.compute import gan_flops
+    from bench.nets import build_networks
+    from bench.train import d_loss, g_loss, r1_loss
+    s = _loop_settings(dims)
+    G, D = build_networks(s, 0)
+    G, D = fast_layout(G, s.dims), fast_layout(D, s.dims)
+    images, cpu, ops = _data(s).train.t1, torch.device("cpu"), check_policy(s.augment)
+    opt_g = torch.optim.Adam(G.parameters(), s.lr_g, betas=(s.beta1, s.beta2))
+    opt_d = torch.optim.Adam(D.parameters(), s.lr_d, betas=(s.beta1, s.beta2))
+    ema = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(s.ema_decay), use_buffers=True)
+    gen = torch.Generator().manual_seed(0)
+    aug = lambda x: augment(x, ops, gen)  # noqa: E731
+
+    def loop():
+        for step in range(STEPS):
+            real = images[torch.randint(len(images), (s.batch_size,), generator=gen)]
+            loss = d_loss(G, D, torch.randn(s.batch_size, s.z_dim), real, cpu, "bf16", aug)
+            if step % s.r1_every == 0:
+                loss = loss + r1_loss(D, aug(real), s)
+            opt_d.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_d.step()
+            D.requires_grad_(False)
+            loss = g_loss(G, D, torch.randn(s.batch_size, s.z_dim), cpu, "bf16", aug)
+            D.requires_grad_(True)
+            opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_g.step()
+            ema.update_parameters(G)
+
+    loop()
+    benchmark.pedantic(loop, rounds=3, iterations=1)
+    speed.record(f"bare {dims}D", benchmark, gan_flops(s, STEPS))
 
 
 @pytest.mark.parametrize("dims", [2, 3])
