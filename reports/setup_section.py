@@ -123,6 +123,8 @@ def _pretext_table(frame: pd.DataFrame) -> str:
                 rows.append([task, name, fmt.integer(seed), fmt.cell(unit.get(prefix + "key")),
                              fmt.num(unit.get(prefix + "steps"), 0),
                              fmt.num(unit.get(prefix + "seconds"), 1),
+                             _rate(unit.get(f"compute.pretexts.{name}.flops"),
+                                   unit.get(prefix + "seconds")),
                              fmt.num(unit.get(prefix + "ssim"), 3),
                              fmt.num(unit.get(prefix + "psnr"), 2)])
             if len(used) > 1 and prefix + "ssim" in columns:
@@ -137,8 +139,30 @@ def _pretext_table(frame: pd.DataFrame) -> str:
             "One pretext shared by every seed (`--pretext-seed`): intervals over seeds leave "
             "out the pretext's own variance." if shared == [True] else "")
     return "\n\n".join(part for part in (note, table(
-        ["task", "pretext", "seed", "key", "steps", "seconds", "SSIM", "PSNR (dB)"], rows),
-        "\n".join(spreads)) if part)
+        ["task", "pretext", "seed", "key", "steps", "seconds", "GFLOP/s", "SSIM", "PSNR (dB)"],
+        rows), "\n".join(spreads), _gan_rates(frame)) if part)
+
+
+def _rate(flops, seconds) -> str:
+    if fmt.is_missing(flops) or fmt.is_missing(seconds) or not seconds > 0:
+        return fmt.MISSING
+    return fmt.num(flops / seconds / 1e9, 0)
+
+
+def _gan_rates(frame: pd.DataFrame) -> str:
+    """The GAN's training throughput beside the pretexts', from the same FLOP count."""
+    if "compute.gan_flops" not in frame or "compute.gan_seconds" not in frame:
+        return ""
+    parts = []
+    for task in sorted(frame["task"].unique()):
+        units = frame[(frame["task"] == task) & (pd.to_numeric(frame["compute.gan_seconds"],
+                                                               errors="coerce") > 0)]
+        if len(units):
+            rate = (pd.to_numeric(units["compute.gan_flops"])
+                    / pd.to_numeric(units["compute.gan_seconds"])).median() / 1e9
+            parts.append(f"{task} {fmt.num(rate, 0)}")
+    return ("GAN training (FLOPs counted as above, over training seconds), median over units, "
+            f"GFLOP/s: {', '.join(parts)}." if parts else "")
 
 
 def _effort(unit: pd.Series) -> str:
