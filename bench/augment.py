@@ -43,15 +43,17 @@ def translate(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 def cutout(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     n, size = len(x), x.shape[2:]
+    # Drawn on the CPU generator, then built where x lives: only n x dims integers move.
     centres = torch.stack([torch.randint(0, s, (n,), generator=gen) for s in size], 1)
-    erased = torch.ones(n, 1, *size, dtype=torch.bool)
+    centres = centres.to(x.device)
+    erased = torch.ones(n, 1, *size, dtype=torch.bool, device=x.device)
     for d, s in enumerate(size):  # inside the box along every dimension
         view = [1, 1] + [1] * len(size)
         view[2 + d] = s
-        coord = torch.arange(s).view(view)
+        coord = torch.arange(s, device=x.device).view(view)
         centre = centres[:, d].view([n] + [1] * (len(size) + 1))
         erased = erased & ((coord - centre).abs() < round(s * CUTOUT / 2))
-    return torch.where(erased.to(x.device), BACKGROUND, x)
+    return torch.where(erased, BACKGROUND, x)
 
 
 OPERATIONS = {"translation": translate, "cutout": cutout}
