@@ -68,3 +68,13 @@ def test_unit_health_uses_the_one_definition():
                            "settings.dims": 2}])
     assert health_table(frame).to_dict("records") == [
         {"strategy": "scratch", "draw": 0, "health": "healthy", "value": 7.0}]
+
+
+def test_bad_stability_arguments_are_one_line_errors(tmp_path, run_env, capsys):
+    out = tmp_path / "s"
+    for args, message in ((["--draws", "0"], "need at least 1"),
+                          (["--draws", "2", "--recipe", "fancy"], "unknown recipe 'fancy'")):
+        rc = main(["stability", "--profile", "smoke", "--out", str(out), "--no-progress", *args])
+        err = capsys.readouterr().err
+        assert rc == 2 and message in err and err.count("\n") == 1
+        assert not out.exists()
