@@ -99,7 +99,7 @@ def test_harness_training_loop_quick(benchmark, speed, dims):
         train_unit(G, D, data, s, 0, cpu, "bf16", _NoEvaluation(s), progress=False)
 
     loop()
-    benchmark.pedantic(loop, rounds=3, iterations=1)
+    benchmark.pedantic(loop, rounds=5, iterations=1)
     speed.record(f"harness {dims}D", benchmark, gan_flops(s, STEPS))
 
 
@@ -141,7 +141,7 @@ def test_bare_training_loop_quick(benchmark, speed, dims):
             ema.update_parameters(G)
 
     loop()
-    benchmark.pedantic(loop, rounds=3, iterations=1)
+    benchmark.pedantic(loop, rounds=5, iterations=1)
     speed.record(f"bare {dims}D", benchmark, gan_flops(s, STEPS))
 
 
