@@ -141,7 +141,7 @@ def stability_figure(analysis: Analysis, task: str, out_dir: Path) -> Path | Non
     handles = dict(zip(*ax.get_legend_handles_labels()[::-1]))
     ax.legend(handles.values(), handles.keys(), fontsize=7, loc="best")
     ax.set_xticks(range(len(names)), names, fontsize=8)
-    ax.set_ylabel(f"final {metric(primary_metric(fmt.dims(analysis.in_task(task)))).label}")
+    ax.set_ylabel(metric(primary_metric(fmt.dims(analysis.in_task(task)))).label)
     ax.set_title(f"{task}: one point per hyper-parameter draw", fontsize=9)
     return save_png(fig, out_dir, "stability", task)
 
