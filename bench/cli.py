@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
                         "strategy: how often each learns without collapse or divergence")
     st.add_argument("--draws", type=int, required=True,
                     help="draws from `bench tune`'s search space; draw k trains with seed k")
-    st.add_argument("--strategy", default=f"{PRIMARY_PAIR}", help="all or NAME[,NAME] (default "
+    st.add_argument("--strategy", default=PRIMARY_PAIR, help="all or NAME[,NAME] (default "
                     f"the primary pair {PRIMARY_PAIR})")
     st.add_argument("--task", default="all", help="all or NAME[,NAME] (built-in name or task .toml)")
     _source_arguments(st)
@@ -150,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _recipe_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recipe", default=DEFAULT_RECIPE,
-                   help=f"training recipe, the same for every strategy: stabilized (default) or "
+                   help="training recipe, the same for every strategy: stabilized (default) or "
                    "plain (see `bench list recipes`)")
 
 
