@@ -146,7 +146,7 @@ class PatchDiscriminator(nn.Module):
     channel when `mbstd_group` > 0) is never transferred."""
 
     def __init__(self, spatial_dims: int, image_size: int, ndf: int = 64, in_channels: int = 1,
-                 mbstd_group: int = 0, norm: str = "instance"):
+                 mbstd_group: int = 0):
         super().__init__()
         d = spatial_dims
         n_layers = patchgan_depth(image_size)
@@ -157,8 +157,7 @@ class PatchDiscriminator(nn.Module):
             prev, mult = mult, min(2 ** n, 8)
             stride = 2 if n < n_layers else 1
             layers += [_conv(d, ndf * prev, ndf * mult, 4, stride=stride, pad=1),
-                       _norm(d, ndf * mult) if norm == "instance" else nn.Identity(),
-                       nn.LeakyReLU(0.2, True)]
+                       _norm(d, ndf * mult), nn.LeakyReLU(0.2, True)]
         self.model = nn.Sequential(*layers)
         last = _conv(d, ndf * mult + (mbstd_group > 0), 1, 4, pad=1)
         self.head = nn.Sequential(MinibatchStd(mbstd_group), last) if mbstd_group else last
@@ -188,6 +187,5 @@ def build_networks(s, seed: int) -> tuple[nn.Module, nn.Module]:
     torch.manual_seed(seed)
     G = init_weights(NoiseToImageGenerator(s.dims, s.image_size, s.z_dim, s.ngf, s.n_blocks,
                                            s.stem_channels))
-    D = init_weights(PatchDiscriminator(s.dims, s.image_size, s.ndf, mbstd_group=s.mbstd_group,
-                                        norm=s.d_norm))
+    D = init_weights(PatchDiscriminator(s.dims, s.image_size, s.ndf, mbstd_group=s.mbstd_group))
     return G, D

@@ -70,7 +70,6 @@ class Settings:
     mbstd_group: int       # minibatch standard deviation group in D's head; 0: none
     augment: str           # DiffAugment operations on everything D sees; "none"
     r1_reduction: str      # R1 on D's patch outputs "sum"med (plain) or "mean"ed like the loss
-    d_norm: str            # D's normalization: "instance" (CycleGAN's) or "none"
     splits: tuple[tuple[str, int], ...] | None = None
 
     def as_dict(self) -> dict:

@@ -186,7 +186,7 @@ class _Side:
     absent: set[int] = field(default_factory=set)  # no value to compare, and none to impute
 
 
-def _strategy_side(units: pd.DataFrame, metric: str, dims: int) -> _Side:
+def strategy_side(units: pd.DataFrame, metric: str, dims: int) -> _Side:
     values, gone = {}, set()
     for _, u in units.iterrows():
         seed = int(u["seed"])
@@ -314,11 +314,11 @@ def compare_task(in_task: pd.DataFrame, metrics: list[Metric]) -> list[PairedCom
         effect = (None if floor is None or ceiling is None
                   else SMALLEST_EFFECT * abs(ceiling - floor))
         for strategy in others:
-            x = _strategy_side(in_task[in_task["strategy"] == strategy], m.name, dims)
+            x = strategy_side(in_task[in_task["strategy"] == strategy], m.name, dims)
             for matching in MATCHINGS:
                 if matching == "compute" and m.name in STEP_ONLY:
                     continue
-                y = (_strategy_side(base_units, m.name, dims) if matching == "step"
+                y = (strategy_side(base_units, m.name, dims) if matching == "step"
                      else _budget_side(base_units, strategy, m.name, dims))
                 family = "primary" if is_primary(strategy, m.name, dims) else "secondary"
                 c = PairedComparison(in_task["task"].iloc[0], strategy, m.name, family, matching,

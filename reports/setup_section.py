@@ -26,7 +26,7 @@ def _recipe(frame: pd.DataFrame) -> str:
     for name in fmt.distinct(frame, "settings.recipe"):
         rows = frame[frame["settings.recipe"] == name]
         what = [f"{k} {values_text(fmt.distinct(rows, f'settings.harness.{k}'))}"
-                for k in ("mbstd_group", "augment", "r1_reduction", "d_norm")
+                for k in ("mbstd_group", "augment", "r1_reduction")
                 if f"settings.harness.{k}" in rows]
         parts.append(f"{name} ({', '.join(what)})" if what else name)
     return "; ".join(parts)

@@ -18,7 +18,7 @@ from bench.metrics import states
 from reports import fmt
 from reports.analysis import Analysis
 from reports.catalog import metric
-from reports.comparisons import _strategy_side, paired
+from reports.comparisons import paired, strategy_side
 from reports.endpoint import BASELINE, primary_metric
 from reports.figures import new_figure, save_png
 from reports.stats import ALPHA, holm, wilson
@@ -77,9 +77,9 @@ def _pairs(in_task: pd.DataFrame, strategies: list[str]) -> list[str]:
     at the worst, as in every comparison), Holm over the strategies compared."""
     dims = fmt.dims(in_task)
     name = primary_metric(dims)
-    base = _strategy_side(in_task[in_task["strategy"] == BASELINE], name, dims)
+    base = strategy_side(in_task[in_task["strategy"] == BASELINE], name, dims)
     ceiling = _value(in_task.iloc[0], "reference.fid_ceiling")
-    found = {st: paired(_strategy_side(in_task[in_task["strategy"] == st], name, dims), base,
+    found = {st: paired(strategy_side(in_task[in_task["strategy"] == st], name, dims), base,
                         ceiling, higher_is_better=False) for st in strategies}
     tested = [st for st in strategies if found[st].get("p") is not None]
     adjusted = dict(zip(tested, holm([found[st]["p"] for st in tested])))
