@@ -152,11 +152,25 @@ def r1_due(step: int, s: Settings) -> bool:
     return step % s.r1_every == 0 and s.r1_gamma > 0
 
 
+def mode_seeking(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Mao et al. 2019's mode-seeking term: the inverse of how far apart the images of two noise
+    vectors are, per unit of distance between the vectors (the batch's halves are the pairs).
+    It is large when G draws the same image whatever z is, which is how the trunk (an
+    image-to-image network) collapses."""
+    a, b = fake.float().flatten(1).chunk(2)
+    za, zb = z.float().chunk(2)
+    ratio = (a - b).abs().mean(1) / (za - zb).abs().mean(1)
+    return 1.0 / (ratio.mean() + 1e-5)
+
+
 def g_loss(G: torch.nn.Module, D: torch.nn.Module, z: torch.Tensor, device: torch.device,
-           precision: str, aug: Augment = _same) -> torch.Tensor:
-    """The generator's non-saturating loss (call with D's parameters frozen)."""
+           precision: str, aug: Augment = _same, seeking: float = 0.0) -> torch.Tensor:
+    """The generator's non-saturating loss (call with D's parameters frozen), plus `seeking`
+    times the mode-seeking term."""
     with autocast(device, precision):
-        return F.softplus(-D(aug(G(z))).float()).mean()
+        fake = G(z)
+        loss = F.softplus(-D(aug(fake)).float()).mean()
+    return loss + seeking * mode_seeking(fake, z) if seeking else loss
 
 
 def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: int,
@@ -257,7 +271,7 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
 
         D.requires_grad_(False)
         z = torch.randn(s.batch_size, s.z_dim, generator=gen).to(device)
-        loss_g_t = g_loss(G, D, z, device, precision, aug)
+        loss_g_t = g_loss(G, D, z, device, precision, aug, s.mode_seeking)
         D.requires_grad_(True)
         loss_g = _optimize(loss_g_t, opt_g, "loss_g", step, result, s.steps)
         if loss_g is None:

@@ -161,8 +161,30 @@ def _gan_rates(frame: pd.DataFrame) -> str:
             rate = (pd.to_numeric(units["compute.gan_flops"])
                     / pd.to_numeric(units["compute.gan_seconds"])).median() / 1e9
             parts.append(f"{task} {fmt.num(rate, 0)}")
-    return ("GAN training (FLOPs counted as above, over training seconds), median over units, "
+    text = ("GAN training (FLOPs counted as above, over training seconds), median over units, "
             f"GFLOP/s: {', '.join(parts)}." if parts else "")
+    overhead = _overhead(frame)
+    return f"{text} {overhead}".strip()
+
+
+def _overhead(frame: pd.DataFrame) -> str:
+    """The share of a unit's seconds that neither trained nor computed the final metrics: the
+    evaluations during training and the bookkeeping."""
+    if "compute.final_metrics_seconds" not in frame:
+        return ""
+
+    def col(name: str) -> pd.Series:
+        values = frame[name] if name in frame else pd.Series(0.0, index=frame.index)
+        return pd.to_numeric(values, errors="coerce").fillna(0.0)
+
+    rest = col("seconds") - col("compute.final_metrics_seconds")
+    trained = col("compute.gan_seconds") + col("compute.extension.seconds")
+    share = ((rest - trained) / rest).where((rest > 0) & frame["compute.final_metrics_seconds"].notna())
+    parts = [f"{task} {fmt.num(100 * share[frame['task'] == task].median(), 0)}%"
+             for task in sorted(frame["task"].unique()) if share[frame["task"] == task].notna().any()]
+    return ("Share of a unit's seconds spent evaluating during training and on bookkeeping "
+            f"(the final metrics excepted), median over units: {', '.join(parts)}."
+            if parts else "")
 
 
 def _effort(unit: pd.Series) -> str:

@@ -10,7 +10,7 @@ from bench.augment import augment, check_policy
 from bench.errors import BenchError
 from bench.nets import MinibatchStd, PatchDiscriminator, build_networks
 from bench.profiles import get_settings, list_recipes
-from bench.train import d_score, r1_loss
+from bench.train import d_score, g_loss, mode_seeking, r1_loss
 
 
 @pytest.mark.parametrize("dims,size", [(2, 32), (3, 16)])
@@ -93,6 +93,30 @@ def test_r1_per_patch_is_the_summed_penalty_over_patches_squared():
     assert summed.item() == pytest.approx(meaned.item() * patches ** 2, rel=1e-4)
     assert d_score(D, real, dataclasses.replace(s, r1_reduction="mean")).item() == pytest.approx(
         D(real).flatten(1).mean(1).sum().item(), rel=1e-5)
+
+
+def test_mode_seeking_is_large_when_the_images_ignore_the_noise():
+    z = torch.randn(8, 4)
+    varied = torch.tanh(z[:, :1, None, None].expand(8, 1, 6, 6))
+    same = varied[:1].expand(8, 1, 6, 6) + 1e-3 * torch.randn(8, 1, 6, 6)
+    assert mode_seeking(same, z) > 100 * mode_seeking(varied, z)
+    # Halves are the pairs: with image distance d per unit noise distance it is 1 / d.
+    a, b = torch.zeros(2, 1, 2, 2), torch.full((2, 1, 2, 2), 0.5)
+    za, zb = torch.zeros(2, 3), torch.ones(2, 3)
+    assert mode_seeking(torch.cat([a, b]), torch.cat([za, zb])).item() == pytest.approx(2, rel=1e-4)
+
+
+def test_mode_seeking_weight_adds_to_the_generator_loss_and_pushes_images_apart():
+    s = get_settings("smoke", 2, "stabilized")
+    G, D = build_networks(s, 0)
+    z = torch.randn(4, s.z_dim)
+    plain = g_loss(G, D, z, torch.device("cpu"), "fp32")
+    seeking = g_loss(G, D, z, torch.device("cpu"), "fp32", seeking=0.5)
+    assert seeking.item() == pytest.approx(plain.item() + 0.5 * mode_seeking(G(z), z).item(),
+                                           rel=1e-4)
+    G.zero_grad()
+    mode_seeking(G(z), z).backward()
+    assert G.stem.fc.weight.grad.abs().sum() > 0  # it reaches the noise pathway
 
 
 def test_recipes_resolve_over_profiles_and_unknown_ones_are_refused():

@@ -396,3 +396,23 @@ def test_the_baseline_check_uses_the_one_definition_of_learned(tmp_path: Path) -
     text = write_report([write_run(tmp_path / "r", rows)])["report"].read_text()
     assert "scratch did not learn: its mean final domain FID" in text
     assert "at 0.200 of the way from the real floor 1.20 to the untrained ceiling 500.00" in text
+
+
+def test_setup_gives_gan_throughput_and_evaluation_share(tmp_path: Path) -> None:
+    def timed(strategy: str, seed: int, seconds: float, trained: float, final: float,
+              extension: float | None = None) -> dict[str, Any]:
+        compute = {"gan_flops": 2e12, "gan_seconds": trained, "final_metrics_seconds": final}
+        if extension is not None:
+            compute["extension"] = {"seconds": extension}
+        return make_row(strategy=strategy, seed=seed, seconds=seconds, compute=compute)
+
+    # Evaluation shares: (100 - 10 - 60) / 90 = 1/3; (130 - 10 - 60 - 30) / 120 = 1/4.
+    rows = [timed("cyclegan-t2t1", 0, 100.0, 60.0, 10.0),
+            *(timed("scratch", i, 130.0, 60.0, 10.0, 30.0) for i in (0, 1))]
+    text = write_report([write_run(tmp_path / "run", rows)])["report"].read_text()
+    assert "GFLOP/s: phantom-2d 33." in text  # 2e12 FLOPs over 60 s
+    assert "the final metrics excepted), median over units: phantom-2d 25%." in text
+    older = [make_row(strategy="cyclegan-t2t1", seed=i,
+                      compute={"gan_flops": 2e12, "gan_seconds": 60.0}) for i in (0, 1)]
+    text = write_report([write_run(tmp_path / "older", older)])["report"].read_text()
+    assert "GFLOP/s: phantom-2d 33." in text and "final metrics excepted" not in text
