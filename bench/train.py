@@ -157,9 +157,12 @@ def mode_seeking(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     vectors are, per unit of distance between the vectors (the batch's halves are the pairs).
     It is large when G draws the same image whatever z is, which is how the trunk (an
     image-to-image network) collapses."""
-    a, b = fake.float().flatten(1).chunk(2)
-    za, zb = z.float().chunk(2)
-    ratio = (a - b).abs().mean(1) / (za - zb).abs().mean(1)
+    half = len(z) // 2  # an odd batch leaves its last image out; a batch of one has no pair
+    if half == 0:
+        return fake.new_zeros((), dtype=torch.float32)
+    x, z = fake.float().flatten(1), z.float()
+    ratio = ((x[:half] - x[half:2 * half]).abs().mean(1)
+             / (z[:half] - z[half:2 * half]).abs().mean(1))
     return 1.0 / (ratio.mean() + 1e-5)
 
 

@@ -147,6 +147,10 @@ def tune(cfg: TuneConfig) -> dict[str, optuna.Study]:
                 pruner=cfg.pruner or optuna.pruners.MedianPruner(n_warmup_steps=s.eval_every))
             _check_study_data(study, spec)
             _record_split(study, task.data, cfg)
+            if not study.get_trials(deepcopy=False):
+                # The profile's own values are a new study's first trial: the study measures
+                # them beside what it draws, so its best is never worse than the default.
+                study.enqueue_trial(profile_values(s, name), user_attrs={"profile_values": True})
             lock = StudyLock(url, label)
             checkpoints = Path(cfg.out) / "checkpoints" / label.replace("/", "__")
             objective = _objective(name, task, cfg, lock, checkpoints)
@@ -156,6 +160,18 @@ def tune(cfg: TuneConfig) -> dict[str, optuna.Study]:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         _work(studies, cfg)
     return {label: item.study for label, item in studies.items()}
+
+
+def profile_values(s, strategy: str) -> dict:
+    """The values settings `s` give the search space's parameters (the harness's, and those of
+    the strategy's own that are harness settings, such as transfer_lr_scale)."""
+    trial = optuna.trial.FixedTrial(s.as_dict())
+    suggest_harness(trial)
+    try:
+        strategies.get_strategy(strategy).search_space(trial)
+    except ValueError:  # a parameter the settings do not hold: the sampler draws it
+        pass
+    return trial.params
 
 
 def _check_study_data(study: optuna.Study, spec) -> None:

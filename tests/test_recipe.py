@@ -104,6 +104,9 @@ def test_mode_seeking_is_large_when_the_images_ignore_the_noise():
     a, b = torch.zeros(2, 1, 2, 2), torch.full((2, 1, 2, 2), 0.5)
     za, zb = torch.zeros(2, 3), torch.ones(2, 3)
     assert mode_seeking(torch.cat([a, b]), torch.cat([za, zb])).item() == pytest.approx(2, rel=1e-4)
+    odd = mode_seeking(torch.cat([a, b, a[:1]]), torch.cat([za, zb, za[:1]]))
+    assert odd.item() == pytest.approx(2, rel=1e-4)  # the unpaired last image is left out
+    assert mode_seeking(a[:1], za[:1]).item() == 0
 
 
 def test_mode_seeking_weight_adds_to_the_generator_loss_and_pushes_images_apart():

@@ -8,6 +8,7 @@ import pytest
 from optuna.trial import TrialState
 
 from bench.errors import BenchError
+from bench.profiles import get_settings
 from bench.run import RunConfig, run
 from bench.store import read_jsonl
 from bench.trials import effort
@@ -36,6 +37,15 @@ def test_every_study_gets_exactly_n_trials_and_a_rerun_adds_none(tmp_path, cache
     assert all({"parts", "transfer_lr_scale"} <= set(t.params) for t in partial.trials)
     scratch = studies[study_name("smoke", "phantom-2d", "scratch")]
     assert all("transfer_lr_scale" not in t.params for t in scratch.trials)  # nothing transferred
+    # Trial 0 of a new study runs the profile's own values; the sampler draws the rest.
+    s = get_settings("smoke", 2)
+    first, second = partial.trials
+    assert first.user_attrs["profile_values"] and "profile_values" not in second.user_attrs
+    assert {k: first.params[k] for k in ("lr_g", "r1_gamma", "ema_decay", "transfer_lr_scale")} == {
+        "lr_g": s.lr_g, "r1_gamma": s.r1_gamma, "ema_decay": s.ema_decay,
+        "transfer_lr_scale": s.transfer_lr_scale}
+    assert first.params["parts"] in ("residual,decoder", "decoder", "encoder,residual", "encoder")
+    assert second.params["lr_g"] != s.lr_g
     assert all(len(_states(s)) == 2 for s in tune(cfg).values())  # resumed: nothing redone
     assert all(len(_states(s)) == 3 for s in tune(replace(cfg, trials=3)).values())
 
