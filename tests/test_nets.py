@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from bench.nets import (NoiseToImageGenerator, PatchDiscriminator, ResnetTrunk, init_weights,
-                        patchgan_depth, patchgan_receptive_field)
+from bench.nets import (NoiseStem, NoiseToImageGenerator, PatchDiscriminator, ResnetTrunk,
+                        init_weights, patchgan_depth, patchgan_receptive_field)
 
 
 @pytest.mark.parametrize("dims,size", [(2, 32), (2, 64), (3, 16), (3, 32)])
@@ -35,6 +35,18 @@ def test_init_is_normal_002_with_zero_bias():
     w = torch.cat([m.weight.flatten() for m in D.modules() if isinstance(m, torch.nn.Conv2d)])
     assert abs(w.std().item() - 0.02) < 0.002
     assert all((m.bias == 0).all() for m in D.modules() if isinstance(m, torch.nn.Conv2d))
+
+
+@pytest.mark.parametrize("dims,size", [(2, 32), (3, 16)])
+def test_the_stem_normalizes_each_sample_alone_and_keeps_the_noise(dims, size):
+    # Instance norm, not batch norm: an image never depends on the others of its batch, so
+    # evaluation samples are the same in any batch size; and what is left still varies with z.
+    torch.manual_seed(0)
+    stem = init_weights(NoiseStem(dims, size, 16, 8))
+    z = torch.randn(4, 16)
+    out = stem(z)
+    assert torch.allclose(stem(z[:1]), out[:1], atol=1e-6)
+    assert (out[0] - out[1]).abs().mean() > 0.2 * out.abs().mean()
 
 
 def test_stem_rejects_sizes_it_cannot_build():
