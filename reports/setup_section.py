@@ -25,11 +25,20 @@ def _recipe(frame: pd.DataFrame) -> str:
     parts = []
     for name in fmt.distinct(frame, "settings.recipe"):
         rows = frame[frame["settings.recipe"] == name]
-        what = [f"{k} {values_text(fmt.distinct(rows, f'settings.harness.{k}'))}"
-                for k in ("mbstd_group", "augment", "r1_reduction")
+        what = [f"{k} {_per_task(rows, f'settings.harness.{k}')}"
+                for k in ("mbstd_group", "augment", "r1_reduction", "mode_seeking")
                 if f"settings.harness.{k}" in rows]
         parts.append(f"{name} ({', '.join(what)})" if what else name)
     return "; ".join(parts)
+
+
+def _per_task(rows: pd.DataFrame, column: str) -> str:
+    """One value, or each task's when they differ (profiles may set a recipe's value per
+    dimensionality)."""
+    if len(fmt.distinct(rows, column)) <= 1:
+        return values_text(fmt.distinct(rows, column))
+    return " / ".join(f"{task} {values_text(fmt.distinct(group, column))}"
+                      for task, group in rows.groupby("task", sort=True))
 
 
 def _values(in_task: pd.DataFrame, column: str) -> str:

@@ -416,3 +416,16 @@ def test_setup_gives_gan_throughput_and_evaluation_share(tmp_path: Path) -> None
                       compute={"gan_flops": 2e12, "gan_seconds": 60.0}) for i in (0, 1)]
     text = write_report([write_run(tmp_path / "older", older)])["report"].read_text()
     assert "GFLOP/s: phantom-2d 33." in text and "final metrics excepted" not in text
+
+
+def test_recipe_values_are_given_per_task_where_they_differ(tmp_path: Path) -> None:
+    rows = []
+    for task, weight in (("phantom-2d", 1.0), ("phantom-3d", 0.2)):
+        for seed in (0, 1):
+            row = make_row(task=task, seed=seed)
+            row["settings"].update(recipe="stabilized",
+                                   harness={"mbstd_group": 4, "mode_seeking": weight})
+            rows.append(row)
+    text = write_report([write_run(tmp_path / "run", rows)])["report"].read_text()
+    assert ("Training recipe: stabilized (mbstd_group 4, mode_seeking phantom-2d 1.0 / "
+            "phantom-3d 0.2)") in text

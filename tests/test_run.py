@@ -116,9 +116,10 @@ def test_the_plain_recipe_runs_is_recorded_and_does_not_mix_with_stabilized(tmp_
     for r in rows:
         assert r["settings"]["recipe"] == "plain"
         harness = r["settings"]["harness"]
-        assert (harness["mbstd_group"], harness["augment"], harness["r1_reduction"]) == (
-            0, "none", "sum")
-    assert "Training recipe: plain (mbstd_group 0, augment none" in (out / "report.md").read_text()
+        assert (harness["mbstd_group"], harness["augment"], harness["r1_reduction"],
+                harness["mode_seeking"]) == (0, "none", "sum", 0.0)
+    assert ("Training recipe: plain (mbstd_group 0, augment none, r1_reduction sum, "
+            "mode_seeking 0.0)") in (out / "report.md").read_text()
     # The same directory refuses the other recipe; reports refuse to merge the two.
     rc = main(["run", "--strategy", "scratch", "--task", "phantom-2d", "--profile", "smoke",
                "--out", str(out), "--no-progress", "--device", "cpu", "--precision", "fp32"])
