@@ -17,6 +17,10 @@ from bench.tune_storage import open_storage
 from bench.unit import TUNING_SEEDS
 
 
+# Tests that play a worker with study.ask(), which Optuna warns about on a heartbeat storage.
+plays_a_worker = pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+
+
 def _config(out, cache, strategies=("scratch", "cyclegan-partial"), trials=2, **kw):
     return TuneConfig(strategies=list(strategies), tasks=["phantom-2d"], out=out, trials=trials,
                       profile="smoke", device="cpu", precision="fp32", cache_dir=cache,
@@ -135,6 +139,7 @@ def test_tuning_records_its_split_and_seeds_and_a_run_on_others_is_refused(tmp_p
     assert row["tuned"]["unit_seed"] == TUNING_SEEDS and row["status"] == "ok"
 
 
+@plays_a_worker
 def test_a_study_with_trials_of_unknown_split_is_not_tuned_on(tmp_path, cache_dir):
     cfg = _config(tmp_path / "tune", cache_dir, strategies=("scratch",), trials=1)
     (tmp_path / "tune").mkdir()
@@ -153,6 +158,7 @@ def test_a_bad_storage_url_is_a_one_line_error(tmp_path, cache_dir):
     assert not (tmp_path / "tune").exists()
 
 
+@plays_a_worker
 def test_a_trial_whose_worker_stopped_beating_is_failed_and_run_again(tmp_path, cache_dir,
                                                                         monkeypatch):
     import bench.tune
@@ -178,6 +184,7 @@ def test_a_trial_whose_worker_stopped_beating_is_failed_and_run_again(tmp_path, 
         "diverged": 0, "retried": 1, "train_seconds": 0}
 
 
+@plays_a_worker
 def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_run_again(tmp_path, cache_dir,
                                                                              monkeypatch):
     import bench.tune
