@@ -188,9 +188,11 @@ def _overhead(frame: pd.DataFrame) -> str:
 
     rest = col("seconds") - col("compute.final_metrics_seconds")
     trained = col("compute.gan_seconds") + col("compute.extension.seconds")
-    share = ((rest - trained) / rest).where((rest > 0) & frame["compute.final_metrics_seconds"].notna())
-    parts = [f"{task} {fmt.num(100 * share[frame['task'] == task].median(), 0)}%"
-             for task in sorted(frame["task"].unique()) if share[frame["task"] == task].notna().any()]
+    timed = (rest > 0) & frame["compute.final_metrics_seconds"].notna()
+    share = ((rest - trained) / rest).where(timed)
+    by_task = {task: share[frame["task"] == task] for task in sorted(frame["task"].unique())}
+    parts = [f"{task} {fmt.num(100 * values.median(), 0)}%"
+             for task, values in by_task.items() if values.notna().any()]
     return ("Share of a unit's seconds spent evaluating during training and on bookkeeping "
             f"(the final metrics excepted), median over units: {', '.join(parts)}."
             if parts else "")
