@@ -29,7 +29,7 @@ def pytest_terminal_summary(terminalreporter) -> None:
     write("")
     write(f"bf16 matmul ceiling: {ceiling / 1e9:.0f} GFLOP/s (2048^2 x 2048^2)")
     for dims in (2, 3):
-        for kind in ("harness", "bare"):
+        for kind in ("harness", "bare", "compiled"):
             found = _RESULTS.get(f"{kind} {dims}D")
             if found:
                 rate = found[1] / found[0]
@@ -39,3 +39,6 @@ def pytest_terminal_summary(terminalreporter) -> None:
         both = [_RESULTS.get(f"{k} {dims}D") for k in ("harness", "bare")]
         if all(both):
             write(f"{dims}D harness / bare loop time: {both[0][0] / both[1][0]:.3f}")
+        compiled = _RESULTS.get(f"compiled {dims}D")
+        if compiled and both[1]:
+            write(f"{dims}D compiled / bare loop time: {compiled[0] / both[1][0]:.3f}")

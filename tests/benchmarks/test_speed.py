@@ -7,6 +7,7 @@ loop against a bare loop of the same networks, all measured in the same run.
 """
 
 import dataclasses
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -103,19 +104,18 @@ def test_harness_training_loop_quick(benchmark, speed, dims):
     speed.record(f"harness {dims}D", benchmark, gan_flops(s, STEPS))
 
 
-@pytest.mark.parametrize("dims", [2, 3])
-def test_bare_training_loop_quick(benchmark, speed, dims):
-    """The same 16 steps written plainly: the same networks, losses, R1 schedule, augmentation,
-    Adam and EMA, without the harness around them."""
+def _bare_loop(s, compiled: bool):
+    """The 16 steps written plainly: the same networks, losses, R1 schedule, augmentation, Adam
+    and EMA, without the harness around them. `compiled`: G and D through torch.compile for the
+    losses; R1 stays eager, since compiled graphs have no double backward."""
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
     from bench.augment import augment, check_policy
-    from bench.compute import gan_flops
     from bench.nets import build_networks
     from bench.train import d_loss, g_loss, r1_loss
-    s = _loop_settings(dims)
     G, D = build_networks(s, 0)
     G, D = fast_layout(G, s.dims), fast_layout(D, s.dims)
+    Gc, Dc = (torch.compile(G), torch.compile(D)) if compiled else (G, D)
     images, cpu, ops = _data(s).train.t1, torch.device("cpu"), check_policy(s.augment)
     opt_g = torch.optim.Adam(G.parameters(), s.lr_g, betas=(s.beta1, s.beta2))
     opt_d = torch.optim.Adam(D.parameters(), s.lr_d, betas=(s.beta1, s.beta2))
@@ -126,23 +126,44 @@ def test_bare_training_loop_quick(benchmark, speed, dims):
     def loop():
         for step in range(STEPS):
             real = images[torch.randint(len(images), (s.batch_size,), generator=gen)]
-            loss = d_loss(G, D, torch.randn(s.batch_size, s.z_dim), real, cpu, "bf16", aug)
+            loss = d_loss(Gc, Dc, torch.randn(s.batch_size, s.z_dim), real, cpu, "bf16", aug)
             if step % s.r1_every == 0:
                 loss = loss + r1_loss(D, aug(real), s)
             opt_d.zero_grad(set_to_none=True)
             loss.backward()
             opt_d.step()
             D.requires_grad_(False)
-            loss = g_loss(G, D, torch.randn(s.batch_size, s.z_dim), cpu, "bf16", aug)
+            loss = g_loss(Gc, Dc, torch.randn(s.batch_size, s.z_dim), cpu, "bf16", aug,
+                          s.mode_seeking)
             D.requires_grad_(True)
             opt_g.zero_grad(set_to_none=True)
             loss.backward()
             opt_g.step()
             ema.update_parameters(G)
 
-    loop()
-    benchmark.pedantic(loop, rounds=5, iterations=1)
+    loop()  # oneDNN's kernels (and, compiled, the graphs) are built on the first steps
+    return loop
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_bare_training_loop_quick(benchmark, speed, dims):
+    from bench.compute import gan_flops
+    s = _loop_settings(dims)
+    benchmark.pedantic(_bare_loop(s, compiled=False), rounds=5, iterations=1)
     speed.record(f"bare {dims}D", benchmark, gan_flops(s, STEPS))
+
+
+@pytest.mark.skipif(not os.environ.get("BENCH_COMPILE"),
+                    reason="compiling takes minutes on a CPU: set BENCH_COMPILE=1")
+@pytest.mark.parametrize("dims", [2, pytest.param(3, marks=pytest.mark.xfail(
+    reason="torch 2.13's inductor fails to lower the 3D networks on CPU (LoweringException: "
+           "Exponent must be non-negative)"))])
+def test_compiled_training_loop_quick(benchmark, speed, dims):
+    """The bare loop with G and D compiled: whether torch.compile pays on this machine."""
+    from bench.compute import gan_flops
+    s = _loop_settings(dims)
+    benchmark.pedantic(_bare_loop(s, compiled=True), rounds=5, iterations=1)
+    speed.record(f"compiled {dims}D", benchmark, gan_flops(s, STEPS))
 
 
 @pytest.mark.parametrize("dims", [2, 3])
