@@ -38,9 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--task", default="all", help="all or NAME[,NAME] (built-in name or task .toml)")
     _source_arguments(r)
     r.add_argument("--profile", default="quick", help="smoke, quick (default), standard, full")
-    r.add_argument("--seeds", type=int, default=DEFAULT_SEEDS,
-                   help=f"seeds 0..N-1 per (task, strategy) (default {DEFAULT_SEEDS}: the fewest "
-                   "with which a strategy better on every seed can pass the primary test)")
+    r.add_argument("--seeds", type=int, default=None,
+                   help=f"seeds 0..N-1 per (task, strategy) (default: the fewest with which a "
+                   f"strategy better on every seed can pass its family's test: {DEFAULT_SEEDS} for "
+                   f"{PRIMARY_PAIR} alone, 9 or 10 with other strategies)")
     r.add_argument("--out", type=Path, default=None, help="run directory (default runs/PROFILE)")
     r.add_argument("--plugin", action="append", default=[], help="strategy file.py or module")
     r.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")
@@ -210,18 +211,37 @@ def _list(what: str, plugins: list[str]) -> None:
         for name in strategies.list_strategies():
             st = strategies.get_strategy(name)
             needs = ",".join(st.needs) or "-"
-            print(f"{name:20s} needs={needs:12s} origin={strategies.strategy_origin(name):10s} "
-                  f"{st.description}")
+            dims = "+".join(f"{d}D" for d in st.dims)
+            print(f"{name:20s} needs={needs:12s} dims={dims:6s} "
+                  f"origin={strategies.strategy_origin(name):10s} {st.description}")
+
+
+def _dims(tasks: list) -> set[int]:
+    import datasets
+    return {(t if isinstance(t, datasets.TaskSpec) else datasets.get_task(t)).dims for t in tasks}
+
+
+def _strategies(args: argparse.Namespace, tasks: list) -> list[str]:
+    """--strategy's names; `all` leaves out those that apply to none of the tasks (a 3D-only
+    control on 2D tasks), where a name given explicitly is refused with the reason."""
+    import strategies
+    known = strategies.list_strategies()
+    if args.strategy != "all":
+        return _names(args.strategy, known, "strategy")
+    return [n for n in known if any(strategies.applies(n, d) for d in _dims(tasks))]
 
 
 def _run(args: argparse.Namespace) -> None:
     import strategies
     from bench.run import RunConfig, default_cache, parse_shard, run
     strategies.load_plugins(args.plugin)
+    from reports.endpoint import plan_seeds
+    tasks = _tasks(args)
+    names = _strategies(args, tasks)
     cfg = RunConfig(
-        strategies=_names(args.strategy, strategies.list_strategies(), "strategy"),
-        tasks=_tasks(args),
-        out=args.out or Path("runs") / args.profile, profile=args.profile, seeds=args.seeds,
+        strategies=names, tasks=tasks,
+        out=args.out or Path("runs") / args.profile, profile=args.profile,
+        seeds=plan_seeds(names, _dims(tasks)) if args.seeds is None else args.seeds,
         device=args.device, precision=args.precision, cache_dir=args.cache or default_cache(),
         data_seed=args.data_seed, pretext_seed=args.pretext_seed, progress=not args.no_progress,
         shard=parse_shard(args.shard), tuned=args.tuned, recipe=args.recipe)
@@ -235,9 +255,9 @@ def _stability(args: argparse.Namespace) -> None:
     strategies.load_plugins(args.plugin)
     if args.draws < 1:
         raise BenchError(f"--draws {args.draws}: need at least 1")
+    tasks = _tasks(args)
     cfg = RunConfig(
-        strategies=_names(args.strategy, strategies.list_strategies(), "strategy"),
-        tasks=_tasks(args), seeds=args.draws, draw_seed=args.draw_seed,
+        strategies=_strategies(args, tasks), tasks=tasks, seeds=args.draws, draw_seed=args.draw_seed,
         out=args.out or Path("runs") / f"stability-{args.profile}-{args.recipe}",
         profile=args.profile, device=args.device, precision=args.precision,
         cache_dir=args.cache or default_cache(), data_seed=args.data_seed,
@@ -251,9 +271,9 @@ def _tune(args: argparse.Namespace) -> None:
     from bench.run import default_cache
     from bench.tune import TuneConfig, effort, tune
     strategies.load_plugins(args.plugin)
+    tasks = _tasks(args)
     cfg = TuneConfig(
-        strategies=_names(args.strategy, strategies.list_strategies(), "strategy"),
-        tasks=_tasks(args),
+        strategies=_strategies(args, tasks), tasks=tasks,
         out=args.out or Path("runs") / f"tune-{args.profile}", trials=args.trials,
         profile=args.profile, storage=args.storage, device=args.device, precision=args.precision,
         cache_dir=args.cache or default_cache(), seed=args.seed, data_seed=args.data_seed,

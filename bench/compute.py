@@ -81,9 +81,13 @@ def steps_for(s: Settings, flops: float) -> int:
 
 @lru_cache(maxsize=None)
 def pretext_step_flops(name: str, s: Settings) -> int:
-    from bench.pretext import autoencoder_loss, cyclegan_d_loss, cyclegan_g_loss, cyclegan_nets, _trunk
+    """One training step of pretext `name` on the task settings `s` (a 2D pretext of a 3D task
+    counts its own 2D step)."""
+    from bench.pretext import _trunk, autoencoder_loss, cyclegan_d_loss, cyclegan_g_loss, cyclegan_nets, get_pretext_kind
+    kind = get_pretext_kind(name)
+    s = kind.settings(s)
     t1, t2 = _batch(s, s.pretext_batch), _batch(s, s.pretext_batch)
-    if name == "cyclegan":
+    if kind.loss == "cyclegan":
         with META:
             nets = cyclegan_nets(s, META)
 
@@ -92,16 +96,22 @@ def pretext_step_flops(name: str, s: Settings) -> int:
             loss_g.backward()
             cyclegan_d_loss(nets, t1, t2, fake_t1.detach(), fake_t2.detach(), META, "fp32").backward()
         return count_flops(step)
+    with META:
+        trunk = _trunk(s, META)
+    return count_flops(lambda: autoencoder_loss(trunk, t1, t2, META, "fp32").backward())
+
+
+def pretext_steps(name: str, s: Settings) -> int:
+    """The autoencoder trains for the fewest steps whose FLOPs reach the CycleGAN's: a control
+    for "any pretraining" at the adversarial translation's cost. The others train the profile's
+    `pretext_steps`."""
     if name == "autoencoder":
-        with META:
-            trunk = _trunk(s, META)
-        return count_flops(lambda: autoencoder_loss(trunk, t1, t2, META, "fp32").backward())
-    raise KeyError(name)
+        return math.ceil(pretext_flops("cyclegan", s) / pretext_step_flops("autoencoder", s))
+    return s.pretext_steps
 
 
 def pretext_flops(name: str, s: Settings) -> int:
-    steps = s.pretext_steps if name == "cyclegan" else s.autoencoder_steps
-    return steps * pretext_step_flops(name, s)
+    return pretext_steps(name, s) * pretext_step_flops(name, s)
 
 
 def forward_flops(net: torch.nn.Module, shape: tuple[int, ...]) -> int:

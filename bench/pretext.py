@@ -7,6 +7,7 @@ shared by every strategy of a seed (by default seed k of a run uses pretext seed
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -25,7 +26,7 @@ from bench.metrics.fid import even_subset
 from bench.nets import PatchDiscriminator, ResnetTrunk, init_weights
 from bench.profiles import Settings
 
-ARTIFACT_VERSION = 2
+ARTIFACT_VERSION = 3  # 3: the autoencoder's steps match the CycleGAN's FLOPs
 
 
 class PretextDiverged(RuntimeError):
@@ -49,6 +50,7 @@ class PretextContext:
     device: torch.device
     precision: str
     progress: bool = True
+    name: str = ""  # the pretext's name, for its progress bar
 
 
 def _trunk(s: Settings, device: torch.device) -> ResnetTrunk:
@@ -155,7 +157,7 @@ def train_cyclegan(ctx: PretextContext) -> tuple[dict, dict]:
     train = ctx.data.train
     t1_all, t2_all = train.t1.to(dev), train.t2.to(dev)
 
-    for _ in tqdm(range(s.pretext_steps), desc=f"cyclegan {ctx.data.spec.name}", disable=not ctx.progress,
+    for _ in tqdm(range(s.pretext_steps), desc=f"{ctx.name or 'cyclegan'} {ctx.data.spec.name}", disable=not ctx.progress,
                   leave=False):
         # Unpaired sampling: T1 and T2 batches are drawn independently.
         real_t1 = t1_all[torch.randint(len(t1_all), (s.pretext_batch,), generator=gen)]
@@ -196,7 +198,8 @@ def train_autoencoder(ctx: PretextContext) -> tuple[dict, dict]:
     gen = seeded_generator(ctx.seed, 2)
     images = torch.cat([ctx.data.train.t1, ctx.data.train.t2]).to(dev)
     noise_std = 0.2
-    for _ in tqdm(range(s.autoencoder_steps), desc=f"autoencoder {ctx.data.spec.name}",
+    from bench.compute import pretext_steps
+    for _ in tqdm(range(pretext_steps("autoencoder", s)), desc=f"autoencoder {ctx.data.spec.name}",
                   disable=not ctx.progress, leave=False):
         clean = images[torch.randint(len(images), (s.pretext_batch,), generator=gen)]
         noisy = clean + noise_std * torch.randn(clean.shape, generator=gen).to(dev)
@@ -211,44 +214,100 @@ def train_autoencoder(ctx: PretextContext) -> tuple[dict, dict]:
     return {"trunk": trunk.state_dict()}, {"val_l1": val_l1, "noise_std": noise_std}
 
 
-PRETEXTS: dict[str, Callable[[PretextContext], tuple[dict, dict]]] = {
-    "cyclegan": train_cyclegan,
-    "autoencoder": train_autoencoder,
+def axial_slices(data):
+    """A 3D task's data as its axial slices (every slice of every volume, subject ids kept): what
+    the 2D CycleGAN of `cyclegan-2d` trains on. Same subjects, same splits."""
+    from datasets.spec import SLICE_AXES
+
+    axis = 2 + SLICE_AXES["axial"]  # volumes are [N, 1, S, S, S]
+
+    def cut(split):
+        t1, t2 = (x.movedim(axis, 1).flatten(0, 1) for x in (split.t1, split.t2))
+        depth = split.t1.shape[axis]
+        return dataclasses.replace(split, t1=t1.contiguous(), t2=t2.contiguous(),
+                                   subject=split.subject.repeat_interleave(depth))
+
+    return dataclasses.replace(data, train=cut(data.train), val=cut(data.val), test=cut(data.test))
+
+
+def slice_settings(s: Settings) -> Settings:
+    """The settings of a 2D pretext for a 3D task: the 3D profile's trunk (ngf, n_blocks), its
+    slice size and pretext budget, and as many voxels per batch as its 3D pretext sees (a
+    batch of volumes' worth of slices)."""
+    return dataclasses.replace(s, dims=2, pretext_batch=s.pretext_batch * s.image_size)
+
+
+@dataclass(frozen=True)
+class Pretext:
+    """A pretext the harness can train: its training function, which step the compute
+    accounting counts (`loss`: "cyclegan" or "autoencoder"), the task dims it applies to, and
+    whether it trains on a 3D task's axial slices."""
+
+    train: Callable[[PretextContext], tuple[dict, dict]]
+    loss: str
+    dims: tuple[int, ...] = (2, 3)
+    on_slices: bool = False
+
+    def settings(self, s: Settings) -> Settings:
+        return slice_settings(s) if self.on_slices else s
+
+    def context(self, ctx: PretextContext) -> PretextContext:
+        """What the training function sees: the slices and their settings where it needs them."""
+        if not self.on_slices:
+            return ctx
+        return dataclasses.replace(ctx, data=axial_slices(ctx.data), settings=self.settings(ctx.settings))
+
+
+PRETEXTS: dict[str, Pretext] = {
+    "cyclegan": Pretext(train_cyclegan, "cyclegan"),
+    # Trains for as many FLOPs as the CycleGAN (bench.compute.pretext_steps), so that "any
+    # pretraining" is compared with the adversarial translation at the same cost.
+    "autoencoder": Pretext(train_autoencoder, "autoencoder"),
+    # A 2D CycleGAN on a 3D task's own axial slices, for the inflated 3D start.
+    "cyclegan-2d": Pretext(train_cyclegan, "cyclegan", dims=(3,), on_slices=True),
 }
+
+
+def get_pretext_kind(name: str) -> Pretext:
+    if name not in PRETEXTS:
+        from bench.errors import BenchError
+        raise BenchError(f"unknown pretext '{name}'; known: {', '.join(sorted(PRETEXTS))}")
+    return PRETEXTS[name]
 
 
 # Only the numbers a pretext depends on: changing the GAN's own hyper-parameters (as tuning does)
 # must reuse the same pretext.
 PRETEXT_FIELDS = ("dims", "image_size", "ngf", "n_blocks", "ndf", "pretext_steps", "pretext_batch",
-                  "autoencoder_steps", "pretext_lr", "pretext_beta1", "pretext_beta2", "cycle_weight",
+                  "pretext_lr", "pretext_beta1", "pretext_beta2", "cycle_weight",
                   "identity_weight", "pool_size")
 
 
 def pretext_key(name: str, ctx: PretextContext) -> str:
+    from bench.compute import pretext_steps
     used = {f: getattr(ctx.settings, f) for f in PRETEXT_FIELDS}
     blob = json.dumps({"name": name, "version": ARTIFACT_VERSION, "data": ctx.data.fingerprint,
-                       "settings": used, "seed": ctx.seed,
-                       "precision": ctx.precision, "device": ctx.device.type}, sort_keys=True)
+                       "settings": used, "steps": pretext_steps(name, ctx.settings),
+                       "seed": ctx.seed, "precision": ctx.precision, "device": ctx.device.type},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def get_pretext(name: str, ctx: PretextContext, cache_dir: Path) -> PretextArtifact:
     """Load the cached artifact or train it once; the file appears only when complete."""
-    if name not in PRETEXTS:
-        from bench.errors import BenchError
-        raise BenchError(f"unknown pretext '{name}'; known: {', '.join(sorted(PRETEXTS))}")
+    kind = get_pretext_kind(name)
     key = pretext_key(name, ctx)
     path = Path(cache_dir) / "pretexts" / f"{ctx.data.spec.name}-{name}-{key}.pt"
 
     def train() -> dict:
+        from bench.compute import pretext_steps
         start = time.perf_counter()
-        state, info = PRETEXTS[name](ctx)
+        state, info = kind.train(kind.context(dataclasses.replace(ctx, name=name)))
         bad = nonfinite({f"{k}.{n}": t for k, sd in state.items() for n, t in sd.items()})
         if bad:  # never cache, and never hand strategies, a diverged pretext
             raise PretextDiverged(f"non-finite weights after training ({bad[0]} and "
                                   f"{len(bad) - 1} more)")
-        steps = ctx.settings.pretext_steps if name == "cyclegan" else ctx.settings.autoencoder_steps
-        info = {"key": key, "steps": steps, "seconds": round(time.perf_counter() - start, 2),
+        info = {"key": key, "steps": pretext_steps(name, ctx.settings),
+                "seconds": round(time.perf_counter() - start, 2),
                 "device": str(ctx.device), "precision": ctx.precision, **info}
         state = {k: {n: t.detach().cpu() for n, t in sd.items()} for k, sd in state.items()}
         return {"state": state, "info": info}

@@ -34,7 +34,6 @@ class Settings:
     eval_every: int
     pretext_steps: int
     pretext_batch: int
-    autoencoder_steps: int
     fid_samples: int
     z_dim: int
     lr_g: float

@@ -164,7 +164,7 @@ def baseline_budgets(s: Settings, names: list[str]) -> dict[str, dict]:
     steps that first reach them (never fewer than the common step budget)."""
     out = {}
     for name in names:
-        if name != strategies.BASELINE:
+        if name != strategies.BASELINE and strategies.applies(name, s.dims):
             flops = unit_compute(s, strategies.get_strategy(name).needs)["total_flops"]
             out[name] = {"flops": flops, "step": max(s.steps, steps_for(s, flops))}
     return out
@@ -258,6 +258,7 @@ def run_unit(task: Task, strategy_name: str, seed: int, cfg: RunConfig, store: R
                 steps=result.steps, train_seconds=round(result.train_seconds, 2),
                 seconds=round(time.perf_counter() - start, 2), metrics=metrics,
                 metrics_missing=missing, events=events, reference=reference, transfer=transfer,
+                movement=result.movement,
                 pretexts=_pretext_summary(used), compute=compute, budgets=at_budgets,
                 tuned=tuned, draw=draw, strategy_origin=strategies.strategy_origin(strategy_name),
                 files=files)
@@ -289,7 +290,8 @@ def run(cfg: RunConfig) -> Path:
     # make the whole plan, and a seed's units (and, by default, its pretexts) stay on one
     # machine. Seed-major, so that more --seeds later keep every earlier group on its shard.
     groups = [(spec, seed) for seed in range(cfg.seeds) for spec in specs]
-    plan = [(spec, st, seed) for spec, seed in groups[shard::shards] for st in cfg.strategies]
+    plan = [(spec, st, seed) for spec, seed in groups[shard::shards] for st in cfg.strategies
+            if strategies.applies(st, spec.dims)]
     if not plan:
         raise BenchError(f"shard {shard}/{shards} has no units (the plan has {len(groups)} "
                          "(task, seed) groups); use at most that many shards")
@@ -300,14 +302,15 @@ def run(cfg: RunConfig) -> Path:
     if cfg.tuned:
         from bench.tune import check_tuned, load_tuned
         tuned = {(spec.name, st): load_tuned(cfg.tuned, cfg.profile, spec.name, st)
-                 for spec in specs for st in cfg.strategies}
+                 for spec in specs for st in cfg.strategies if strategies.applies(st, spec.dims)}
         # The split is checked before anything is written: a study tuned on other subjects
         # would let this run's test subjects have chosen its hyper-parameters.
         for spec in specs:
             datas[spec.name] = task_data(spec, settings[spec.name], cfg.cache_dir, cfg.data_seed,
                                          cfg.progress)
             for st in cfg.strategies:
-                check_tuned(tuned[(spec.name, st)], datas[spec.name], cfg)
+                if (spec.name, st) in tuned:
+                    check_tuned(tuned[(spec.name, st)], datas[spec.name], cfg)
     store = RunStore(cfg.out)  # nothing is written before every input above has been checked
     store.check_settings({"profile": cfg.profile, "recipe": cfg.recipe, "precision": cfg.precision,
                           "device": device.type, "data_seed": cfg.data_seed,

@@ -23,6 +23,7 @@ from bench.atomic import atomic_path
 from bench.augment import augment, check_policy
 from bench.device import autocast, fast_layout, seeded_generator
 from bench.metrics.evaluation import D_ACCURACY_IMAGES, Evaluator
+from bench.movement import PARTS, snapshot, weight_movement
 from bench.profiles import Settings
 
 
@@ -43,6 +44,9 @@ class UnitResult:
     budget_samples: dict[int, torch.Tensor] = field(default_factory=dict)
     extension_diverged_step: int | None = None
     extension_seconds: float = 0.0
+    # Per part of G and D, how far the weights moved from their start by the common step budget
+    # (or the divergence): bench.movement.
+    movement: dict[str, float | None] | None = None
 
     def fids(self) -> list[tuple[int, float]]:
         return [(r["step"], r["fid"]) for r in self.curve if r.get("fid") is not None]
@@ -66,9 +70,7 @@ def _load_checkpoint(path: Path | None) -> dict | None:
 
 # Where each part of a strategy's transfer report lives: (network, parameter prefix).
 # "discriminator" is D's body; its head is never transferred (bench.nets.PatchDiscriminator).
-TRANSFER_PREFIXES = {"stem": ("G", "stem"), "encoder": ("G", "trunk.encoder"),
-                     "residual": ("G", "trunk.residual"), "decoder": ("G", "trunk.decoder"),
-                     "discriminator": ("D", "model")}
+TRANSFER_PREFIXES = {part: where for part, where in PARTS.items() if part != "head"}
 
 
 def transferred_prefixes(transferred: dict[str, int] | None, net: str) -> list[str]:
@@ -202,6 +204,7 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
     aug = (lambda x: augment(x, ops, gen)) if ops else _same
     real_all = data.train.t1.to(device)
     result, start_step = UnitResult(), 0
+    start = snapshot(G, D)  # where the strategy put them: a resumed unit is rebuilt there too
 
     ck = _load_checkpoint(checkpoint)
     if ck is not None and ck.get("metric") != evaluator.identity:
@@ -219,6 +222,7 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
         result.extension = ck.get("extension", [])
         result.budget_samples = ck.get("budget_samples", {})
         result.extension_seconds = ck.get("extension_seconds", 0.0)
+        result.movement = ck.get("movement")
         result.resumed_step = start_step
 
     evaluated = ema.module if ema is not None else G
@@ -236,6 +240,8 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
         fakes = evaluator.generate(G, eval_z[:D_ACCURACY_IMAGES], precision)
         row = {"step": step, "seconds": round(result.train_seconds + result.extension_seconds, 3),
                "loss_g": loss_g, "loss_d": loss_d, **evaluator.track(samples, fakes, D, precision)}
+        if step == s.steps:
+            result.movement = weight_movement(start, G, D)
         if step <= s.steps:
             result.samples = samples.cpu()
             result.curve.append(row)
@@ -250,7 +256,7 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
                 "gen": gen.get_state(), "curve": result.curve, "train_seconds": result.train_seconds,
                 "step": step, "metric": evaluator.identity, "extension": result.extension,
                 "budget_samples": result.budget_samples,
-                "extension_seconds": result.extension_seconds,
+                "extension_seconds": result.extension_seconds, "movement": result.movement,
                 "samples": result.samples if step > s.steps else None})
         if on_evaluate is not None and step <= s.steps:
             on_evaluate(step, row["fid"])
@@ -295,6 +301,8 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
                                  "seconds": round(result.train_seconds + result.extension_seconds, 3),
                                  "loss_g": loss_g, "loss_d": loss_d})
     if result.status == "diverged":
+        # The optimizer never stepped on the non-finite loss: the weights are where it stopped.
+        result.movement = weight_movement(start, G, D)
         result.curve.append({"step": result.diverged_step, "seconds": round(result.train_seconds, 3),
                              "fid": None, "loss_g": loss_g, "loss_d": loss_d})
     return result

@@ -139,7 +139,7 @@ def tune(cfg: TuneConfig) -> dict[str, optuna.Study]:
         # Validation images score the trials: the test images never choose hyper-parameters.
         task = prepare_task(spec, s, device, cfg.precision, cfg.cache_dir, cfg.data_seed,
                             cfg.progress, against="val", inception=False)
-        for name in cfg.strategies:
+        for name in filter(lambda n: strategies.applies(n, spec.dims), cfg.strategies):
             task.pretexts.get(strategies.get_strategy(name).needs, cfg.pretext_seed)  # fail early
             label = study_name(cfg.profile, spec.name, name)
             study = optuna.create_study(

@@ -59,6 +59,11 @@ def check_inputs(cfg) -> tuple[torch.device, list, dict[str, Settings]]:
     for spec in specs:
         if spec.source in REAL_SOURCES:
             check_source(spec)  # a missing or empty folder, too few pairs: before any writing
+    for name in cfg.strategies:
+        if not any(strategies.applies(name, spec.dims) for spec in specs):
+            dims = " or ".join(f"{d}D" for d in strategies.get_strategy(name).dims)
+            raise BenchError(f"strategy {name} applies to {dims} tasks only and none is "
+                             "selected; add such a --task or leave the strategy out")
     names = [spec.name for spec in specs]
     if len(set(names)) < len(names):
         raise BenchError(f"task {max(names, key=names.count)} given twice; name each task once")

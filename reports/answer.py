@@ -8,7 +8,8 @@ from reports import fmt
 from reports.analysis import Analysis
 from reports.catalog import metric
 from reports.comparisons import PairedComparison
-from reports.endpoint import BASELINE, PRIMARY_STRATEGY, SMALLEST_EFFECT, primary_metric
+from reports.endpoint import (BASELINE, PRIMARY_STRATEGY, SMALLEST_EFFECT, family_sizes,
+                              primary_metric, seeds_for)
 from reports.stats import ALPHA, fisher_p
 
 MATCHING_WORDS = {"step": "at equal steps", "compute": "at equal compute"}
@@ -101,7 +102,13 @@ def _task_block(analysis: Analysis, task: str) -> list[str]:
     else:
         missing = " and ".join(s for s in (PRIMARY_STRATEGY, BASELINE) if s not in present)
         lines.append(f"- **no verdict**: the primary comparison needs {missing} runs in this task.")
-    for strategy in sorted(present - {PRIMARY_STRATEGY, BASELINE}):
+    secondary = sorted(present - {PRIMARY_STRATEGY, BASELINE})
+    needed = seeds_for(family_sizes([], dims)["secondary"])
+    if secondary and seeds < needed:
+        lines.append(f"- Secondary lines: with {seeds} seed(s) none can reach a verdict (its "
+                     f"family of {family_sizes([], dims)['secondary']} tests needs {needed} seeds "
+                     "of consistent improvement); they describe.")
+    for strategy in secondary:
         text = _by_matching(comparisons, strategy, name, health.fit) if BASELINE in present else ""
         lines.append(f"- {strategy} vs {BASELINE} ({label}, secondary): "
                      f"{text or 'no comparison'}{_divergence_note(analysis, task, strategy)}.")
@@ -119,8 +126,9 @@ def answer_section(analysis: Analysis) -> str:
              f"against {BASELINE}, at equal steps (a better starting point?) and at equal "
              "compute, pretext included (worth its cost?), paired by seed, Holm-corrected over "
              f"these two; the smallest effect of interest is {SMALLEST_EFFECT} of the way from "
-             "the metric's real floor to its untrained ceiling. Every other line is secondary "
-             "(one Holm family per task, sized for the full built-in plan). Lower is better for "
+             "the metric's real floor to its untrained ceiling. Every other line is secondary: "
+             "the other strategies and controls on the same metric, one Holm family per task, "
+             "sized for the full built-in plan (other metrics are exploratory). Lower is better for "
              "the FID; a verdict needs the 95% interval to exclude zero and Holm p below "
              f"{ALPHA}, and is given only where {BASELINE} learned and did not collapse.", ""]
     for task in analysis.tasks:

@@ -3,7 +3,7 @@
 Seed k of every strategy shares the noise, the batch order and the fresh layers' initialization
 (and, by default, pretext k), so strategy and baseline are compared pair by pair: the per-seed
 differences, a bootstrap interval of their mean, and an exact Wilcoxon signed-rank test, with
-Holm's correction within the primary or the secondary family (reports.endpoint).
+Holm's correction within the primary, the secondary or the exploratory family (reports.endpoint).
 
 Intention to treat: a unit that ran and has no value (diverged, its pretext failed, non-finite
 final images) stays in its pair. It takes the worst rank in the test, and in the mean the worst
@@ -24,8 +24,8 @@ import pandas as pd
 from bench.metrics import states
 from reports import fmt
 from reports.catalog import HIGHER, Metric, bound_columns
-from reports.endpoint import (BASELINE, MATCHINGS, PLANNED_STRATEGIES, SMALLEST_EFFECT,
-                              STEP_ONLY, is_primary, primary_metric, secondary_family_size)
+from reports.endpoint import (BASELINE, FAMILIES, MATCHINGS, PLANNED_STRATEGIES, SMALLEST_EFFECT,
+                              STEP_ONLY, family, family_sizes, primary_metric)
 from reports.stats import ALPHA, MIN_SEEDS_FOR_INTERVAL, holm, paired_interval, signed_rank_p
 
 CSV_COLUMNS = ("task", "strategy", "baseline", "metric", "family", "matching", "n_pairs",
@@ -42,7 +42,7 @@ class PairedComparison:
     task: str
     strategy: str
     metric: str
-    family: str  # primary | secondary
+    family: str  # primary | secondary | exploratory
     matching: str  # step | compute
     higher_is_better: bool
     baseline: str = BASELINE
@@ -295,7 +295,7 @@ def _withheld(in_task: pd.DataFrame, strategy: str, x: _Side, y: _Side | None, h
 
 def compare_task(in_task: pd.DataFrame, metrics: list[Metric]) -> list[PairedComparison]:
     """Every other strategy against the baseline on each compared metric of one task, at equal
-    steps and at equal compute, with Holm-adjusted p within the primary and secondary families.
+    steps and at equal compute, with Holm-adjusted p within each family (reports.endpoint).
     A metric no unit of the task has is left out."""
     if BASELINE not in set(in_task["strategy"]):
         return []
@@ -320,19 +320,20 @@ def compare_task(in_task: pd.DataFrame, metrics: list[Metric]) -> list[PairedCom
                     continue
                 y = (strategy_side(base_units, m.name, dims) if matching == "step"
                      else _budget_side(base_units, strategy, m.name, dims))
-                family = "primary" if is_primary(strategy, m.name, dims) else "secondary"
-                c = PairedComparison(in_task["task"].iloc[0], strategy, m.name, family, matching,
+                c = PairedComparison(in_task["task"].iloc[0], strategy, m.name,
+                                     family(strategy, m.name, dims), matching,
                                      m.better == HIGHER, smallest_effect=effect,
                                      withheld=_withheld(in_task, strategy, x, y, health, matching))
                 if y is not None:
                     c = replace(c, **paired(x, y, ceiling, m.better == HIGHER))
                 out.append(c)
     # Tests of strategies outside the plan add to the declared size, never hide inside it.
-    unplanned = sum(c.family == "secondary" and c.strategy not in PLANNED_STRATEGIES for c in out)
-    sizes = {"primary": len(MATCHINGS), "secondary": secondary_family_size(names) + unplanned}
-    for family, size in sizes.items():
-        members = [i for i, c in enumerate(out) if c.family == family and c.p is not None]
-        for i, adjusted in zip(members, holm([out[i].p for i in members], size)):
+    sizes = family_sizes(names, dims)
+    for c in out:
+        sizes[c.family] += c.strategy not in PLANNED_STRATEGIES
+    for name in FAMILIES:
+        members = [i for i, c in enumerate(out) if c.family == name and c.p is not None]
+        for i, adjusted in zip(members, holm([out[i].p for i in members], sizes[name])):
             out[i] = replace(out[i], p_holm=adjusted)
     return out
 

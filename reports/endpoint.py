@@ -8,30 +8,40 @@
 - Smallest effect of interest: SMALLEST_EFFECT of the way between the metric's floor (real images)
   and its ceiling (the untrained generator), the same share at which the leading metric stops
   telling a set from brain-shaped noise (bench.metrics.states.NOISE_POSITION).
-- Everything else (every other strategy, every other metric, both matchings) is secondary: one
-  Holm family per task, sized for the full built-in plan whether or not a run holds all of it.
+- Secondary: every other planned strategy against the baseline on the same leading metric, at
+  equal steps and at equal compute: the controls' lines of the answer. One Holm family per task,
+  sized for the full built-in plan of the task's dimensionality whether or not a run holds all of
+  it.
+- Exploratory: every other metric, for every strategy (the primary one included): one Holm
+  family per task, so large that only very many seeds give it a verdict; read it as a
+  description.
+- Seeds: the fewest with which a strategy better on every seed passes its family's Holm
+  correction (exact signed-rank tests: no p below 2 / 2^n with n seed pairs): `seeds_for`.
 """
 
 from __future__ import annotations
 
 from bench.metrics.registry import LEADING
 from bench.metrics.states import NOISE_POSITION
-from strategies.registry import BASELINE
+from reports.stats import ALPHA
+from strategies.registry import BASELINE, applies
 
 PRIMARY_STRATEGY = "cyclegan-t2t1"
 MATCHINGS = ("step", "compute")
 SMALLEST_EFFECT = NOISE_POSITION
-__all__ = ["BASELINE", "PRIMARY_STRATEGY", "MATCHINGS", "SMALLEST_EFFECT", "STEP_ONLY",
-           "PLANNED_STRATEGIES", "primary_metric", "is_primary", "secondary_family_size"]
+FAMILIES = ("primary", "secondary", "exploratory")
+__all__ = ["BASELINE", "PRIMARY_STRATEGY", "MATCHINGS", "SMALLEST_EFFECT", "STEP_ONLY", "FAMILIES",
+           "PLANNED_STRATEGIES", "primary_metric", "family", "family_sizes", "seeds_for",
+           "plan_seeds"]
 # Compared at equal steps only: an average over the common evaluation schedule has no value at
 # another strategy's compute budget.
 STEP_ONLY = frozenset({"fid_auc"})
-# The built-in strategies compared with the baseline, and the controls the plan adds (autoencoder
-# with matched compute, the reverse T1->T2 generator, shuffled CycleGAN weights, a 2D pretext
-# inflated to 3D): the secondary family counts all of them.
+# The built-in strategies compared with the baseline: the primary one, the variants, and the
+# controls that say why a transfer helps (the autoencoder at the CycleGAN's FLOPs, the reverse
+# generator, shuffled weights, the T1 discriminator too, a 2D pretext inflated to 3D).
 PLANNED_STRATEGIES = ("cyclegan-t2t1", "cyclegan-partial", "pretrained-encoder",
-                      "autoencoder-matched", "cyclegan-t1t2", "cyclegan-shuffled",
-                      "cyclegan-inflated")
+                      "autoencoder-trunk", "cyclegan-t1t2", "cyclegan-shuffled", "cyclegan-with-d",
+                      "cyclegan-2d-inflated")
 
 
 def primary_metric(dims: int | None) -> str:
@@ -39,12 +49,39 @@ def primary_metric(dims: int | None) -> str:
     return f"{LEADING.get(dims, LEADING[2])}_final"
 
 
-def is_primary(strategy: str, metric: str, dims: int | None) -> bool:
-    return strategy == PRIMARY_STRATEGY and metric == primary_metric(dims)
+def family(strategy: str, metric: str, dims: int | None) -> str:
+    if metric != primary_metric(dims):
+        return "exploratory"
+    return "primary" if strategy == PRIMARY_STRATEGY else "secondary"
 
 
-def secondary_family_size(metrics: list[str]) -> int:
-    """Tests in a task's secondary family under the full plan: every planned strategy on every
-    compared metric, at equal steps and (where defined) at equal compute, less the primary two."""
-    per_strategy = sum(1 + (m not in STEP_ONLY) for m in metrics)
-    return len(PLANNED_STRATEGIES) * per_strategy - len(MATCHINGS)
+def _planned(dims: int | None) -> list[str]:
+    return [s for s in PLANNED_STRATEGIES if applies(s, dims or 2)]
+
+
+def family_sizes(metrics: list[str], dims: int | None) -> dict[str, int]:
+    """Tests per family under the full plan for a task of `dims`: every planned strategy that
+    applies to it, on every compared metric, at equal steps and (where defined) equal compute."""
+    others = [m for m in metrics if m != primary_metric(dims)]
+    per_strategy = sum(1 + (m not in STEP_ONLY) for m in others)
+    planned = _planned(dims)
+    return {"primary": len(MATCHINGS), "secondary": len(MATCHINGS) * (len(planned) - 1),
+            "exploratory": len(planned) * per_strategy}
+
+
+def seeds_for(family_size: int) -> int:
+    """The fewest seed pairs with which a strategy better on every one passes Holm in a family
+    of `family_size`: the exact signed-rank test's smallest p, 2 / 2^n, times the size."""
+    n = 1
+    while 2.0 / 2 ** n * family_size >= ALPHA:
+        n += 1
+    return n
+
+
+def plan_seeds(strategies: list[str], dims: set[int]) -> int:
+    """`--seeds` by default: enough for a verdict in every family the plan's comparisons fall
+    in (the primary pair alone: the primary family; any other strategy: the secondary too)."""
+    sizes = [len(MATCHINGS)]
+    if set(strategies) - {BASELINE, PRIMARY_STRATEGY}:
+        sizes += [family_sizes([], d)["secondary"] for d in dims]
+    return seeds_for(max(sizes))

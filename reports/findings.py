@@ -1,4 +1,4 @@
-"""The "Other findings" section: secondary metrics' verdicts, event rates and convergence, derived
+"""The "Other findings" section: the exploratory family's verdicts (every metric but the leading one), event rates and convergence, derived
 only from the summary, the comparisons and the convergence numbers."""
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def _across_tasks(labels: dict[str, str], analysis: Analysis) -> list[str]:
 
 def findings_section(analysis: Analysis) -> str:
     lines = ["## Other findings", "",
-             "Secondary metrics with a verdict (paired by seed, Holm within the secondary "
+             "Other metrics with a verdict (paired by seed, Holm within the exploratory "
              f"family, Holm p below {ALPHA}), event rates with Wilson intervals, and the speed "
              "of convergence.", ""]
     labels = {task: fmt.task_label(analysis.in_task(task), task) for task in analysis.tasks}

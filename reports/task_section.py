@@ -14,6 +14,7 @@ from reports.convergence import convergence_section
 from reports.events import events_section, unit_events
 from reports.fmt import table, task_label
 from reports.metric_tables import comparisons_table, metrics_table
+from reports.movement import movement_table
 from reports.tables import BASELINE, MIN_SEEDS, strategy_order
 
 
@@ -191,6 +192,9 @@ def task_section(analysis: Analysis, task: str, out_dir: Path,
               "### Convergence",
               convergence_section(analysis.convergence[analysis.convergence["task"] == task],
                                   mean)]
+    moved = movement_table(in_task)
+    if moved:
+        parts += ["### How far training moved the weights", moved]
     for title, lines in (("Diverged and failed units", _problems(in_task)),
                          (f"Missing metrics (shown as {fmt.MISSING})",
                           _missing_metrics(analysis, task))):

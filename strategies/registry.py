@@ -24,6 +24,7 @@ class Strategy:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     needs: ClassVar[tuple[str, ...]] = ()
+    dims: ClassVar[tuple[int, ...]] = (2, 3)  # the task dimensionalities it applies to
 
     def search_space(self, trial) -> None:
         """Optional, for `bench tune`: suggest this strategy's own hyper-parameters on the Optuna
@@ -93,6 +94,11 @@ def copy_into(target: nn.Module, source: dict[str, torch.Tensor], part: str = ""
             own[n].copy_(source[n])
             copied += own[n].numel()
     return copied
+
+
+def applies(name: str, dims: int) -> bool:
+    """Whether strategy `name` runs on tasks of `dims` (a plan leaves it out elsewhere)."""
+    return dims in _REGISTRY[name].dims
 
 
 def transfer_report(**counts: int) -> dict[str, int]:

@@ -29,6 +29,18 @@ def smoke_2d(cache_dir):
 
 
 @pytest.fixture(scope="session")
+def smoke_3d(cache_dir):
+    """(spec, settings, data) for phantom-3d in the smoke profile."""
+    import datasets
+    from bench.profiles import get_settings
+    spec = datasets.get_task("phantom-3d")
+    s = get_settings("smoke", 3)
+    data = datasets.build_task_data(spec, s.image_size, cache_dir, 0, splits=dict(s.splits),
+                                    progress=False)
+    return spec, s, data
+
+
+@pytest.fixture(scope="session")
 def smoke_pretexts(smoke_2d, cache_dir):
     from bench.pretext import PretextContext, get_pretext
     spec, s, data = smoke_2d

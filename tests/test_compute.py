@@ -51,6 +51,26 @@ def test_matched_budgets_arithmetic(dims):
     assert steps_for(s, gan_flops(s, s.steps)) == s.steps
 
 
+@pytest.mark.parametrize("profile,dims", [("smoke", 2), ("smoke", 3), ("quick", 2), ("quick", 3)])
+def test_the_autoencoder_trains_for_the_cyclegans_flops(profile, dims):
+    from bench.compute import pretext_steps
+    s = get_settings(profile, dims)
+    steps, per = pretext_steps("autoencoder", s), pretext_step_flops("autoencoder", s)
+    cyclegan = pretext_flops("cyclegan", s)
+    # The fewest steps that reach the CycleGAN's FLOPs: within one autoencoder step of them.
+    assert pretext_flops("autoencoder", s) == steps * per
+    assert steps * per >= cyclegan > (steps - 1) * per
+    assert steps > s.pretext_steps  # an autoencoder step costs less than a CycleGAN step
+
+
+def test_budgets_leave_out_strategies_that_do_not_apply_to_the_task():
+    two, three = (get_settings("smoke", d) for d in (2, 3))
+    names = ["scratch", "cyclegan-t2t1", "cyclegan-2d-inflated"]
+    assert set(baseline_budgets(two, names)) == {"cyclegan-t2t1"}
+    budget = baseline_budgets(three, names)["cyclegan-2d-inflated"]
+    assert budget["flops"] == gan_flops(three, three.steps) + pretext_flops("cyclegan-2d", three)
+
+
 def _rows(out):
     return {r["strategy"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
 

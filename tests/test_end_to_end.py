@@ -23,8 +23,11 @@ def test_bench_run_all_strategies_both_tasks_smoke(tmp_path, cache_dir):
 
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     units = {(r["task"], r["strategy"], r["seed"]) for r in rows}
-    builtins = ("scratch", "cyclegan-t2t1", "cyclegan-partial", "pretrained-encoder")
-    assert units == {(t, s, 0) for t in ("phantom-2d", "phantom-3d") for s in builtins}
+    builtins = ("scratch", "cyclegan-t2t1", "cyclegan-partial", "pretrained-encoder",
+                "autoencoder-trunk", "cyclegan-t1t2", "cyclegan-shuffled", "cyclegan-with-d")
+    # The inflated 2D pretext is a 3D-only control: `all` leaves it out of 2D tasks.
+    assert units == ({(t, s, 0) for t in ("phantom-2d", "phantom-3d") for s in builtins}
+                     | {("phantom-3d", "cyclegan-2d-inflated", 0)})
     for r in rows:
         assert r["status"] == "ok", r["reason"]
         assert {"task", "strategy", "seed", "status", "metrics"} <= set(r)
@@ -58,19 +61,21 @@ def test_bench_run_all_strategies_both_tasks_smoke(tmp_path, cache_dir):
                                     "diverged", "mode_collapse"}
         curve = list(csv.DictReader(open(out / r["files"]["curve"])))
         assert {"d_acc_real", "d_acc_fake", "msssim", "coverage"} <= set(curve[0])
-        needs = {"scratch": set(), "pretrained-encoder": {"autoencoder"}}.get(r["strategy"], {"cyclegan"})
+        needs = {"scratch": set(), "pretrained-encoder": {"autoencoder"},
+                 "autoencoder-trunk": {"autoencoder"},
+                 "cyclegan-2d-inflated": {"cyclegan-2d"}}.get(r["strategy"], {"cyclegan"})
         assert set(r["pretexts"]) == needs
     cyclegan = {r["pretexts"]["cyclegan"]["key"] for r in rows if r["strategy"] == "cyclegan-t2t1"}
     assert len(cyclegan) == 2  # one pretext per task, shared by the strategies that need it
     assert {r["pretexts"]["cyclegan"]["key"] for r in rows if "cyclegan" in r["pretexts"]} == cyclegan
 
     with open(out / "results.csv") as f:
-        assert len(list(csv.DictReader(f))) == 8
+        assert len(list(csv.DictReader(f))) == 2 * len(builtins) + 1
     with open(out / "summary.csv") as f:
         summary = list(csv.DictReader(f))
     assert {(s["task"], s["strategy"]) for s in summary} == {(t, s) for t, s, _ in units}
     report = (out / "report.md").read_text()
-    for name in builtins:
+    for name in [*builtins, "cyclegan-2d-inflated"]:
         assert name in report
 
     (out / "report.md").unlink()

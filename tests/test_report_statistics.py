@@ -25,7 +25,7 @@ from reports.analysis import analyse
 from reports.convergence import first_reach
 from reports.load import load_rows
 from bench.run import RunConfig
-from reports.endpoint import secondary_family_size
+from reports.endpoint import family_sizes, plan_seeds, seeds_for
 from reports.stats import (ALPHA, CONFIDENCE, N_RESAMPLES, fisher_p, holm, paired_interval,
                            signed_rank_p, smallest_exact_p)
 from reports.summary import COLUMNS
@@ -273,11 +273,19 @@ def test_paired_comparisons_and_their_families(tmp_path: Path) -> None:
         assert c.verdict == "no verdict" and c.why == (
             f"seed(s) 4, 5, 6, 7 of {strategy} missing: finish the run")
 
-    secondary = [c for c in comparisons if c.family == "secondary" and c.p is not None]
     names = list(dict.fromkeys(c.metric for c in comparisons))
-    assert [c.p_holm for c in secondary] == pytest.approx(
-        holm([c.p for c in secondary], secondary_family_size(names)))
+    sizes = family_sizes(names, 2)
+    for name in ("secondary", "exploratory"):
+        members = [c for c in comparisons if c.family == name and c.p is not None]
+        assert members and [c.p_holm for c in members] == pytest.approx(
+            holm([c.p for c in members], sizes[name]))
+    # The leading metric of every other strategy is secondary; every other metric exploratory.
+    assert {c.family for c in comparisons if c.metric == "fid_final"} == {"primary", "secondary"}
+    assert {c.family for c in comparisons if c.metric != "fid_final"} == {"exploratory"}
+    assert sizes["secondary"] == 2 * 6  # the 6 other planned strategies of a 2D task
+    assert family_sizes(names, 3)["secondary"] == 2 * 7  # and the inflated 2D pretext in 3D
     precision = by_key[("precision", "cyclegan-t2t1", "step")]  # higher is better
+    assert precision.family == "exploratory"
     assert precision.diff_mean > 0 and precision.p == pytest.approx(smallest_exact_p(8))
     # As clear as the primary, but one of a large family: no verdict of its own.
     assert precision.verdict == "no clear difference" and precision.p_holm > ALPHA
@@ -325,6 +333,16 @@ def test_seven_seeds_are_the_fewest_that_pass_the_primary_family(tmp_path: Path)
     assert primary(tmp_path / "a", seven_seed_rows()).verdict == "better"
     six = [r for r in seven_seed_rows() if r["seed"] < 6]
     assert primary(tmp_path / "b", six).verdict == "no clear difference"
+
+
+def test_default_seeds_reach_a_verdict_in_every_family_of_the_plan() -> None:
+    # Primary pair alone: 7; with any other strategy the secondary family (12 tests in 2D, 14 in
+    # 3D) needs 2 / 2^n x size < 0.05: 9 seeds in 2D, 10 once a 3D task is in.
+    assert [seeds_for(size) for size in (2, 12, 14)] == [7, 9, 10]
+    assert holm([smallest_exact_p(9)] * 12, 12)[0] < ALPHA <= holm([smallest_exact_p(8)] * 12, 12)[0]
+    assert plan_seeds(["scratch", "cyclegan-t2t1"], {2, 3}) == 7
+    assert plan_seeds(["scratch", "cyclegan-t2t1", "cyclegan-shuffled"], {2}) == 9
+    assert plan_seeds(["scratch", "autoencoder-trunk"], {2, 3}) == 10
 
 
 def test_a_diverged_unit_stays_in_its_pair(tmp_path: Path) -> None:

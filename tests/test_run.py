@@ -74,8 +74,8 @@ def test_a_unit_that_raises_is_failed_and_retried_on_rerun(tmp_path, cache_dir):
 
 def test_the_readme_example_plugin_runs_in_the_smoke_profile(tmp_path, run_env):
     out = tmp_path / "run"
-    rc = main(["run", "--plugin", str(REPO / "examples" / "cyclegan_with_d.py"), "--strategy",
-               "cyclegan-with-d", "--task", "phantom-2d", "--profile", "smoke", "--seeds", "1",
+    rc = main(["run", "--plugin", str(REPO / "examples" / "cyclegan_d_only.py"), "--strategy",
+               "cyclegan-d-only", "--task", "phantom-2d", "--profile", "smoke", "--seeds", "1",
                "--out", str(out), "--no-progress", "--device", "cpu"])
     assert rc == 0
     (row,) = _rows(out)
@@ -86,6 +86,7 @@ def test_the_readme_example_plugin_runs_in_the_smoke_profile(tmp_path, run_env):
     _, D = build_networks(get_settings("smoke", 2), 0)
     head = sum(p.numel() for p in D.head.parameters())
     assert row["transfer"]["discriminator"] == row["transfer"]["d_parameters"] - head > 0
+    assert row["transfer"]["encoder"] == row["transfer"]["decoder"] == 0  # G stays fresh
     assert row["pretexts"]["cyclegan"]["steps"] > 0
 
 
@@ -98,6 +99,8 @@ def test_the_readme_example_plugin_runs_in_the_smoke_profile(tmp_path, run_env):
     (["--seeds", "0"], "need at least 1"),
     (["--shard", "2/2"], "need 0 <= I < N"),
     (["--plugin", "no/such/file.py"], "does not exist"),
+    (["--strategy", "scratch,cyclegan-2d-inflated", "--task", "phantom-2d"],
+     "cyclegan-2d-inflated applies to 3D tasks only"),
 ])
 def test_bad_run_arguments_are_one_line_errors(tmp_path, run_env, capsys, args, message):
     out = tmp_path / "run"
@@ -105,6 +108,22 @@ def test_bad_run_arguments_are_one_line_errors(tmp_path, run_env, capsys, args, 
     err = capsys.readouterr().err
     assert rc == 2 and message in err and err.count("\n") == 1
     assert not out.exists()  # nothing half-written
+
+
+def test_strategy_all_leaves_out_what_applies_to_none_of_the_tasks_and_seeds_follow_the_plan(
+        monkeypatch):
+    import bench.cli
+    seen = {}
+    monkeypatch.setattr("bench.run.run", lambda cfg: seen.setdefault("cfg", cfg))
+    for task, inflated, seeds in (("phantom-2d", False, 9), ("phantom-2d,phantom-3d", True, 10)):
+        assert bench.cli.main(["run", "--task", task, "--no-progress"]) == 0
+        cfg = seen.pop("cfg")
+        assert ("cyclegan-2d-inflated" in cfg.strategies) is inflated
+        assert {"scratch", "cyclegan-t2t1", "autoencoder-trunk", "cyclegan-shuffled"} <= set(
+            cfg.strategies)
+        assert cfg.seeds == seeds  # enough for a verdict in the secondary family
+    assert bench.cli.main(["run", "--strategy", "scratch,cyclegan-t2t1", "--no-progress"]) == 0
+    assert seen.pop("cfg").seeds == 7  # the primary family alone
 
 
 def test_the_plain_recipe_runs_is_recorded_and_does_not_mix_with_stabilized(tmp_path, cache_dir,
@@ -140,18 +159,20 @@ def test_rerun_with_other_settings_in_the_same_directory_is_refused(tmp_path, ca
 
 
 def test_a_failing_pretext_fails_only_the_units_that_need_it(tmp_path, monkeypatch):
+    from dataclasses import replace
+
     import bench.pretext
     real = bench.pretext.PRETEXTS["cyclegan"]
 
     def diverges(ctx):
-        state, info = real(ctx)
+        state, info = real.train(ctx)
         state["G_t2t1"] = {k: v * float("nan") for k, v in state["G_t2t1"].items()}
         return state, info
 
     def crashes(ctx):
         raise RuntimeError("pretext exploded")
 
-    monkeypatch.setitem(bench.pretext.PRETEXTS, "cyclegan", diverges)
+    monkeypatch.setitem(bench.pretext.PRETEXTS, "cyclegan", replace(real, train=diverges))
     out = tmp_path / "run"
     run(_config(out, tmp_path / "cache", strategies=("cyclegan-t2t1", "scratch")))
     rows = {r["strategy"]: r for r in _rows(out)}
@@ -164,14 +185,14 @@ def test_a_failing_pretext_fails_only_the_units_that_need_it(tmp_path, monkeypat
     assert not list((tmp_path / "cache").glob("pretexts/*cyclegan*"))
 
     # A crash is no training outcome: the unit fails as an error, rerun before any verdict.
-    monkeypatch.setitem(bench.pretext.PRETEXTS, "cyclegan", crashes)
+    monkeypatch.setitem(bench.pretext.PRETEXTS, "cyclegan", replace(real, train=crashes))
     run(_config(tmp_path / "crash", tmp_path / "cache", strategies=("cyclegan-t2t1",)))
     (row,) = _rows(tmp_path / "crash")
     assert row["failure"] == "error" and "RuntimeError: pretext exploded" in row["reason"]
 
 
 def test_readme_shows_the_example_plugin_verbatim():
-    example = (REPO / "examples" / "cyclegan_with_d.py").read_text()
+    example = (REPO / "examples" / "cyclegan_d_only.py").read_text()
     assert example in (REPO / "README.md").read_text()
     assert len(example.splitlines()) <= 30
 
