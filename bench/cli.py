@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--strategy", default="all", help="all or NAME[,NAME]")
     r.add_argument("--task", default="all", help="all or NAME[,NAME] (built-in name or task .toml)")
     _source_arguments(r)
+    _axis_arguments(r)
     r.add_argument("--profile", default="quick", help="smoke, quick (default), standard, full")
     r.add_argument("--seeds", type=int, default=None,
                    help=f"seeds 0..N-1 per (task, strategy) (default: the fewest with which a "
@@ -63,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--strategy", default="all", help="all or NAME[,NAME]")
     t.add_argument("--task", default="all", help="all or NAME[,NAME] (built-in name or task .toml)")
     _source_arguments(t)
+    _axis_arguments(t)
     t.add_argument("--profile", default="quick")
     t.add_argument("--trials", type=int, required=True, help="finished-or-failed trials per study")
     t.add_argument("--storage", default=None, help="SQLAlchemy URL (default sqlite in --out)")
@@ -90,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
                     f"the primary pair {PRIMARY_PAIR})")
     st.add_argument("--task", default="all", help="all or NAME[,NAME] (built-in name or task .toml)")
     _source_arguments(st)
+    _axis_arguments(st)
     st.add_argument("--profile", default="quick")
     _recipe_argument(st)
     st.add_argument("--draw-seed", type=int, default=0, help="the random sampler's seed")
@@ -155,6 +158,22 @@ def _recipe_argument(p: argparse.ArgumentParser) -> None:
                    "plain (see `bench list recipes`)")
 
 
+def _axis_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--train-subjects", default=None, metavar="N[,N...]",
+                   help="also train on only N of the training subjects (nested subsets, seeded by "
+                   "the data seed; metrics unchanged): each N a task variant TASK@N (default: a "
+                   "task file's train_subjects, else the whole split)")
+    p.add_argument("--pretext-steps-scale", default=None, metavar="S[,S...]",
+                   help="train the pretexts for S times the profile's pretext steps: each S a "
+                   "task variant TASK@pretextS")
+
+
+def _axes(args: argparse.Namespace) -> dict:
+    from bench.variants import parse_values
+    return {"train_subjects": parse_values(args.train_subjects, int, "train-subjects"),
+            "pretext_scales": parse_values(args.pretext_steps_scale, float, "pretext-steps-scale")}
+
+
 def _source_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", default=None, help="real scans instead of the phantom: ixi, brats, "
                                                   "paired-folder or bids (needs --data-root)")
@@ -216,9 +235,17 @@ def _list(what: str, plugins: list[str]) -> None:
                   f"origin={strategies.strategy_origin(name):10s} {st.description}")
 
 
-def _dims(tasks: list) -> set[int]:
+def _specs(tasks: list) -> list:
     import datasets
-    return {(t if isinstance(t, datasets.TaskSpec) else datasets.get_task(t)).dims for t in tasks}
+    return [t if isinstance(t, datasets.TaskSpec) else datasets.get_task(t) for t in tasks]
+
+
+def _dims(tasks: list) -> set[int]:
+    return {spec.dims for spec in _specs(tasks)}
+
+
+def _has_variants(tasks: list, axes: dict) -> bool:
+    return any(axes.values()) or any(spec.train_subjects for spec in _specs(tasks))
 
 
 def _strategies(args: argparse.Namespace, tasks: list) -> list[str]:
@@ -236,15 +263,16 @@ def _run(args: argparse.Namespace) -> None:
     from bench.run import RunConfig, default_cache, parse_shard, run
     strategies.load_plugins(args.plugin)
     from reports.endpoint import plan_seeds
-    tasks = _tasks(args)
+    tasks, axes = _tasks(args), _axes(args)
     names = _strategies(args, tasks)
     cfg = RunConfig(
         strategies=names, tasks=tasks,
         out=args.out or Path("runs") / args.profile, profile=args.profile,
-        seeds=plan_seeds(names, _dims(tasks)) if args.seeds is None else args.seeds,
+        seeds=(plan_seeds(names, _dims(tasks), variants=_has_variants(tasks, axes))
+               if args.seeds is None else args.seeds),
         device=args.device, precision=args.precision, cache_dir=args.cache or default_cache(),
         data_seed=args.data_seed, pretext_seed=args.pretext_seed, progress=not args.no_progress,
-        shard=parse_shard(args.shard), tuned=args.tuned, recipe=args.recipe)
+        shard=parse_shard(args.shard), tuned=args.tuned, recipe=args.recipe, **axes)
     report = run(cfg)
     print(f"report: {report}")
 
@@ -262,7 +290,7 @@ def _stability(args: argparse.Namespace) -> None:
         profile=args.profile, device=args.device, precision=args.precision,
         cache_dir=args.cache or default_cache(), data_seed=args.data_seed,
         pretext_seed=args.pretext_seed, progress=not args.no_progress,
-        shard=parse_shard(args.shard), recipe=args.recipe)
+        shard=parse_shard(args.shard), recipe=args.recipe, **_axes(args))
     print(f"report: {run(cfg)}")
 
 
@@ -278,6 +306,7 @@ def _tune(args: argparse.Namespace) -> None:
         profile=args.profile, storage=args.storage, device=args.device, precision=args.precision,
         cache_dir=args.cache or default_cache(), seed=args.seed, data_seed=args.data_seed,
         progress=not args.no_progress, heartbeat=args.heartbeat, recipe=args.recipe,
+        **_axes(args),
         **({} if args.pretext_seed is None else {"pretext_seed": args.pretext_seed}))
     for name, study in tune(cfg).items():
         done = effort(study)

@@ -27,6 +27,7 @@ from bench.profiles import DEFAULT_RECIPE, DEFAULT_SEEDS, Settings
 from bench.stability import draws
 from bench.store import RunStore, unit_id, unit_stem
 from bench.train import UnitResult
+from bench.variants import plan_variants
 from bench.unit import (PretextFailed, Task, build_unit, check_inputs, default_cache, prepare_task,
                         task_data, train)
 
@@ -54,6 +55,10 @@ class RunConfig:
     # `bench stability`: seed k trains with draw k of the harness search space, drawn with this
     # seed (bench/stability.py); None for a comparison run.
     draw_seed: int | None = None
+    # The axes (bench/variants.py): each value a task variant of its own. None: the task file's
+    # `train_subjects` (if any) and the profile's pretext steps.
+    train_subjects: list[int] | None = None
+    pretext_scales: list[float] | None = None
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -132,10 +137,12 @@ def _row(spec, strategy_name: str, seed: int, cfg: RunConfig, device: torch.devi
                      "precision": cfg.precision,
                      "data_fingerprint": data.fingerprint, "data_seed": cfg.data_seed,
                      "data_source": spec.source, "data_skipped": len(data.skipped),
+                     "train_subjects_used": int(data.train.subject.unique().numel()),
                      "pretext_seed": pretext_seed(cfg, seed),
                      "pretext_shared": cfg.pretext_seed is not None, "seeds": cfg.seeds,
                      "image_size": s.image_size, "dims": s.dims,
-                     "batch_size": s.batch_size, "steps": s.steps, "harness": s.as_dict()},
+                     "batch_size": s.batch_size, "steps": s.steps, "harness": s.as_dict(),
+                     **spec.record()},
         "versions": versions(), "hardware": hardware(device),
         **fields,
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -282,6 +289,7 @@ def run(cfg: RunConfig) -> Path:
     if cfg.seeds < 1:
         raise BenchError(f"--seeds {cfg.seeds}: need at least 1")
     device, specs, settings = check_inputs(cfg)
+    variants = plan_variants(specs, cfg.train_subjects, cfg.pretext_scales)
     shard, shards = cfg.shard
     if not 0 <= shard < shards:
         raise BenchError(f"shard {shard}/{shards}: need 0 <= I < N")
@@ -289,28 +297,29 @@ def run(cfg: RunConfig) -> Path:
     # machines given the same arguments and different shards run disjoint units that together
     # make the whole plan, and a seed's units (and, by default, its pretexts) stay on one
     # machine. Seed-major, so that more --seeds later keep every earlier group on its shard.
-    groups = [(spec, seed) for seed in range(cfg.seeds) for spec in specs]
+    groups = [(variant, seed) for seed in range(cfg.seeds) for variant in variants]
     plan = [(spec, st, seed) for spec, seed in groups[shard::shards] for st in cfg.strategies
             if strategies.applies(st, spec.dims)]
     if not plan:
         raise BenchError(f"shard {shard}/{shards} has no units (the plan has {len(groups)} "
                          "(task, seed) groups); use at most that many shards")
-    tuned, datas = {}, {}
+    # The full data of each task, built once, checked (enough training subjects for every
+    # variant) before anything is written.
+    datas = {spec.name: task_data(spec, settings[spec.name], cfg.cache_dir, cfg.data_seed,
+                                  cfg.progress) for spec in specs}
+    trains = {v.name: v.data(datas[v.spec.name]) for v in variants}
+    tuned = {}
     if cfg.tuned and cfg.draw_seed is not None:
         raise BenchError("a stability study draws its hyper-parameters: it takes no --tuned")
     drawn = draws(cfg.seeds, cfg.draw_seed) if cfg.draw_seed is not None else None
     if cfg.tuned:
         from bench.tune import check_tuned, load_tuned
-        tuned = {(spec.name, st): load_tuned(cfg.tuned, cfg.profile, spec.name, st)
-                 for spec in specs for st in cfg.strategies if strategies.applies(st, spec.dims)}
+        tuned = {(v.name, st): load_tuned(cfg.tuned, cfg.profile, v.name, st)
+                 for v in variants for st in cfg.strategies if strategies.applies(st, v.dims)}
         # The split is checked before anything is written: a study tuned on other subjects
         # would let this run's test subjects have chosen its hyper-parameters.
-        for spec in specs:
-            datas[spec.name] = task_data(spec, settings[spec.name], cfg.cache_dir, cfg.data_seed,
-                                         cfg.progress)
-            for st in cfg.strategies:
-                if (spec.name, st) in tuned:
-                    check_tuned(tuned[(spec.name, st)], datas[spec.name], cfg)
+        for (name, st), trial in tuned.items():
+            check_tuned(trial, trains[name], cfg)
     store = RunStore(cfg.out)  # nothing is written before every input above has been checked
     store.check_settings({"profile": cfg.profile, "recipe": cfg.recipe, "precision": cfg.precision,
                           "device": device.type, "data_seed": cfg.data_seed,
@@ -321,15 +330,15 @@ def run(cfg: RunConfig) -> Path:
                          older={"recipe": "plain"})  # runs from before recipes existed
     done = store.finished()
     bar = tqdm(total=len(plan), desc="units", unit="unit", disable=not cfg.progress)
-    for spec in specs:
-        s = settings[spec.name]
+    for spec in variants:
         pending = [(st, seed) for sp, st, seed in plan
                    if sp is spec and unit_id(spec.name, st, seed) not in done]
         bar.update(sum(1 for sp, _, _ in plan if sp is spec) - len(pending))
         if not pending:
             continue
-        task = prepare_task(spec, s, device, cfg.precision, cfg.cache_dir, cfg.data_seed,
-                            cfg.progress, data=datas.get(spec.name))
+        task = prepare_task(spec, settings[spec.spec.name], device, cfg.precision, cfg.cache_dir,
+                            cfg.data_seed, cfg.progress, data=datas[spec.spec.name])
+        s = task.s
         reference = _reference(task.evaluator, s, device, cfg.precision)
         real_samples = store.write_real_samples(spec.name, task.evaluator.held_out, s.dims)
         # A stability study compares draws step for step: no compute-matched extension.

@@ -32,6 +32,7 @@ from bench.errors import BenchError
 from bench.profiles import DEFAULT_RECIPE
 from bench.trials import COUNTED, effort, live, retry_dead, worker_id
 from bench.tune_storage import StudyLock, open_storage, public_url, warn_if_one_worker_only
+from bench.variants import plan_variants
 from bench.unit import (HARNESS, SETTINGS, TUNING_SEEDS, apply_tuned, build_unit, check_inputs,
                         default_cache, prepare_task, split_identity, suggest_harness, train)
 
@@ -64,6 +65,8 @@ class TuneConfig:
     pruner: optuna.pruners.BasePruner | None = None  # default: median of earlier trials
     heartbeat: int = HEARTBEAT_SECONDS
     recipe: str = DEFAULT_RECIPE
+    train_subjects: list[int] | None = None  # the axes: one study per variant (bench/variants.py)
+    pretext_scales: list[float] | None = None
 
 
 def study_name(profile: str, task: str, strategy: str) -> str:
@@ -134,14 +137,15 @@ def tune(cfg: TuneConfig) -> dict[str, optuna.Study]:
     storage = open_storage(url, cfg.heartbeat, GRACE_FACTOR * cfg.heartbeat)
     warn_if_one_worker_only(url)
     studies = {}
-    for spec in specs:
-        s = settings[spec.name]
+    for variant in plan_variants(specs, cfg.train_subjects, cfg.pretext_scales):
+        spec = variant.spec
         # Validation images score the trials: the test images never choose hyper-parameters.
-        task = prepare_task(spec, s, device, cfg.precision, cfg.cache_dir, cfg.data_seed,
-                            cfg.progress, against="val", inception=False)
+        task = prepare_task(variant, settings[spec.name], device, cfg.precision, cfg.cache_dir,
+                            cfg.data_seed, cfg.progress, against="val", inception=False)
+        s = task.s
         for name in filter(lambda n: strategies.applies(n, spec.dims), cfg.strategies):
             task.pretexts.get(strategies.get_strategy(name).needs, cfg.pretext_seed)  # fail early
-            label = study_name(cfg.profile, spec.name, name)
+            label = study_name(cfg.profile, variant.name, name)
             study = optuna.create_study(
                 storage=storage, study_name=label, direction="minimize", load_if_exists=True,
                 pruner=cfg.pruner or optuna.pruners.MedianPruner(n_warmup_steps=s.eval_every))

@@ -22,6 +22,7 @@ from bench.metrics.evaluation import Evaluator
 from bench.nets import build_networks, count_parameters
 from bench.pretext import PretextContext, PretextDiverged, get_pretext
 from bench.profiles import Settings, get_settings
+from bench.variants import Variant
 from bench.train import UnitResult, train_unit
 
 # Tuning trials' network, noise and pretext seeds start here; `bench run` evaluates seeds
@@ -127,9 +128,9 @@ class Pretexts:
 class Task:
     """Everything a task's units share: its settings, data, evaluator and pretexts."""
 
-    spec: object
-    s: Settings
-    data: object
+    spec: Variant  # the task, or one of its variants (its name is the rows' `task`)
+    s: Settings  # the variant's
+    data: object  # what the GAN and the pretexts train on: the variant's training subjects
     evaluator: Evaluator
     pretexts: Pretexts
     device: torch.device
@@ -140,13 +141,18 @@ class Task:
 def prepare_task(spec, s: Settings, device: torch.device, precision: str, cache_dir: Path,
                  data_seed: int, progress: bool, against: str = "test", inception: bool = True,
                  data=None) -> Task:
-    """`against`: the held-out split samples are scored on (`bench tune`: "val", so test images
-    never choose hyper-parameters); `inception`: whether the final metrics include it."""
-    data = data if data is not None else task_data(spec, s, cache_dir, data_seed, progress)
-    evaluator = Evaluator(data, s, device, precision, cache_dir, progress, against=against,
-                          inception=inception)
-    return Task(spec, s, data, evaluator,
-                Pretexts(data, s, device, precision, cache_dir, progress), device, precision,
+    """`spec`: a task spec or a bench.variants.Variant of one, `s` the task's settings (the
+    variant's are derived here), `data` the task's full data when already built.
+    `against`: the held-out split samples are scored on (`bench tune`: "val", so test images
+    never choose hyper-parameters); `inception`: whether the final metrics include it.
+    The evaluator always sees the full task: a variant changes what trains, not the metric."""
+    variant = spec if isinstance(spec, Variant) else Variant(spec)
+    full = data if data is not None else task_data(variant.spec, s, cache_dir, data_seed, progress)
+    trains, s = variant.data(full), variant.settings(s)
+    evaluator = Evaluator(full, s, device, precision, cache_dir, progress, against=against,
+                          inception=inception, train=trains.train.t1)
+    return Task(variant, s, trains, evaluator,
+                Pretexts(trains, s, device, precision, cache_dir, progress), device, precision,
                 progress)
 
 

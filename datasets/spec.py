@@ -20,7 +20,7 @@ SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 SLICE_AXES: dict[str, int] = {"axial": 0, "coronal": 1, "sagittal": 2}
 
 _TOP_KEYS = {"name", "description", "source", "dims", "target", "other", "modalities", "splits",
-             "slicing", "data_root", "t1_pattern", "t2_pattern", "spacing"}
+             "slicing", "data_root", "t1_pattern", "t2_pattern", "spacing", "train_subjects"}
 GENERATED_SOURCES = ("mni-phantom",)
 REAL_MODALITIES = ("t1", "t2")
 _SLICING_KEYS = {"axis", "per_subject", "min_brain_fraction"}
@@ -54,12 +54,16 @@ class TaskSpec:
     t1_pattern: str | None = None
     t2_pattern: str | None = None
     spacing: float = 1.0
+    # The training-set-size axis (datasets/subsets.py): each N its own task variant. It decides
+    # which training subjects a run uses, not the task's data.
+    train_subjects: tuple[int, ...] = ()
 
     def content(self) -> dict[str, Any]:
         """Everything that decides the data (not the file's location or its description)."""
         out = dataclasses.asdict(self)
         out.pop("path")
         out.pop("description")
+        out.pop("train_subjects")
         out["modalities"] = list(self.modalities)
         if self.source in GENERATED_SOURCES:  # keeps generated tasks' cache keys as they were
             for key in ("data_root", "t1_pattern", "t2_pattern", "spacing"):
@@ -163,8 +167,18 @@ def load_task_file(path: Path) -> TaskSpec:
                 else {}),
         slicing=slicing,
         path=path,
+        train_subjects=parse_train_subjects(table.get("train_subjects", []), where),
         **real,
     )
+
+
+def parse_train_subjects(values: Any, where: str) -> tuple[int, ...]:
+    """Distinct positive subject counts, ascending."""
+    if not isinstance(values, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
+        raise BenchError(f"{where}: train_subjects must be a list of positive subject counts, "
+                         f"got {values!r}")
+    return tuple(sorted(set(values)))
 
 
 def _real_fields(table: dict[str, Any], source: str, modalities: tuple[str, ...], path: Path,

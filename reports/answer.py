@@ -7,7 +7,7 @@ from datasets.spec import GENERATED_SOURCES
 from reports import fmt
 from reports.analysis import Analysis
 from reports.catalog import metric
-from reports.comparisons import PairedComparison
+from reports.comparisons import PairedComparison, is_variant
 from reports.endpoint import (BASELINE, PRIMARY_STRATEGY, SMALLEST_EFFECT, family_sizes,
                               primary_metric, seeds_for)
 from reports.stats import ALPHA, fisher_p
@@ -93,21 +93,25 @@ def _task_block(analysis: Analysis, task: str) -> list[str]:
              ""]
     present = set(in_task["strategy"])
     health = analysis.health[task]
+    variant = is_variant(in_task)
     if BASELINE in present and not health.fit:
         lines.append(f"- **No verdict on this task**: {health.text}.")
-    if PRIMARY_STRATEGY in present and BASELINE in present:
+    if variant:
+        lines.append(f"- A variant of {fmt.distinct(in_task, 'settings.base_task')[0]} (see "
+                     "Along the axes): every line is secondary.")
+    elif PRIMARY_STRATEGY in present and BASELINE in present:
         lines.append(f"- **{PRIMARY_STRATEGY} vs {BASELINE}** ({label}, primary): "
                      f"{_by_matching(comparisons, PRIMARY_STRATEGY, name, health.fit)}"
                      f"{_divergence_note(analysis, task, PRIMARY_STRATEGY)}.")
     else:
         missing = " and ".join(s for s in (PRIMARY_STRATEGY, BASELINE) if s not in present)
         lines.append(f"- **no verdict**: the primary comparison needs {missing} runs in this task.")
-    secondary = sorted(present - {PRIMARY_STRATEGY, BASELINE})
-    needed = seeds_for(family_sizes([], dims)["secondary"])
-    if secondary and seeds < needed:
+    secondary = sorted(present - {BASELINE} - (set() if variant else {PRIMARY_STRATEGY}))
+    size = family_sizes([], dims, variant)["secondary"]
+    if secondary and seeds < seeds_for(size):
         lines.append(f"- Secondary lines: with {seeds} seed(s) none can reach a verdict (its "
-                     f"family of {family_sizes([], dims)['secondary']} tests needs {needed} seeds "
-                     "of consistent improvement); they describe.")
+                     f"family of {size} tests needs {seeds_for(size)} seeds of consistent "
+                     "improvement); they describe.")
     for strategy in secondary:
         text = _by_matching(comparisons, strategy, name, health.fit) if BASELINE in present else ""
         lines.append(f"- {strategy} vs {BASELINE} ({label}, secondary): "

@@ -293,6 +293,12 @@ def _withheld(in_task: pd.DataFrame, strategy: str, x: _Side, y: _Side | None, h
     return None
 
 
+def is_variant(in_task: pd.DataFrame) -> bool:
+    """Rows of a task variant (bench/variants.py) record the task they vary."""
+    base = fmt.distinct(in_task, "settings.base_task")
+    return bool(base) and base[0] != in_task["task"].iloc[0]
+
+
 def compare_task(in_task: pd.DataFrame, metrics: list[Metric]) -> list[PairedComparison]:
     """Every other strategy against the baseline on each compared metric of one task, at equal
     steps and at equal compute, with Holm-adjusted p within each family (reports.endpoint).
@@ -300,6 +306,7 @@ def compare_task(in_task: pd.DataFrame, metrics: list[Metric]) -> list[PairedCom
     if BASELINE not in set(in_task["strategy"]):
         return []
     dims = fmt.dims(in_task)
+    variant = is_variant(in_task)
     health = baseline_health(in_task)
     base_units = in_task[in_task["strategy"] == BASELINE]
     others = sorted(set(in_task["strategy"]) - {BASELINE})
@@ -321,14 +328,14 @@ def compare_task(in_task: pd.DataFrame, metrics: list[Metric]) -> list[PairedCom
                 y = (strategy_side(base_units, m.name, dims) if matching == "step"
                      else _budget_side(base_units, strategy, m.name, dims))
                 c = PairedComparison(in_task["task"].iloc[0], strategy, m.name,
-                                     family(strategy, m.name, dims), matching,
+                                     family(strategy, m.name, dims, variant), matching,
                                      m.better == HIGHER, smallest_effect=effect,
                                      withheld=_withheld(in_task, strategy, x, y, health, matching))
                 if y is not None:
                     c = replace(c, **paired(x, y, ceiling, m.better == HIGHER))
                 out.append(c)
     # Tests of strategies outside the plan add to the declared size, never hide inside it.
-    sizes = family_sizes(names, dims)
+    sizes = family_sizes(names, dims, variant)
     for c in out:
         sizes[c.family] += c.strategy not in PLANNED_STRATEGIES
     for name in FAMILIES:

@@ -49,23 +49,27 @@ def primary_metric(dims: int | None) -> str:
     return f"{LEADING.get(dims, LEADING[2])}_final"
 
 
-def family(strategy: str, metric: str, dims: int | None) -> str:
+def family(strategy: str, metric: str, dims: int | None, variant: bool = False) -> str:
+    """A task variant (fewer training subjects, another pretext budget) answers secondary
+    questions only: even its primary pair's test is secondary there."""
     if metric != primary_metric(dims):
         return "exploratory"
-    return "primary" if strategy == PRIMARY_STRATEGY else "secondary"
+    return "primary" if strategy == PRIMARY_STRATEGY and not variant else "secondary"
 
 
 def _planned(dims: int | None) -> list[str]:
     return [s for s in PLANNED_STRATEGIES if applies(s, dims or 2)]
 
 
-def family_sizes(metrics: list[str], dims: int | None) -> dict[str, int]:
-    """Tests per family under the full plan for a task of `dims`: every planned strategy that
-    applies to it, on every compared metric, at equal steps and (where defined) equal compute."""
+def family_sizes(metrics: list[str], dims: int | None, variant: bool = False) -> dict[str, int]:
+    """Tests per family under the full plan for a task of `dims` (or a variant of one): every
+    planned strategy that applies to it, on every compared metric, at equal steps and (where
+    defined) equal compute."""
     others = [m for m in metrics if m != primary_metric(dims)]
     per_strategy = sum(1 + (m not in STEP_ONLY) for m in others)
     planned = _planned(dims)
-    return {"primary": len(MATCHINGS), "secondary": len(MATCHINGS) * (len(planned) - 1),
+    primary = 0 if variant else len(MATCHINGS)
+    return {"primary": primary, "secondary": len(MATCHINGS) * len(planned) - primary,
             "exploratory": len(planned) * per_strategy}
 
 
@@ -78,10 +82,11 @@ def seeds_for(family_size: int) -> int:
     return n
 
 
-def plan_seeds(strategies: list[str], dims: set[int]) -> int:
+def plan_seeds(strategies: list[str], dims: set[int], variants: bool = False) -> int:
     """`--seeds` by default: enough for a verdict in every family the plan's comparisons fall
-    in (the primary pair alone: the primary family; any other strategy: the secondary too)."""
+    in (the primary pair alone: the primary family; any other strategy, or any task variant:
+    the secondary too)."""
     sizes = [len(MATCHINGS)]
-    if set(strategies) - {BASELINE, PRIMARY_STRATEGY}:
-        sizes += [family_sizes([], d)["secondary"] for d in dims]
+    if variants or set(strategies) - {BASELINE, PRIMARY_STRATEGY}:
+        sizes += [family_sizes([], d, variants)["secondary"] for d in dims]
     return seeds_for(max(sizes))

@@ -8,6 +8,7 @@ from pathlib import Path
 from reports import fmt
 from reports.analysis import Analysis
 from reports.answer import answer_section
+from reports.axes import axes_section
 from reports.findings import findings_section
 from reports.setup_section import setup_section
 from reports.stability import is_stability, stability_section
@@ -31,7 +32,9 @@ def render(analysis: Analysis, out_dir: Path, run_dirs: list[Path],
     # A stability study answers how often each strategy trains well, not which is better.
     first = (stability_section(analysis) if is_stability(analysis.frame)
              else answer_section(analysis))
-    parts = [_header(analysis, run_dirs, out_dir), first, setup_section(analysis.frame)]
+    parts = [_header(analysis, run_dirs, out_dir), first]
+    axes = axes_section(analysis, out_dir)
+    parts += ([axes] if axes else []) + [setup_section(analysis.frame)]
     parts += [task_section(analysis, task, out_dir, figures.get(task, {}))
               for task in analysis.tasks]
     parts.append(findings_section(analysis))

@@ -343,6 +343,9 @@ def test_default_seeds_reach_a_verdict_in_every_family_of_the_plan() -> None:
     assert plan_seeds(["scratch", "cyclegan-t2t1"], {2, 3}) == 7
     assert plan_seeds(["scratch", "cyclegan-t2t1", "cyclegan-shuffled"], {2}) == 9
     assert plan_seeds(["scratch", "autoencoder-trunk"], {2, 3}) == 10
+    # A task variant's primary pair is secondary too: 14 tests in 2D, 16 in 3D.
+    assert family_sizes([], 2, variant=True) == {"primary": 0, "secondary": 14, "exploratory": 0}
+    assert plan_seeds(["scratch", "cyclegan-t2t1"], {2}, variants=True) == 10
 
 
 def test_a_diverged_unit_stays_in_its_pair(tmp_path: Path) -> None:

@@ -101,6 +101,10 @@ def test_the_readme_example_plugin_runs_in_the_smoke_profile(tmp_path, run_env):
     (["--plugin", "no/such/file.py"], "does not exist"),
     (["--strategy", "scratch,cyclegan-2d-inflated", "--task", "phantom-2d"],
      "cyclegan-2d-inflated applies to 3D tasks only"),
+    (["--train-subjects", "0,5"], "--train-subjects '0,5': give positive values"),
+    (["--train-subjects", "99", "--task", "phantom-2d"],
+     "--train-subjects 99: task phantom-2d has 6 training subjects"),
+    (["--pretext-steps-scale", "x"], "--pretext-steps-scale 'x': expected comma-separated"),
 ])
 def test_bad_run_arguments_are_one_line_errors(tmp_path, run_env, capsys, args, message):
     out = tmp_path / "run"

@@ -96,6 +96,22 @@ def test_run_tuned_applies_and_records_the_best_trial(tmp_path, cache_dir):
     assert {p for p in ("encoder", "residual", "decoder") if transfer[p] > 0} == set(parts)
 
 
+def test_each_task_variant_is_tuned_in_its_own_study_on_its_own_subjects(tmp_path, cache_dir):
+    cfg = _config(tmp_path / "tune", cache_dir, strategies=("scratch",), trials=1,
+                  train_subjects=[3])
+    studies = tune(cfg)
+    (label,) = studies
+    assert label == study_name("smoke", "phantom-2d@3", "scratch")
+    out = tmp_path / "run"
+    run(RunConfig(strategies=["scratch"], tasks=["phantom-2d"], out=out, profile="smoke",
+                  seeds=1, device="cpu", precision="fp32", cache_dir=cache_dir, progress=False,
+                  tuned=storage_url(cfg), train_subjects=[3]))
+    ((_, row),) = read_jsonl(out / "results.jsonl")
+    assert row["task"] == "phantom-2d@3" and row["tuned"]["study"] == label
+    # The study recorded the subset it tuned on: the run on the same subset accepts it.
+    assert studies[label].user_attrs["split"]["fingerprint"] == row["settings"]["data_fingerprint"]
+
+
 def test_run_tuned_without_a_study_is_refused_before_writing(tmp_path, cache_dir):
     cfg = _config(tmp_path / "tune", cache_dir, strategies=("scratch",), trials=1)
     tune(cfg)

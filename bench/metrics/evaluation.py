@@ -43,9 +43,12 @@ def _attempt(out: dict, missing: dict, metric, compute) -> None:
 
 class Evaluator:
     def __init__(self, data, s: Settings, device: torch.device, precision: str, cache_dir: Path,
-                 progress: bool = True, against: str = "test", inception: bool = True):
+                 progress: bool = True, against: str = "test", inception: bool = True,
+                 train: torch.Tensor | None = None):
         """`against`: the held-out split generated images are compared with; tuning uses "val",
-        so the test images never choose hyper-parameters."""
+        so the test images never choose hyper-parameters. `train`: the images the GAN trains
+        on, where D's accuracy on real images is measured (default: the whole training split;
+        fewer subjects: theirs). Everything else comes from `data`, the whole task."""
         self.s, self.device = s, device
         self.n = min(s.fid_samples, len(data.val.t1), len(data.test.t1))
         self.domain = get_domain_features(data, s, cache_dir, device, precision, progress=progress)
@@ -54,7 +57,8 @@ class Evaluator:
         # distance to them is the floor (what a perfect generator would score).
         self.held_out = even_subset(getattr(data, against).t1, self.n)
         self.other = even_subset(getattr(data, other).t1, self.n)
-        self.train = even_subset(data.train.t1, min(D_ACCURACY_IMAGES, len(data.train.t1)))
+        train = data.train.t1 if train is None else train
+        self.train = even_subset(train, min(D_ACCURACY_IMAGES, len(train)))
         self.ref = Reference(self.held_out, data.train.t1, self.domain, s)
         self.real = self.ref.features
         self.feature_net = self.domain.name
