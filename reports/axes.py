@@ -111,7 +111,10 @@ def axis_figure(analysis: Analysis, label: str, kind: str, base: str,
         panel.set_title(MATCHING_WORDS[matching])
     label = metric(found[0][1].metric).label
     panels[0].set_ylabel(f"{label}: strategy − {BASELINE}")
-    panels[-1].legend(fontsize=7)
+    for panel in panels:  # the first panel with lines holds the legend
+        if panel.get_legend_handles_labels()[0]:
+            panel.legend(fontsize=7)
+            break
     return save_png(figure, out_dir, kind, base)
 
 

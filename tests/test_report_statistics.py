@@ -529,3 +529,40 @@ def test_per_plane_inception_fids_share_the_missing_reason(tmp_path: Path) -> No
     text = write_report([write_store(tmp_path / "run", [row])])["report"].read_text()
     line = line_with(text, "- inception_fid,", "inception_fid_sagittal")
     assert line.endswith(NO_INCEPTION) and "no reason recorded" not in text
+
+
+def test_axis_and_movement_sections_from_a_fixture_store(tmp_path: Path) -> None:
+    """The base task (100 subjects) and a 10-subject variant, 10 seeds each: cyclegan-t2t1 better
+    by 10 on the base task and by 20 on the variant, on every seed."""
+    rows = []
+    for task, n, shift in (("phantom-2d", None, -10.0), ("phantom-2d@10", 10, -20.0)):
+        base = [20.0 + s for s in range(10)]
+        for strategy, finals in (("scratch", base), ("cyclegan-t2t1", [b + shift for b in base])):
+            for seed, final in enumerate(finals):
+                row = new_row(task, strategy, seed, final, 300)
+                row["settings"].update(base_task="phantom-2d", train_subjects=n,
+                                       pretext_steps_scale=None, train_subjects_used=n or 100)
+                moved = 0.1 if strategy == "cyclegan-t2t1" else 2.0
+                row["movement"] = {"stem": 1.0, "encoder": moved + seed / 100, "residual": moved,
+                                   "decoder": moved, "discriminator": 0.5, "head": 0.5}
+                if strategy == "cyclegan-t2t1":
+                    row["transfer"].update(encoder=100, residual=300, decoder=100)
+                rows.append(row)
+    run = write_store(tmp_path / "run", rows)
+    text = write_report([run])["report"].read_text()
+    section = text[text.index("## Along the axes"):text.index("## Set-up")]
+    table = [line for line in section.splitlines() if line.startswith("| 1")]
+    assert table[0].startswith("| 10 | `phantom-2d@10` | cyclegan-t2t1 | at equal steps | 10 | "
+                               "-20.00 |")
+    assert table[0].endswith("| better |")  # 2 / 2^10 x 14 = 0.027 in the variant's family
+    assert table[-2].startswith("| 100 | `phantom-2d` | cyclegan-t2t1 | at equal steps | 10 | "
+                                "-10.00 |")
+    assert table[-1].endswith("| no verdict |")  # the fixture's scratch has no compute budgets
+    assert (run / "figures" / "axis-subjects_phantom-2d.png").is_file()
+    assert "- A variant of phantom-2d (see Along the axes): every line is secondary." in text
+    assert "- **cyclegan-t2t1 vs scratch** (final domain FID, primary): at equal steps: " \
+           "**better**" in text  # the base task keeps its primary family
+    moved = text[text.index("### How far training moved the weights"):]
+    line = line_with(moved, "| cyclegan-t2t1 |")
+    assert "| 0.145 ± 0.030 (n=10) (T) | 0.100 ± 0.000 (n=10) (T) |" in line
+    assert line_with(moved, "| scratch |").count("(T)") == 0
