@@ -295,6 +295,10 @@ def pretext_key(name: str, ctx: PretextContext) -> str:
 def get_pretext(name: str, ctx: PretextContext, cache_dir: Path) -> PretextArtifact:
     """Load the cached artifact or train it once; the file appears only when complete."""
     kind = get_pretext_kind(name)
+    if ctx.settings.dims not in kind.dims:
+        from bench.errors import BenchError
+        raise BenchError(f"pretext {name} applies to {' and '.join(f'{d}D' for d in kind.dims)} "
+                         f"tasks only, not to {ctx.data.spec.name}; set the strategy's `dims`")
     key = pretext_key(name, ctx)
     path = Path(cache_dir) / "pretexts" / f"{ctx.data.spec.name}-{name}-{key}.pt"
 

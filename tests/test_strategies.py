@@ -173,6 +173,14 @@ def test_inflated_strategy_starts_3d_tasks_from_the_2d_pretext_of_their_slices(s
     assert artifact.info["steps"] == s.pretext_steps
 
 
+def test_the_2d_pretext_of_a_3d_task_is_refused_on_2d_tasks(smoke_2d, cache_dir):
+    from bench.pretext import PretextContext, get_pretext
+    _, s, data = smoke_2d
+    ctx = PretextContext(data, s, 0, torch.device("cpu"), "fp32", progress=False)
+    with pytest.raises(BenchError, match="pretext cyclegan-2d applies to 3D tasks only"):
+        get_pretext("cyclegan-2d", ctx, cache_dir)
+
+
 def test_axial_slices_keep_subjects_and_splits(smoke_3d):
     from bench.pretext import axial_slices
     _, s, data = smoke_3d
