@@ -1,4 +1,4 @@
-from strategies.registry import TRUNK_PARTS, Strategy, copy_into, register_strategy, transfer_report
+from strategies.registry import Strategy, copy_trunk, register_strategy, transfer_report
 
 
 @register_strategy("autoencoder-trunk")
@@ -9,4 +9,4 @@ class AutoencoderTrunk(Strategy):
 
     def initialize(self, G, D, pretexts):
         source = pretexts["autoencoder"].state["trunk"]
-        return transfer_report(**{p: copy_into(G.trunk, source, p) for p in TRUNK_PARTS})
+        return transfer_report(**copy_trunk(G, source))

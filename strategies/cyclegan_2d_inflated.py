@@ -1,5 +1,5 @@
 from bench.inflate import inflate_state
-from strategies.registry import TRUNK_PARTS, Strategy, copy_into, register_strategy, transfer_report
+from strategies.registry import Strategy, copy_trunk, register_strategy, transfer_report
 
 
 @register_strategy("cyclegan-2d-inflated")
@@ -11,4 +11,4 @@ class CycleGan2dInflated(Strategy):
 
     def initialize(self, G, D, pretexts):
         source = inflate_state(G.trunk, pretexts["cyclegan-2d"].state["G_t2t1"])
-        return transfer_report(**{p: copy_into(G.trunk, source, p) for p in TRUNK_PARTS})
+        return transfer_report(**copy_trunk(G, source))

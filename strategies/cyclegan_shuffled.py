@@ -1,6 +1,6 @@
 import torch
 
-from strategies.registry import TRUNK_PARTS, Strategy, copy_into, register_strategy, transfer_report
+from strategies.registry import Strategy, copy_trunk, register_strategy, transfer_report
 
 
 def shuffled(state: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
@@ -21,4 +21,4 @@ class CycleGanShuffled(Strategy):
         artifact = pretexts["cyclegan"]
         # Seeded by the pretext's seed: a seed's units share their pretext and its permutation.
         source = shuffled(artifact.state["G_t2t1"], int(artifact.info.get("seed", 0)))
-        return transfer_report(**{p: copy_into(G.trunk, source, p) for p in TRUNK_PARTS})
+        return transfer_report(**copy_trunk(G, source))

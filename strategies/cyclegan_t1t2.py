@@ -1,4 +1,4 @@
-from strategies.registry import TRUNK_PARTS, Strategy, copy_into, register_strategy, transfer_report
+from strategies.registry import Strategy, copy_trunk, register_strategy, transfer_report
 
 
 @register_strategy("cyclegan-t1t2")
@@ -9,4 +9,4 @@ class CycleGanT1T2(Strategy):
 
     def initialize(self, G, D, pretexts):
         source = pretexts["cyclegan"].state["G_t1t2"]
-        return transfer_report(**{p: copy_into(G.trunk, source, p) for p in TRUNK_PARTS})
+        return transfer_report(**copy_trunk(G, source))

@@ -1,4 +1,4 @@
-from strategies.registry import TRUNK_PARTS, Strategy, copy_into, register_strategy, transfer_report
+from strategies.registry import Strategy, copy_trunk, register_strategy, transfer_report
 
 
 @register_strategy("cyclegan-t2t1")
@@ -8,4 +8,4 @@ class CycleGanT2T1(Strategy):
 
     def initialize(self, G, D, pretexts):
         source = pretexts["cyclegan"].state["G_t2t1"]
-        return transfer_report(**{p: copy_into(G.trunk, source, p) for p in TRUNK_PARTS})
+        return transfer_report(**copy_trunk(G, source))

@@ -1,4 +1,4 @@
-from strategies.registry import TRUNK_PARTS, Strategy, copy_into, register_strategy, transfer_report
+from strategies.registry import Strategy, copy_into, copy_trunk, register_strategy, transfer_report
 
 
 @register_strategy("cyclegan-with-d")
@@ -9,6 +9,6 @@ class CycleGanWithD(Strategy):
 
     def initialize(self, G, D, pretexts):
         cyclegan = pretexts["cyclegan"].state
-        counts = {p: copy_into(G.trunk, cyclegan["G_t2t1"], p) for p in TRUNK_PARTS}
+        counts = copy_trunk(G, cyclegan["G_t2t1"])
         counts["discriminator"] = copy_into(D, cyclegan["D_t1"], "model")
         return transfer_report(**counts)

@@ -96,6 +96,11 @@ def copy_into(target: nn.Module, source: dict[str, torch.Tensor], part: str = ""
     return copied
 
 
+def copy_trunk(G: nn.Module, source: dict[str, torch.Tensor]) -> dict[str, int]:
+    """The whole trunk (encoder, residual, decoder) from a trunk's state dict: counts per part."""
+    return {part: copy_into(G.trunk, source, part) for part in TRUNK_PARTS}
+
+
 def applies(name: str, dims: int) -> bool:
     """Whether strategy `name` runs on tasks of `dims` (a plan leaves it out elsewhere)."""
     return dims in _REGISTRY[name].dims

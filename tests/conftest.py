@@ -16,28 +16,26 @@ def cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("bench-cache")
 
 
-@pytest.fixture(scope="session")
-def smoke_2d(cache_dir):
-    """(spec, settings, data) for phantom-2d in the smoke profile."""
+def _smoke(task: str, dims: int, cache_dir: Path):
     import datasets
     from bench.profiles import get_settings
-    spec = datasets.get_task("phantom-2d")
-    s = get_settings("smoke", 2)
+    spec = datasets.get_task(task)
+    s = get_settings("smoke", dims)
     data = datasets.build_task_data(spec, s.image_size, cache_dir, 0, splits=dict(s.splits),
                                     progress=False)
     return spec, s, data
+
+
+@pytest.fixture(scope="session")
+def smoke_2d(cache_dir):
+    """(spec, settings, data) for phantom-2d in the smoke profile."""
+    return _smoke("phantom-2d", 2, cache_dir)
 
 
 @pytest.fixture(scope="session")
 def smoke_3d(cache_dir):
     """(spec, settings, data) for phantom-3d in the smoke profile."""
-    import datasets
-    from bench.profiles import get_settings
-    spec = datasets.get_task("phantom-3d")
-    s = get_settings("smoke", 3)
-    data = datasets.build_task_data(spec, s.image_size, cache_dir, 0, splits=dict(s.splits),
-                                    progress=False)
-    return spec, s, data
+    return _smoke("phantom-3d", 3, cache_dir)
 
 
 @pytest.fixture(scope="session")
