@@ -32,5 +32,6 @@ def movement_table(in_task: pd.DataFrame) -> str | None:
             "unit diverged) from where its strategy started them, ‖w − w₀‖ / ‖w₀‖, mean ± std "
             "over seeds; (T): the strategy transferred that part. Far from a transferred start, "
             "it acted as a starting point; near it, as a prior training kept. Fresh parts start "
-            "at N(0, 0.02), whose small norm makes their numbers large.\n\n"
+            "at N(0, 0.02): where trained weights are larger, the same change is a smaller "
+            "share of them.\n\n"
             + fmt.table(["strategy", *(f"{p} ({net})" for p, (net, _) in PARTS.items())], rows))
