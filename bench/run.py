@@ -298,8 +298,8 @@ def run(cfg: RunConfig) -> Path:
     # make the whole plan, and a seed's units (and, by default, its pretexts) stay on one
     # machine. Seed-major, so that more --seeds later keep every earlier group on its shard.
     groups = [(variant, seed) for seed in range(cfg.seeds) for variant in variants]
-    plan = [(spec, st, seed) for spec, seed in groups[shard::shards] for st in cfg.strategies
-            if strategies.applies(st, spec.dims)]
+    plan = [(variant, st, seed) for variant, seed in groups[shard::shards]
+            for st in cfg.strategies if strategies.applies(st, variant.dims)]
     if not plan:
         raise BenchError(f"shard {shard}/{shards} has no units (the plan has {len(groups)} "
                          "(task, seed) groups); use at most that many shards")
@@ -330,31 +330,32 @@ def run(cfg: RunConfig) -> Path:
                          older={"recipe": "plain"})  # runs from before recipes existed
     done = store.finished()
     bar = tqdm(total=len(plan), desc="units", unit="unit", disable=not cfg.progress)
-    for spec in variants:
+    for variant in variants:
         pending = [(st, seed) for sp, st, seed in plan
-                   if sp is spec and unit_id(spec.name, st, seed) not in done]
-        bar.update(sum(1 for sp, _, _ in plan if sp is spec) - len(pending))
+                   if sp is variant and unit_id(variant.name, st, seed) not in done]
+        bar.update(sum(1 for sp, _, _ in plan if sp is variant) - len(pending))
         if not pending:
             continue
-        task = prepare_task(spec, settings[spec.spec.name], device, cfg.precision, cfg.cache_dir,
-                            cfg.data_seed, cfg.progress, data=datas[spec.spec.name])
+        task = prepare_task(variant, settings[variant.spec.name], device, cfg.precision,
+                            cfg.cache_dir, cfg.data_seed, cfg.progress,
+                            data=datas[variant.spec.name])
         s = task.s
         reference = _reference(task.evaluator, s, device, cfg.precision)
-        real_samples = store.write_real_samples(spec.name, task.evaluator.held_out, s.dims)
+        real_samples = store.write_real_samples(variant.name, task.evaluator.held_out, s.dims)
         # A stability study compares draws step for step: no compute-matched extension.
         budgets = baseline_budgets(s, cfg.strategies) if drawn is None else None
         for st, seed in sorted(pending, key=lambda unit: unit[1]):  # a seed's pretexts, then the next
-            trial = tuned.get((spec.name, st))
+            trial = tuned.get((variant.name, st))
             draw = (None if drawn is None else
                     {"index": seed, "seed": cfg.draw_seed, "params": drawn[seed]})
             try:
                 row = run_unit(task, st, seed, cfg, store, reference, real_samples, trial,
                                budgets if st == strategies.BASELINE else None, draw)
             except PretextFailed as err:
-                row = _failed_row(spec, st, seed, cfg, device, task.data, s, str(err), "pretext",
+                row = _failed_row(variant, st, seed, cfg, device, task.data, s, str(err), "pretext",
                                   trial, draw)
             except Exception as err:  # one broken unit or plugin must not sink the others
-                row = _failed_row(spec, st, seed, cfg, device, task.data, s,
+                row = _failed_row(variant, st, seed, cfg, device, task.data, s,
                                   f"{type(err).__name__}: {err}", "error", trial, draw)
             store.append(row)
             bar.update(1)
