@@ -21,6 +21,7 @@ from monai.metrics import PSNRMetric, SSIMMetric
 from tqdm.auto import tqdm
 
 from bench.artifacts import load_or_train, nonfinite, weights_digest
+from bench.compute import pretext_steps
 from bench.device import autocast, fast_layout, seeded_generator
 from bench.metrics.fid import even_subset
 from bench.nets import PatchDiscriminator, ResnetTrunk, init_weights
@@ -157,7 +158,8 @@ def train_cyclegan(ctx: PretextContext) -> tuple[dict, dict]:
     train = ctx.data.train
     t1_all, t2_all = train.t1.to(dev), train.t2.to(dev)
 
-    for _ in tqdm(range(s.pretext_steps), desc=f"{ctx.name or 'cyclegan'} {ctx.data.spec.name}", disable=not ctx.progress,
+    for _ in tqdm(range(s.pretext_steps), desc=f"{ctx.name or 'cyclegan'} {ctx.data.spec.name}",
+                  disable=not ctx.progress,
                   leave=False):
         # Unpaired sampling: T1 and T2 batches are drawn independently.
         real_t1 = t1_all[torch.randint(len(t1_all), (s.pretext_batch,), generator=gen)]
@@ -198,7 +200,6 @@ def train_autoencoder(ctx: PretextContext) -> tuple[dict, dict]:
     gen = seeded_generator(ctx.seed, 2)
     images = torch.cat([ctx.data.train.t1, ctx.data.train.t2]).to(dev)
     noise_std = 0.2
-    from bench.compute import pretext_steps
     for _ in tqdm(range(pretext_steps("autoencoder", s)), desc=f"autoencoder {ctx.data.spec.name}",
                   disable=not ctx.progress, leave=False):
         clean = images[torch.randint(len(images), (s.pretext_batch,), generator=gen)]
@@ -283,7 +284,6 @@ PRETEXT_FIELDS = ("dims", "image_size", "ngf", "n_blocks", "ndf", "pretext_steps
 
 
 def pretext_key(name: str, ctx: PretextContext) -> str:
-    from bench.compute import pretext_steps
     used = {f: getattr(ctx.settings, f) for f in PRETEXT_FIELDS}
     blob = json.dumps({"name": name, "version": ARTIFACT_VERSION, "data": ctx.data.fingerprint,
                        "settings": used, "steps": pretext_steps(name, ctx.settings),
@@ -303,7 +303,6 @@ def get_pretext(name: str, ctx: PretextContext, cache_dir: Path) -> PretextArtif
     path = Path(cache_dir) / "pretexts" / f"{ctx.data.spec.name}-{name}-{key}.pt"
 
     def train() -> dict:
-        from bench.compute import pretext_steps
         start = time.perf_counter()
         state, info = kind.train(kind.context(dataclasses.replace(ctx, name=name)))
         bad = nonfinite({f"{k}.{n}": t for k, sd in state.items() for n, t in sd.items()})
