@@ -83,6 +83,11 @@ def versions() -> dict[str, str]:
     return out
 
 
+def _fid_missing(row: dict) -> str:
+    """Why an evaluation's domain FID is missing, as the evaluator recorded it."""
+    return row.get("fid_missing") or "it was not evaluated"
+
+
 def _metrics(result: UnitResult, evaluator: Evaluator) -> tuple[dict, dict]:
     """Domain-FID curve summaries, then the final-sample metrics (only for a finished unit)."""
     fids = result.fids()
@@ -93,13 +98,16 @@ def _metrics(result: UnitResult, evaluator: Evaluator) -> tuple[dict, dict]:
     if first is not None and first["step"] == 0 and first["fid"] is not None:
         metrics["fid_init"] = first["fid"]
     else:
-        missing["fid_init"] = "the initialized generator produced non-finite images"
+        missing["fid_init"] = (_fid_missing(first) if first is not None and first["step"] == 0
+                               else "the initialized generator was not evaluated")
     if fids:
         step, best = min(fids, key=lambda sf: sf[1])
         metrics["fid_best"], metrics["fid_best_step"] = best, step
     else:
+        last_row = result.curve[-1] if result.curve else {}
+        why = f"no evaluation gave a domain FID: {_fid_missing(last_row)}"
         for name in ("fid_best", "fid_best_step", "fid_auc"):
-            missing[name] = "no evaluation produced finite images"
+            missing[name] = why
     last = [r for r in result.curve if r["step"] == result.steps and r["fid"] is not None]
     if result.status == "ok" and last:
         metrics["fid_final"] = last[-1]["fid"]
@@ -108,7 +116,8 @@ def _metrics(result: UnitResult, evaluator: Evaluator) -> tuple[dict, dict]:
         metrics.update(final)
         missing.update(final_missing)
     else:
-        reason = result.reason or "the final evaluation produced non-finite images"
+        at_end = [r for r in result.curve if r["step"] == result.steps]
+        reason = result.reason or f"the final evaluation: {_fid_missing(at_end[-1] if at_end else {})}"
         # An area over a curve cut short is not comparable with full-length ones.
         metrics["fid_auc"] = None
         missing["fid_final"] = missing["fid_gap"] = missing["fid_auc"] = reason

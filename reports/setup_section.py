@@ -50,8 +50,10 @@ def _inception(in_task: pd.DataFrame) -> str:
     nets = fmt.distinct(in_task, "reference.inception_net")
     if nets:
         return values_text(nets)
-    reasons = fmt.distinct(in_task, "metrics_missing.inception_fid")
-    return "none: " + values_text(reasons, "no reason recorded")
+    # The evaluator records why it has no network; older runs only the per-metric reason.
+    reasons = [*fmt.distinct(in_task, "reference.inception_missing"),
+               *fmt.distinct(in_task, "metrics_missing.inception_fid")]
+    return "none: " + values_text(list(dict.fromkeys(reasons)), "no reason recorded")
 
 
 def _domain(in_task: pd.DataFrame) -> str:

@@ -566,3 +566,11 @@ def test_axis_and_movement_sections_from_a_fixture_store(tmp_path: Path) -> None
     line = line_with(moved, "| cyclegan-t2t1 |")
     assert "| 0.145 ± 0.030 (n=10) (T) | 0.100 ± 0.000 (n=10) (T) |" in line
     assert line_with(moved, "| scratch |").count("(T)") == 0
+
+
+def test_the_inception_reason_reaches_the_setup_when_every_unit_diverged(tmp_path: Path) -> None:
+    rows = [diverge(new_row("phantom-2d", st, 0, 30.0), 200) for st in ("scratch", "cyclegan-t2t1")]
+    for row in rows:
+        row["reference"]["inception_missing"] = NO_INCEPTION
+    text = write_report([write_store(tmp_path / "run", rows)])["report"].read_text()
+    assert line_with(text, "| Inception network |").endswith(f"none: {NO_INCEPTION} |")

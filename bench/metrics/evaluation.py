@@ -71,10 +71,11 @@ class Evaluator:
         self.ref.inception = self.inception
         self.inception_net = described if extractor is not None else None
         self.inception_missing = None if extractor is not None else described
+        self.msssim_real, self.msssim_real_missing = None, None
         try:
             self.msssim_real = scores.msssim_diversity(self.held_out, s.msssim_pairs, METRIC_SEED)
-        except scores.MetricError:
-            self.msssim_real = None
+        except scores.MetricError as err:
+            self.msssim_real_missing = f"MS-SSIM among real {against} images: {err}"
         # The last evaluation's samples with their cached features and scores: a unit's final
         # samples are its last evaluation's, so the final metrics need not compute them again.
         self._last: Sample | None = None
@@ -94,6 +95,23 @@ class Evaluator:
         if not torch.isfinite(sample.images).all():
             return None
         return REGISTRY[LEADING[self.s.dims]].value(self.ref, sample)
+
+    def fid_missing(self, sample: Sample) -> str:
+        """Why `fid(sample)` is None, in words a user can act on."""
+        if not torch.isfinite(sample.images).all():
+            return "the generated images are not finite"
+        fake = sample.features(self.ref)
+        if not torch.isfinite(fake).all():
+            return "the domain encoder gave non-finite features for the generated images"
+        unit = "images" if self.s.dims == 2 else "volumes"
+        if min(len(self.real), len(fake)) < 2:
+            hint = (": use a task with more val and test subjects" if len(self.real) < 2 else "")
+            return (f"the domain FID needs at least 2 feature rows a side, got {len(fake)} "
+                    f"generated and {len(self.real)} from {len(self.held_out)} held-out "
+                    f"{unit}{hint}")
+        return (f"the Fréchet distance of {len(fake)} generated and {len(self.real)} held-out "
+                "feature rows could not be computed (the square root of their covariance product "
+                "failed)")
 
     def reference(self, untrained: torch.Tensor) -> dict:
         """What a perfect generator (the other held-out split) and an untrained one score: the
@@ -118,7 +136,8 @@ class Evaluator:
                 "fid_samples": self.n, "feature_net": self.feature_net,
                 "domain_key": self.domain.key, "domain_seconds": self.domain.info.get("seconds"),
                 "domain_weights": self.domain.info.get("weights_sha256"),
-                "inception_net": self.inception_net, "inception_images": s.inception_images,
+                "inception_net": self.inception_net, "inception_missing": self.inception_missing,
+                "inception_images": s.inception_images,
                 "inception_floor": floors.get("inception_fid"), "msssim_real": self.msssim_real,
                 "kid_subsets": s.kid_subsets,
                 "kid_subset_size": kid_subset(s, self.real),  # 3D: slices
@@ -134,8 +153,12 @@ class Evaluator:
         if torch.isfinite(samples).all():
             sample = self._last = Sample(samples)
             row["fid"] = self.fid(sample)  # the leading metric, whichever it is
+            if row["fid"] is None:
+                row["fid_missing"] = self.fid_missing(sample)
             for m in curve:
                 _attempt(row, {}, m, lambda: {m.name: m.value(self.ref, sample)})
+        else:
+            row["fid_missing"] = "the generated images are not finite"
         with autocast(self.device, precision):
             real = D(self.train.to(self.device)).float().flatten(1).mean(1)
             fake = D(fakes.to(self.device)).float().flatten(1).mean(1)
@@ -151,7 +174,7 @@ class Evaluator:
         out, missing = self._final(self._sample(samples))
         out["msssim_real"] = self.msssim_real
         if self.msssim_real is None:
-            missing["msssim_real"] = "MS-SSIM among real test images could not be computed"
+            missing["msssim_real"] = self.msssim_real_missing
         return out, missing
 
     def _sample(self, samples: torch.Tensor) -> Sample:

@@ -129,7 +129,7 @@ class Metric:
 
 REGISTRY: dict[str, Metric] = {}
 # The metric of the training curves, tuning, the events and the report's "learned" check, per
-# dimensionality: the cheapest that passes the validation suite (see README, "Evaluation").
+# dimensionality: the cheapest that passes the validation suite (see docs/evaluation.md).
 LEADING = {2: "fid", 3: "fid"}
 
 

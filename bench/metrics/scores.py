@@ -8,6 +8,7 @@ import io
 
 import numpy as np
 import prdc
+from joblib import parallel_config
 import torch
 from monai.metrics import MultiScaleSSIMMetric
 from scipy.stats import norm
@@ -70,8 +71,11 @@ def kid(real: torch.Tensor, fake: torch.Tensor, subsets: int, subset_size: int,
 def prdc_scores(real: torch.Tensor, fake: torch.Tensor, k: int) -> dict[str, float]:
     """precision, recall, density and coverage (Naeem et al. 2020) with k nearest neighbours."""
     x, y = _features(real, fake, k + 1)
-    # compute_prdc prints the set sizes on every call; keep them out of the CLI's output.
-    with contextlib.redirect_stdout(io.StringIO()):
+    # compute_prdc prints the set sizes on every call; keep them out of the CLI's output. It asks
+    # scikit-learn for 8 threads, whose workers reset the process's warning filters while others
+    # start, so that scikit-learn warns about its own `delayed`; one thread (BLAS still uses
+    # every core) gives the same distances without it.
+    with contextlib.redirect_stdout(io.StringIO()), parallel_config(backend="sequential"):
         scores = prdc.compute_prdc(real_features=x, fake_features=y, nearest_k=k)
     return {name: float(value) for name, value in scores.items()}
 
