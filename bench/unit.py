@@ -184,8 +184,8 @@ def build_unit(task: Task, strategy_name: str, seed: int, pretext_seed: int,
 
 def train(task: Task, unit: Unit, checkpoint: Path | None, label: str,
           on_evaluate: Callable[[int, float | None], None] | None = None,
-          budget_steps: tuple[int, ...] = ()) -> UnitResult:
+          budget_steps: tuple[int, ...] = (), log_dir: Path | None = None) -> UnitResult:
     return train_unit(unit.G, unit.D, task.data, unit.s, unit.seed, task.device, task.precision,
                       task.evaluator, checkpoint=checkpoint, progress=task.progress, label=label,
                       on_evaluate=on_evaluate, transferred=unit.transfer,
-                      budget_steps=budget_steps)
+                      budget_steps=budget_steps, log_dir=log_dir)

@@ -1,4 +1,4 @@
-"""Find paired T1/T2 NIfTI scans of a brain MR dataset on disk.
+"""Find paired T1/T2 NIfTI scans (or, for `paired-slices`, 2D slices) of a brain MR dataset.
 
     found = discover("ixi", "/data/IXI")
     found.pairs    # [Pair(subject="IXI002-Guys-0828", t1=..., t2=...), ...], sorted by subject
@@ -20,7 +20,10 @@ from pathlib import Path
 
 from bench.errors import BenchError
 
-LAYOUTS: tuple[str, ...] = ("ixi", "brats", "paired-folder", "bids")
+LAYOUTS: tuple[str, ...] = ("ixi", "brats", "paired-folder", "bids", "paired-slices")
+# Layouts of 2D slices: usable by 2D tasks only.
+SLICE_LAYOUTS: tuple[str, ...] = ("paired-slices",)
+SLICE_SUFFIXES = (".png", ".npy", ".nii.gz", ".nii")
 
 # One example per layout, for the messages that tell a user what the root should look like.
 _EXPECTED = {
@@ -30,6 +33,19 @@ _EXPECTED = {
              "(BraTS 2020/2021)",
     "paired-folder": "<subject>/t1.nii.gz and <subject>/t2.nii.gz, one folder per subject",
     "bids": "sub-01/[ses-1/]anat/sub-01_T1w.nii.gz and sub-01_T2w.nii.gz",
+    "paired-slices": "<subject>/t1.png and <subject>/t2.png, or several slices such as "
+                     "<subject>/z050_t1.npy and z050_t2.npy (PNG, .npy or 2D NIfTI)",
+}
+
+# How each layout lays out a dataset, for `bench list sources`.
+DESCRIPTIONS = {
+    "ixi": "3D NIfTI, IXI release names: " + _EXPECTED["ixi"],
+    "brats": "3D NIfTI, BraTS names: " + _EXPECTED["brats"],
+    "paired-folder": "3D NIfTI, a folder per subject, T1/T2 matched by name: "
+                     + _EXPECTED["paired-folder"],
+    "bids": "3D NIfTI, BIDS raw data: " + _EXPECTED["bids"],
+    "paired-slices": "2D slices (2D tasks only), a folder per subject, T1/T2 matched by name "
+                     "and paired by the rest of it: " + _EXPECTED["paired-slices"],
 }
 
 # Default paired-folder patterns. A contrast name must start a token and not run on into a
@@ -62,6 +78,11 @@ class Pair:
     subject: str  # subject id, unique within a Found
     t1: Path
     t2: Path
+    # 2D slice layouts: every (T1, T2) slice pair of the subject; t1 and t2 are the first's.
+    slices: tuple[tuple[Path, Path], ...] = ()
+
+    def files(self) -> list[Path]:
+        return [p for pair in (self.slices or ((self.t1, self.t2),)) for p in pair]
 
 
 @dataclass
@@ -80,9 +101,9 @@ def discover(source: str, root: Path | str, t1_pattern: str | None = None,
     """
     if source not in LAYOUTS:
         raise BenchError(f"unknown dataset layout '{source}'; known: {', '.join(LAYOUTS)}")
-    if source != "paired-folder" and (t1_pattern is not None or t2_pattern is not None):
-        raise BenchError(f"--t1-pattern/--t2-pattern only apply to the paired-folder layout, "
-                         f"not '{source}'; drop them")
+    if source not in ("paired-folder", *SLICE_LAYOUTS) and (t1_pattern is not None or t2_pattern is not None):
+        raise BenchError(f"--t1-pattern/--t2-pattern only apply to the paired-folder and "
+                         f"paired-slices layouts, not '{source}'; drop them")
     t1_re = _compile(t1_pattern, DEFAULT_T1_PATTERN, "--t1-pattern")
     t2_re = _compile(t2_pattern, DEFAULT_T2_PATTERN, "--t2-pattern")
     root = Path(root).expanduser().absolute()
@@ -93,12 +114,17 @@ def discover(source: str, root: Path | str, t1_pattern: str | None = None,
         raise BenchError(f"dataset root is not a folder: {root}; give the folder that holds the "
                          f"{source} scans")
 
-    files, skipped = _nifti_files(root)
+    suffixes = SLICE_SUFFIXES if source in SLICE_LAYOUTS else (".nii.gz", ".nii")
+    files, skipped = _image_files(root, suffixes)
     if not files and not skipped:
-        raise BenchError(f"no NIfTI file (.nii or .nii.gz) under {root}; the {source} layout "
-                         f"expects {_EXPECTED[source]}")
+        kind = ("slice file (.png, .npy, .nii.gz or .nii)" if source in SLICE_LAYOUTS
+                else "NIfTI file (.nii or .nii.gz)")
+        raise BenchError(f"no {kind} under {root}; the {source} layout expects "
+                         f"{_EXPECTED[source]}")
     if source == "paired-folder":
         pairs, layout_skipped = _paired_folder(root, files, t1_re, t2_re)
+    elif source == "paired-slices":
+        pairs, layout_skipped = _paired_slices(root, files, t1_re, t2_re)
     else:
         pairs, layout_skipped = _LAYOUT_FINDERS[source](root, files)
     skipped = sorted(skipped + layout_skipped)
@@ -120,17 +146,18 @@ def _compile(pattern: str | None, default: str, option: str) -> re.Pattern[str]:
                          f"searched case-insensitively in each file name") from None
 
 
-def _nifti_stem(name: str) -> str | None:
-    """The name without its NIfTI extension, or None for any other file."""
+def _nifti_stem(name: str, suffixes: tuple[str, ...] = (".nii.gz", ".nii")) -> str | None:
+    """The name without its extension (one of `suffixes`), or None for any other file."""
     lower = name.lower()
-    for ext in (".nii.gz", ".nii"):
+    for ext in suffixes:
         if lower.endswith(ext):
             return name[:-len(ext)]
     return None
 
 
-def _nifti_files(root: Path) -> tuple[list[Path], _Skipped]:
-    """Every NIfTI file below `root` (relative, sorted), and the broken links among them."""
+def _image_files(root: Path, suffixes: tuple[str, ...]) -> tuple[list[Path], _Skipped]:
+    """Every file below `root` ending in one of `suffixes` (relative, sorted), and the broken
+    links among them."""
     files: list[Path] = []
     broken: _Skipped = []
     seen: set[str] = set()
@@ -145,7 +172,7 @@ def _nifti_files(root: Path) -> tuple[list[Path], _Skipped]:
         # Hidden entries are tool clutter (macOS '._x.nii.gz' forks, .git, .datalad), not scans.
         subfolders[:] = [d for d in subfolders if not d.startswith(".")]
         for name in names:
-            if name.startswith(".") or _nifti_stem(name) is None:
+            if name.startswith(".") or _nifti_stem(name, suffixes) is None:
                 continue
             path = Path(folder) / name
             rel = path.relative_to(root)
@@ -236,8 +263,8 @@ def _brats(root: Path, files: list[Path]) -> tuple[list[Pair], _Skipped]:
     return list(kept.values()), skipped
 
 
-def _paired_folder(root: Path, files: list[Path], t1_re: re.Pattern[str],
-                   t2_re: re.Pattern[str]) -> tuple[list[Pair], _Skipped]:
+def _by_subject(files: list[Path]) -> tuple[dict[str, list[Path]], _Skipped]:
+    """Files per subject folder (ROOT/<subject>/...), and those outside any."""
     skipped: _Skipped = []
     by_subject: dict[str, list[Path]] = {}
     for rel in files:
@@ -246,9 +273,14 @@ def _paired_folder(root: Path, files: list[Path], t1_re: re.Pattern[str],
                                             "(expected ROOT/<subject>/<file>)"))
         else:
             # Files further down a subject's folder still belong to it; an ambiguous extra
-            # match is reported below rather than ignored.
+            # match is reported rather than ignored.
             by_subject.setdefault(rel.parts[0], []).append(rel)
+    return by_subject, skipped
 
+
+def _paired_folder(root: Path, files: list[Path], t1_re: re.Pattern[str],
+                   t2_re: re.Pattern[str]) -> tuple[list[Pair], _Skipped]:
+    by_subject, skipped = _by_subject(files)
     pairs: list[Pair] = []
     for subject, rels in by_subject.items():
         chosen: dict[str, Path] = {}
@@ -271,6 +303,67 @@ def _paired_folder(root: Path, files: list[Path], t1_re: re.Pattern[str],
             skipped.append((subject, "; ".join(problems)))
         else:
             pairs.append(Pair(subject, root / chosen["T1"], root / chosen["T2"]))
+    return pairs, skipped
+
+
+# The contrast inside a slice's name under the default patterns; what is left of the name pairs
+# a T1 slice with its T2 slice ("z050_t1.png" and "z050_t2.png": "z050_.png").
+_CONTRAST_TOKEN = re.compile(r"(?<![a-z0-9])t[12](?![0-9])", re.IGNORECASE)
+
+
+def _slice_key(rel: Path, subject: str, match: re.Match[str], default: bool) -> str:
+    """The slice's path within its subject with the contrast and the extension taken out,
+    lower-cased."""
+    name = rel.name
+    if default:
+        *_, token = _CONTRAST_TOKEN.finditer(name, 0, match.end())
+        start, end = token.span()
+    else:
+        start, end = match.span()
+    stem = _nifti_stem(name, SLICE_SUFFIXES) or name  # t1.png and t1.npy are one slice
+    inside = rel.parent.relative_to(subject).as_posix()
+    return f"{inside}/{stem[:start]}{stem[end:]}".lower()
+
+
+def _paired_slices(root: Path, files: list[Path], t1_re: re.Pattern[str],
+                   t2_re: re.Pattern[str]) -> tuple[list[Pair], _Skipped]:
+    """Per subject, every T1 slice paired with the T2 slice whose name differs only in the
+    contrast; a subject holding one T1 and one T2 file pairs them whatever their names."""
+    by_subject, skipped = _by_subject(files)
+    pairs: list[Pair] = []
+    defaults = {"T1": t1_re.pattern == DEFAULT_T1_PATTERN, "T2": t2_re.pattern == DEFAULT_T2_PATTERN}
+    for subject, rels in by_subject.items():
+        found: dict[str, dict[str, Path]] = {"T1": {}, "T2": {}}
+        for rel in rels:
+            hits = [(c, m) for c, pattern in (("T1", t1_re), ("T2", t2_re))
+                    if (m := pattern.search(rel.name))]
+            if len(hits) == 2:
+                skipped.append((rel.as_posix(), "matches both T1 and T2; narrow --t1-pattern "
+                                                "or --t2-pattern"))
+            if len(hits) != 1:
+                continue  # FLAIR, T1ce, a mask: not a candidate
+            contrast, match = hits[0]
+            key = _slice_key(rel, subject, match, defaults[contrast])
+            earlier = found[contrast].setdefault(key, rel)
+            if earlier != rel:
+                raise BenchError(f"two files claim the {contrast} slice '{key}' of subject "
+                                 f"'{subject}' under {root}: {earlier.as_posix()} and "
+                                 f"{rel.as_posix()}; keep only one")
+        t1s, t2s = found["T1"], found["T2"]
+        if len(t1s) == 1 and len(t2s) == 1:
+            keys = {next(iter(t1s)): next(iter(t2s))}
+        else:
+            keys = {k: k for k in t1s if k in t2s}
+        matched = [(root / t1s[a], root / t2s[b]) for a, b in sorted(keys.items())]
+        for contrast, mine, used in (("T1", t1s, set(keys)), ("T2", t2s, set(keys.values()))):
+            lack = _other(contrast)
+            for key in sorted(set(mine) - used):
+                skipped.append((mine[key].as_posix(), f"no {lack} slice named like it apart "
+                                                      f"from the contrast"))
+        if matched:
+            pairs.append(Pair(subject, *matched[0], slices=tuple(matched)))
+        elif not t1s and not t2s:
+            skipped.append((subject, f"no T1 or T2 slice (files: {_listing(rels, subject)})"))
     return pairs, skipped
 
 

@@ -32,8 +32,13 @@ def _listing(spec: TaskSpec) -> list[str]:
     found = find_pairs(spec)
     lines = [f"{len(found.pairs)} subjects with T1 and T2 under {found.root} ({spec.source})"]
     for pair in found.pairs:
-        lines.append(f"  {pair.subject}: T1 {pair.t1.name} {_header(pair.t1)}; "
-                     f"T2 {pair.t2.name} {_header(pair.t2)}")
+        if pair.slices:
+            names = ", ".join(f"{t1.name} + {t2.name}" for t1, t2 in pair.slices[:3])
+            more = f", ... ({len(pair.slices)} in all)" if len(pair.slices) > 3 else ""
+            lines.append(f"  {pair.subject}: {len(pair.slices)} T1/T2 slice pair(s): {names}{more}")
+        else:
+            lines.append(f"  {pair.subject}: T1 {pair.t1.name} {_header(pair.t1)}; "
+                         f"T2 {pair.t2.name} {_header(pair.t2)}")
     lines += [f"  skipped {item}: {reason}" for item, reason in found.skipped]
     return lines
 

@@ -20,8 +20,9 @@ from tqdm.auto import tqdm
 
 from bench.errors import BenchError
 from datasets import cache
-from datasets.discover import LAYOUTS, Found, discover
+from datasets.discover import LAYOUTS, SLICE_LAYOUTS, Found, discover
 from datasets.preprocess import BadScan, prepare_pair
+from datasets.slices import prepare_slices
 from datasets.spec import SPLIT_NAMES, TaskSpec
 
 REAL_SOURCES = LAYOUTS
@@ -30,6 +31,9 @@ PREPROCESS_VERSION = 1  # bump when preprocessing changes what a cached entry ho
 
 def check_source(spec: TaskSpec) -> Found:
     """Discovery plus the checks that need no preprocessing, before a run writes anything."""
+    if spec.source in SLICE_LAYOUTS and spec.dims != 2:
+        raise BenchError(f"task '{spec.name}': source {spec.source} holds 2D slices; use it with "
+                         "a 2D task (--task 2d, or dims = 2 in the task file)")
     found = find_pairs(spec)
     counts = dict(spec.splits) if spec.splits else None
     if counts and sum(counts.values()) > len(found.pairs):
@@ -64,7 +68,7 @@ def auto_splits(n: int) -> dict[str, int]:
 def _files_identity(found: Found) -> bytes:
     files = []
     for pair in found.pairs:
-        for path in (pair.t1, pair.t2):
+        for path in pair.files():
             stat = path.stat()
             files.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
     return json.dumps(files).encode()
@@ -115,7 +119,10 @@ def _prepare(spec: TaskSpec, size: int, data_seed: int, found: Found,
                 break
             pair = found.pairs[int(i)]
             try:
-                prepared = prepare_pair(pair.t1, pair.t2, size, spec.spacing)
+                if pair.slices:  # already the 2D task's images: no slicing of a volume
+                    images = prepare_slices(pair.slices, size)
+                else:
+                    images = _images(prepare_pair(pair.t1, pair.t2, size, spec.spacing), spec)
             except BadScan as err:  # skipped and counted; an error only if too few remain
                 bad.append((pair.subject, str(err)))
                 continue
@@ -123,7 +130,7 @@ def _prepare(spec: TaskSpec, size: int, data_seed: int, found: Found,
                 bad.append((pair.subject, f"{pair.t1.name} / {pair.t2.name} could not be "
                                           f"preprocessed ({type(err).__name__}: {err})"))
                 continue
-            usable.append((pair.subject, _images(prepared, spec)))  # the phantom's slicing
+            usable.append((pair.subject, images))
             bar.update(1)
     first = f"; first: {bad[0][0]}: {bad[0][1]}" if bad else ""
     if counts is None:

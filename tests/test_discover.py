@@ -59,7 +59,7 @@ def test_root_that_is_a_file(tmp_path):
 @pytest.mark.parametrize("source", LAYOUTS)
 def test_root_without_nifti_says_what_layout_was_expected(tmp_path, source):
     touch(tmp_path, "README.txt", "sub-01/anat/sub-01_T1w.json", "IXI-T1/notes.csv")
-    with pytest.raises(BenchError, match=f"no NIfTI file .* the {source} layout expects"):
+    with pytest.raises(BenchError, match=f"no (NIfTI|slice) file .* the {source} layout expects"):
         discover(source, tmp_path)
 
 
@@ -72,7 +72,7 @@ def test_ixi_without_nifti_shows_an_ixi_example(tmp_path):
 @pytest.mark.parametrize("source", ["ixi", "brats", "bids"])
 @pytest.mark.parametrize("option", ["t1_pattern", "t2_pattern"])
 def test_patterns_only_for_paired_folder(tmp_path, source, option):
-    with pytest.raises(BenchError, match=f"only apply to the paired-folder layout, not '{source}'"):
+    with pytest.raises(BenchError, match=f"only apply to the paired-folder and paired-slices layouts, not '{source}'"):
         discover(source, tmp_path, **{option: "t1"})
 
 
