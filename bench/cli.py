@@ -412,6 +412,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"bench: error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:  # torch.OutOfMemoryError is one
+        from bench.errors import out_of_memory
+        if args.debug or not out_of_memory(err):
+            raise
+        profile = getattr(args, "profile", "quick")
+        print(f"bench: error: out of memory: lower batch_size, pretext_batch, domain_batch or "
+              f"image_size of the {profile} profile in bench/profiles.toml, or use a smaller "
+              "--profile; finished units are kept and the same command resumes", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("bench: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

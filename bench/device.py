@@ -37,10 +37,52 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return contextlib.nullcontext()
 
 
+# What the metrics' feature networks compute in: recorded in every row's reference.
+FEATURE_NUMERICS = "fp32, no autocast, TF32 off for matmul and cuDNN convolutions"
+
+
+def _tf32_flags() -> dict[str, str]:
+    # PyTorch's per-backend fp32 precision API ("ieee" or "tf32"; "none" defers to the global
+    # setting). Mixing it with the legacy allow_tf32 flags is an error in PyTorch, so only it.
+    return {"matmul": torch.backends.cuda.matmul.fp32_precision,
+            "cudnn_conv": torch.backends.cudnn.conv.fp32_precision}
+
+
+@contextlib.contextmanager
+def exact_features(device: torch.device):
+    """Feature extraction for a metric: fp32 whatever the caller's autocast, and on GPUs without
+    TF32, whose 10-bit mantissa moves FID-sized statistics; the flags are restored after."""
+    before = _tf32_flags()
+    torch.backends.cuda.matmul.fp32_precision = "ieee"
+    torch.backends.cudnn.conv.fp32_precision = "ieee"
+    try:
+        with torch.autocast(device.type, enabled=False):
+            yield
+    finally:
+        torch.backends.cuda.matmul.fp32_precision = before["matmul"]
+        torch.backends.cudnn.conv.fp32_precision = before["cudnn_conv"]
+
+
 def hardware(device: torch.device) -> dict:
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     return {"device": str(device), "gpu": gpu, "threads": torch.get_num_threads(),
-            "cpus": os.cpu_count()}
+            "cpus": os.cpu_count(), "training_fp32_precision": _tf32_flags()}
+
+
+# Voxels per forward pass when a whole validation set is pushed through a network: 2^22 is 1,024
+# images of 64^2 or 2 volumes of 128^3, whose activations fit a GPU where 64 volumes did not.
+EVAL_VOXELS = 2**22
+
+
+def by_voxels(images: torch.Tensor, budget: int = EVAL_VOXELS) -> tuple[torch.Tensor, ...]:
+    """`images` [N, C, *spatial] in chunks of at most `budget` voxels (at least one image)."""
+    return images.split(max(1, budget // max(1, images[0].numel())))
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so that a clock read after it counts that work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def seeded_generator(*seed_parts: int) -> torch.Generator:

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from bench.artifacts import load_or_train, nonfinite, weights_digest
 from bench.compute import pretext_steps
-from bench.device import autocast, fast_layout, seeded_generator
+from bench.device import autocast, by_voxels, fast_layout, seeded_generator, synchronize
 from bench.metrics.fid import even_subset
 from bench.nets import PatchDiscriminator, ResnetTrunk, init_weights
 from bench.profiles import Settings
@@ -96,14 +96,20 @@ def translation_quality(g_t2t1: torch.nn.Module, val, ctx: PretextContext, limit
     same for the untranslated T2 (the identity), which places the numbers."""
     s = ctx.settings
     n = min(limit, len(val.t1))
-    t2, t1 = even_subset(val.t2, n).to(ctx.device), even_subset(val.t1, n).to(ctx.device)
-    g_t2t1.eval()
-    fake = torch.cat([g_t2t1(x).float() for x in t2.split(16)])
-    g_t2t1.train()
+    t2, t1 = even_subset(val.t2, n), even_subset(val.t1, n)
     ssim = SSIMMetric(spatial_dims=s.dims, data_range=2.0, win_size=min(11, s.image_size // 2 * 2 - 1))
     psnr = PSNRMetric(max_val=2.0)
-    return {"ssim": float(ssim(fake, t1).mean()), "psnr": float(psnr(fake, t1).mean()),
-            "ssim_identity": float(ssim(t2, t1).mean()), "psnr_identity": float(psnr(t2, t1).mean()),
+    scores: dict[str, list[torch.Tensor]] = {k: [] for k in ("ssim", "psnr", "ssim_identity",
+                                                             "psnr_identity")}
+    g_t2t1.eval()
+    for a, b in zip(by_voxels(t2), by_voxels(t1)):  # per image: chunks give the same means
+        a, b = a.to(ctx.device), b.to(ctx.device)
+        fake = g_t2t1(a).float()
+        for name, metric, x in (("ssim", ssim, fake), ("psnr", psnr, fake),
+                                ("ssim_identity", ssim, a), ("psnr_identity", psnr, a)):
+            scores[name].append(metric(x, b).flatten().cpu())
+    g_t2t1.train()
+    return {**{k: float(torch.cat(v).mean()) for k, v in scores.items()},
             "eval_images": int(t1.shape[0])}
 
 
@@ -209,9 +215,11 @@ def train_autoencoder(ctx: PretextContext) -> tuple[dict, dict]:
         loss.backward()
         opt.step()
     with torch.no_grad():
-        val = ctx.data.val.t1[:64].to(dev)
-        noisy = val + noise_std * torch.randn(val.shape, generator=gen).to(dev)
-        val_l1 = float(F.l1_loss(trunk(noisy).float(), val))
+        val = ctx.data.val.t1[:64]
+        noisy = val + noise_std * torch.randn(val.shape, generator=gen)
+        errors = [(trunk(x.to(dev)).float() - y.to(dev)).abs().sum().cpu()
+                  for x, y in zip(by_voxels(noisy), by_voxels(val))]
+        val_l1 = float(torch.stack(errors).sum() / val.numel())
     return {"trunk": trunk.state_dict()}, {"val_l1": val_l1, "noise_std": noise_std}
 
 
@@ -305,6 +313,7 @@ def get_pretext(name: str, ctx: PretextContext, cache_dir: Path) -> PretextArtif
     def train() -> dict:
         start = time.perf_counter()
         state, info = kind.train(kind.context(dataclasses.replace(ctx, name=name)))
+        synchronize(ctx.device)
         bad = nonfinite({f"{k}.{n}": t for k, sd in state.items() for n, t in sd.items()})
         if bad:  # never cache, and never hand strategies, a diverged pretext
             raise PretextDiverged(f"non-finite weights after training ({bad[0]} and "

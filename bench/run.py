@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 import strategies
 from bench.compute import evaluation_flops, gan_flops, pretext_flops, steps_for
 from bench.device import hardware
-from bench.errors import BenchError
+from bench.errors import BenchError, memory_error, out_of_memory
 from bench.metrics.evaluation import Evaluator
 from bench.metrics.events import convergence, detect_events
 from bench.nets import build_networks
@@ -365,6 +365,9 @@ def run(cfg: RunConfig) -> Path:
                 row = _failed_row(variant, st, seed, cfg, device, task.data, s, str(err), "pretext",
                                   trial, draw)
             except Exception as err:  # one broken unit or plugin must not sink the others
+                if out_of_memory(err):  # every later unit would fail alike: stop, say what to lower
+                    raise memory_error(f"training {variant.name} {st} seed {seed}", device,
+                                       s) from None
                 row = _failed_row(variant, st, seed, cfg, device, task.data, s,
                                   f"{type(err).__name__}: {err}", "error", trial, draw)
             store.append(row)

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from bench.atomic import atomic_path
 from bench.augment import augment, check_policy
-from bench.device import autocast, fast_layout, seeded_generator
+from bench.device import autocast, fast_layout, seeded_generator, synchronize
 from bench.metrics.evaluation import D_ACCURACY_IMAGES, Evaluator
 from bench.movement import PARTS, snapshot, weight_movement
 from bench.profiles import Settings
@@ -292,6 +292,7 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
             break
         if ema is not None:
             ema.update_parameters(G)
+        synchronize(device)  # a GPU queues work: the clock counts it once it is done
         if step < s.steps:
             result.train_seconds += time.perf_counter() - tic
         else:

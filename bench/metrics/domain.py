@@ -37,7 +37,7 @@ from torch.optim.swa_utils import update_bn
 from tqdm.auto import tqdm
 
 from bench.artifacts import load_or_train, nonfinite
-from bench.device import seeded_generator
+from bench.device import exact_features, seeded_generator
 from bench.errors import BenchError
 from bench.profiles import Settings
 
@@ -116,7 +116,7 @@ class DomainFeatures:
     @torch.no_grad()
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         out = [torch.empty(0, self.encoder.fc.out_features, dtype=torch.float64)]
-        with torch.autocast(self.device.type, enabled=False):  # a metric: always fp32
+        with exact_features(self.device):  # a metric: always fp32
             per_image = 1 if self.dims == 2 else 3 * SLICES_PER_PLANE
             for chunk in images.split(max(1, CHUNK // per_image)):
                 x = as_slices(chunk.to(self.device, torch.float32))

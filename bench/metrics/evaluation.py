@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.device import autocast
+from bench.device import EVAL_VOXELS, FEATURE_NUMERICS, autocast
 from bench.metrics import scores
 from bench.metrics.registry import (LEADING, METRIC_SEED, REGISTRY, Reference, Sample,
                                     inception_features, kid_subset, list_metrics)
@@ -85,7 +85,9 @@ class Evaluator:
         was_training = G.training
         G.eval()
         with autocast(self.device, precision):
-            out = torch.cat([G(chunk.to(self.device)).float() for chunk in z.split(32)])
+            # Up to 32 at a time, fewer where 32 outputs exceed EVAL_VOXELS (128^3 volumes).
+            per_call = max(1, min(32, EVAL_VOXELS // self.s.image_size ** self.s.dims))
+            out = torch.cat([G(chunk.to(self.device)).float() for chunk in z.split(per_call)])
         G.train(was_training)
         return out
 
@@ -137,6 +139,7 @@ class Evaluator:
                 "domain_key": self.domain.key, "domain_seconds": self.domain.info.get("seconds"),
                 "domain_weights": self.domain.info.get("weights_sha256"),
                 "inception_net": self.inception_net, "inception_missing": self.inception_missing,
+                "feature_numerics": FEATURE_NUMERICS,
                 "inception_images": s.inception_images,
                 "inception_floor": floors.get("inception_fid"), "msssim_real": self.msssim_real,
                 "kid_subsets": s.kid_subsets,

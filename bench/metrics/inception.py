@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.atomic import write_atomic
+from bench.device import exact_features
 from bench.errors import BenchError
 from bench.metrics.fid import even_subset, frechet_distance
 
@@ -107,7 +108,7 @@ class InceptionFeatures:
         out = [torch.empty(0, 2048, dtype=torch.float64)]
         # Always fp32, even inside a caller's autocast: bf16 moves the pool features by ~1.7%
         # (relative), which would bias a metric that is meant to be comparable with others'.
-        with torch.autocast(self.device.type, enabled=False):
+        with exact_features(self.device):
             for chunk in images.split(self.batch):
                 x = chunk.to(self.device, torch.float32).expand(-1, 3, -1, -1)  # gray -> RGB
                 # pytorch-fid's resize_input; its normalize_input maps [0, 1] to the [-1, 1] we have.

@@ -15,6 +15,8 @@ from scipy.stats import norm
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 
+from bench.device import exact_features
+
 MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang et al. 2003, finest scale first
 MSSSIM_MIN_KERNEL = 7      # a sigma-1.5 Gaussian cut at +-2 sigma; narrower windows lose its shape
 MSSSIM_MAX_KERNEL = 11     # the standard SSIM window
@@ -119,7 +121,7 @@ def msssim_diversity(images: torch.Tensor, pairs: int, seed: int) -> float:
     second = (first + rng.integers(1, len(images), pairs)) % len(images)
     chunk = max(1, MSSSIM_BATCH_VOXELS // images[0].numel())
     values = []
-    with torch.no_grad():
+    with torch.no_grad(), exact_features(images.device):
         for start in range(0, pairs, chunk):
             a, b = (torch.as_tensor(idx[start:start + chunk], device=images.device)
                     for idx in (first, second))
