@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -59,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--tuned", default=None, metavar="URL",
                    help="Optuna storage of `bench tune`: each (task, strategy) with its best trial")
     r.add_argument("--no-progress", action="store_true")
+    _launcher_arguments(r, "--shard I/N of the plan per worker, into OUT/shards/I")
 
     t = sub.add_parser("tune", help="Optuna search per (task, strategy), the same trials for each")
     t.add_argument("--strategy", default="all", help="all or NAME[,NAME]")
@@ -83,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--heartbeat", type=int, default=30, metavar="SECONDS",
                    help="a worker silent for 3 heartbeats is dead; its trial is run again")
     t.add_argument("--no-progress", action="store_true")
+    _launcher_arguments(t, "one `bench tune` worker each, all on --storage")
 
     st = sub.add_parser("stability", help="the same N random hyper-parameter draws for every "
                         "strategy: how often each learns without collapse or divergence")
@@ -108,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--cache", type=Path, default=None)
     st.add_argument("--data-seed", type=int, default=0)
     st.add_argument("--no-progress", action="store_true")
+    _launcher_arguments(st, "--shard I/N of the draws per worker, into OUT/shards/I")
 
     d = sub.add_parser("data", help="check a data source: subjects, pairs, skipped scans, montage")
     d.add_argument("action", choices=["inspect"])
@@ -150,6 +154,53 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("what", choices=["tasks", "strategies", "profiles", "recipes", "sources"])
     ls.add_argument("--plugin", action="append", default=[])
     return p
+
+
+def _launcher_arguments(p: argparse.ArgumentParser, share: str) -> None:
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch's CPU threads per process (default: torch's own)")
+    g = p.add_argument_group("launchers (docs/tuning-and-scaling.md)")
+    g.add_argument("--launcher", choices=["local", "slurm"], default=None,
+                   help="run in worker processes on this host (local) or as a SLURM job array, "
+                   "after a job that trains the data, encoders and pretexts they share")
+    g.add_argument("--workers", type=int, default=None,
+                   help=f"workers ({share}); default: run and stability one per (task, seed) "
+                   "group, tune 1")
+    g.add_argument("--no-wait", action="store_true",
+                   help="submit and print the job ids and the command that collects the results")
+    g.add_argument("--slurm-partition", default=None)
+    g.add_argument("--slurm-gpus", type=int, default=0, help="GPUs per worker (default 0)")
+    g.add_argument("--slurm-time", default=None,
+                   help="time limit per worker: minutes, HH:MM:SS or D-HH:MM:SS (default 24:00:00)")
+    g.add_argument("--slurm-mem", default=None, help="memory per worker, e.g. 32G")
+    g.add_argument("--slurm-array-parallelism", type=int, default=None,
+                   help="at most this many workers at once")
+    g.add_argument("--slurm-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other sbatch option, e.g. account=proj or qos=high (repeatable)")
+
+
+def _launch(args: argparse.Namespace):
+    """The --launcher settings, or None to run in this process."""
+    slurm = (args.slurm_partition or args.slurm_gpus or args.slurm_time or args.slurm_mem
+             or args.slurm_array_parallelism or args.slurm_option)
+    if args.launcher is None:
+        if args.workers is not None or args.no_wait or slurm:
+            raise BenchError("--workers, --no-wait and --slurm-* need --launcher local or slurm")
+        return None
+    from bench.launch import Launch, minutes, parse_options
+    if args.launcher == "local" and (slurm or args.no_wait):
+        raise BenchError("--slurm-* and --no-wait apply to --launcher slurm only")
+    if args.launcher == "slurm":
+        import shutil
+        if shutil.which("sbatch") is None:
+            raise BenchError("--launcher slurm: no `sbatch` on PATH; run on a SLURM login node, "
+                             "or use --launcher local")
+        if args.slurm_time:
+            minutes(args.slurm_time)  # a bad value fails here, before anything is submitted
+    return Launch(kind=args.launcher, workers=args.workers, wait=not args.no_wait,
+                  partition=args.slurm_partition, gpus=args.slurm_gpus, time=args.slurm_time,
+                  mem=args.slurm_mem, array_parallelism=args.slurm_array_parallelism,
+                  options=parse_options(args.slurm_option))
 
 
 def _recipe_argument(p: argparse.ArgumentParser) -> None:
@@ -272,7 +323,7 @@ def _strategies(args: argparse.Namespace, tasks: list) -> list[str]:
 
 def _run(args: argparse.Namespace) -> None:
     import strategies
-    from bench.run import RunConfig, default_cache, parse_shard, run
+    from bench.run import RunConfig, default_cache, parse_shard
     strategies.load_plugins(args.plugin)
     from reports.endpoint import plan_seeds
     tasks, axes = _tasks(args), _axes(args)
@@ -284,14 +335,28 @@ def _run(args: argparse.Namespace) -> None:
                if args.seeds is None else args.seeds),
         device=args.device, precision=args.precision, cache_dir=args.cache or default_cache(),
         data_seed=args.data_seed, pretext_seed=args.pretext_seed, progress=not args.no_progress,
-        shard=parse_shard(args.shard), tuned=args.tuned, recipe=args.recipe, **axes)
-    report = run(cfg)
-    print(f"report: {report}")
+        shard=parse_shard(args.shard), tuned=args.tuned, recipe=args.recipe,
+        threads=args.threads, **axes)
+    _run_or_launch(cfg, args)
+
+
+def _run_or_launch(cfg, args: argparse.Namespace) -> None:
+    from bench.run import run
+    launch = _launch(args)
+    if launch is None:
+        print(f"report: {run(cfg)}")
+        return
+    if cfg.shard != (0, 1):
+        raise BenchError("--shard with --launcher: the launcher shards the plan itself")
+    from bench.launch import launch_run
+    report = launch_run(cfg, launch, args.plugin)
+    if report is not None:
+        print(f"report: {report}")
 
 
 def _stability(args: argparse.Namespace) -> None:
     import strategies
-    from bench.run import RunConfig, default_cache, parse_shard, run
+    from bench.run import RunConfig, default_cache, parse_shard
     strategies.load_plugins(args.plugin)
     if args.draws < 1:
         raise BenchError(f"--draws {args.draws}: need at least 1")
@@ -302,14 +367,14 @@ def _stability(args: argparse.Namespace) -> None:
         profile=args.profile, device=args.device, precision=args.precision,
         cache_dir=args.cache or default_cache(), data_seed=args.data_seed,
         pretext_seed=args.pretext_seed, progress=not args.no_progress,
-        shard=parse_shard(args.shard), recipe=args.recipe, **_axes(args))
-    print(f"report: {run(cfg)}")
+        shard=parse_shard(args.shard), recipe=args.recipe, threads=args.threads, **_axes(args))
+    _run_or_launch(cfg, args)
 
 
 def _tune(args: argparse.Namespace) -> None:
     import strategies
     from bench.run import default_cache
-    from bench.tune import TuneConfig, effort, tune
+    from bench.tune import TuneConfig, effort, storage_url, tune
     strategies.load_plugins(args.plugin)
     tasks = _tasks(args)
     cfg = TuneConfig(
@@ -320,6 +385,15 @@ def _tune(args: argparse.Namespace) -> None:
         progress=not args.no_progress, heartbeat=args.heartbeat, recipe=args.recipe,
         **_axes(args),
         **({} if args.pretext_seed is None else {"pretext_seed": args.pretext_seed}))
+    launch = _launch(args)
+    if launch is not None:
+        from bench.launch import launch_tune
+        if not launch_tune(cfg, launch, args.plugin):
+            return
+        cfg = dataclasses.replace(cfg, storage=cfg.storage or storage_url(cfg))
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     for name, study in tune(cfg).items():
         done = effort(study)
         best = (f"best domain FID {study.best_value:.4g} with {study.best_params}"

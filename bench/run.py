@@ -6,6 +6,7 @@ fixed G/D -> the fixed loop trains and evaluates -> one row per finished unit ->
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import platform
 import time
@@ -59,6 +60,8 @@ class RunConfig:
     # `train_subjects` (if any) and the profile's pretext steps.
     train_subjects: list[int] | None = None
     pretext_scales: list[float] | None = None
+    threads: int | None = None  # torch's intra-op threads; None: its default
+    report: bool = True  # False (a launcher's worker): the launcher writes the merged report
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -274,6 +277,7 @@ def run_unit(task: Task, strategy_name: str, seed: int, cfg: RunConfig, store: R
                 status=result.status, reason=result.reason, diverged_step=result.diverged_step,
                 steps=result.steps, train_seconds=round(result.train_seconds, 2),
                 seconds=round(time.perf_counter() - start, 2), metrics=metrics,
+                resumed_step=result.resumed_step,
                 metrics_missing=missing, events=events, reference=reference, transfer=transfer,
                 movement=result.movement,
                 pretexts=_pretext_summary(used), compute=compute, budgets=at_budgets,
@@ -295,9 +299,12 @@ def _data_identities(specs) -> dict:
     return {f"data {name}": ident for name, ident in found.items() if ident is not None}
 
 
-def run(cfg: RunConfig) -> Path:
+def _plan(cfg: RunConfig) -> tuple:
+    """(device, specs, settings, variants, groups, this shard's units), every input checked."""
     if cfg.seeds < 1:
         raise BenchError(f"--seeds {cfg.seeds}: need at least 1")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise BenchError(f"--threads {cfg.threads}: need at least 1")
     device, specs, settings = check_inputs(cfg)
     variants = plan_variants(specs, cfg.train_subjects, cfg.pretext_scales)
     shard, shards = cfg.shard
@@ -313,6 +320,22 @@ def run(cfg: RunConfig) -> Path:
     if not plan:
         raise BenchError(f"shard {shard}/{shards} has no units (the plan has {len(groups)} "
                          "(task, seed) groups); use at most that many shards")
+    return device, specs, settings, variants, groups, plan
+
+
+def check_plan(cfg: RunConfig) -> tuple[int, int]:
+    """(task, seed) groups and units of the whole plan, for a launcher to split: the same
+    checks as `run`, nothing written."""
+    *_, groups, plan = _plan(dataclasses.replace(cfg, shard=(0, 1)))
+    return len(groups), len(plan)
+
+
+def run(cfg: RunConfig) -> Path:
+    """The report (or, for a launcher's worker, the run directory)."""
+    device, specs, settings, variants, groups, plan = _plan(cfg)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    shard, shards = cfg.shard
     # The full data of each task, built once, checked (enough training subjects for every
     # variant) before anything is written.
     datas = {spec.name: task_data(spec, settings[spec.name], cfg.cache_dir, cfg.data_seed,
@@ -373,5 +396,7 @@ def run(cfg: RunConfig) -> Path:
             store.append(row)
             bar.update(1)
     bar.close()
+    if not cfg.report:
+        return store.root
     from reports import write_report
     return write_report([store.root])["report"]
