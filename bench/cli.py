@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -160,7 +159,8 @@ def _launcher_arguments(p: argparse.ArgumentParser, share: str) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="torch's CPU threads per process (default: torch's own)")
     g = p.add_argument_group("launchers (docs/tuning-and-scaling.md)")
-    g.add_argument("--launcher", choices=["local", "slurm"], default=None,
+    from bench.launch import LAUNCHERS
+    g.add_argument("--launcher", choices=LAUNCHERS, default=None,
                    help="run in worker processes on this host (local) or as a SLURM job array, "
                    "after a job that trains the data, encoders and pretexts they share")
     g.add_argument("--workers", type=int, default=None,
@@ -183,10 +183,14 @@ def _launch(args: argparse.Namespace):
     """The --launcher settings, or None to run in this process."""
     slurm = (args.slurm_partition or args.slurm_gpus or args.slurm_time or args.slurm_mem
              or args.slurm_array_parallelism or args.slurm_option)
+    if args.threads is not None and args.threads < 1:
+        raise BenchError(f"--threads {args.threads}: need at least 1")
     if args.launcher is None:
         if args.workers is not None or args.no_wait or slurm:
             raise BenchError("--workers, --no-wait and --slurm-* need --launcher local or slurm")
         return None
+    if args.workers is not None and args.workers < 1:
+        raise BenchError(f"--workers {args.workers}: need at least 1")
     from bench.launch import Launch, minutes, parse_options
     if args.launcher == "local" and (slurm or args.no_wait):
         raise BenchError("--slurm-* and --no-wait apply to --launcher slurm only")
@@ -326,6 +330,7 @@ def _run(args: argparse.Namespace) -> None:
     from bench.run import RunConfig, default_cache, parse_shard
     strategies.load_plugins(args.plugin)
     from reports.endpoint import plan_seeds
+    launch = _launch(args)  # checked before _tasks, which may --download
     tasks, axes = _tasks(args), _axes(args)
     names = _strategies(args, tasks)
     cfg = RunConfig(
@@ -337,19 +342,18 @@ def _run(args: argparse.Namespace) -> None:
         data_seed=args.data_seed, pretext_seed=args.pretext_seed, progress=not args.no_progress,
         shard=parse_shard(args.shard), tuned=args.tuned, recipe=args.recipe,
         threads=args.threads, **axes)
-    _run_or_launch(cfg, args)
+    _run_or_launch(cfg, launch, args.plugin)
 
 
-def _run_or_launch(cfg, args: argparse.Namespace) -> None:
+def _run_or_launch(cfg, launch, plugins: list[str]) -> None:
     from bench.run import run
-    launch = _launch(args)
     if launch is None:
         print(f"report: {run(cfg)}")
         return
     if cfg.shard != (0, 1):
         raise BenchError("--shard with --launcher: the launcher shards the plan itself")
     from bench.launch import launch_run
-    report = launch_run(cfg, launch, args.plugin)
+    report = launch_run(cfg, launch, plugins)
     if report is not None:
         print(f"report: {report}")
 
@@ -360,6 +364,7 @@ def _stability(args: argparse.Namespace) -> None:
     strategies.load_plugins(args.plugin)
     if args.draws < 1:
         raise BenchError(f"--draws {args.draws}: need at least 1")
+    launch = _launch(args)
     tasks = _tasks(args)
     cfg = RunConfig(
         strategies=_strategies(args, tasks), tasks=tasks, seeds=args.draws, draw_seed=args.draw_seed,
@@ -368,14 +373,15 @@ def _stability(args: argparse.Namespace) -> None:
         cache_dir=args.cache or default_cache(), data_seed=args.data_seed,
         pretext_seed=args.pretext_seed, progress=not args.no_progress,
         shard=parse_shard(args.shard), recipe=args.recipe, threads=args.threads, **_axes(args))
-    _run_or_launch(cfg, args)
+    _run_or_launch(cfg, launch, args.plugin)
 
 
 def _tune(args: argparse.Namespace) -> None:
     import strategies
     from bench.run import default_cache
-    from bench.tune import TuneConfig, effort, storage_url, tune
+    from bench.tune import TuneConfig, effort, load_studies, tune
     strategies.load_plugins(args.plugin)
+    launch = _launch(args)
     tasks = _tasks(args)
     cfg = TuneConfig(
         strategies=_strategies(args, tasks), tasks=tasks,
@@ -383,18 +389,16 @@ def _tune(args: argparse.Namespace) -> None:
         profile=args.profile, storage=args.storage, device=args.device, precision=args.precision,
         cache_dir=args.cache or default_cache(), seed=args.seed, data_seed=args.data_seed,
         progress=not args.no_progress, heartbeat=args.heartbeat, recipe=args.recipe,
-        **_axes(args),
+        threads=args.threads, **_axes(args),
         **({} if args.pretext_seed is None else {"pretext_seed": args.pretext_seed}))
-    launch = _launch(args)
-    if launch is not None:
+    if launch is None:
+        studies = tune(cfg)
+    else:
         from bench.launch import launch_tune
         if not launch_tune(cfg, launch, args.plugin):
             return
-        cfg = dataclasses.replace(cfg, storage=cfg.storage or storage_url(cfg))
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
-    for name, study in tune(cfg).items():
+        studies = load_studies(cfg)
+    for name, study in studies.items():
         done = effort(study)
         best = (f"best domain FID {study.best_value:.4g} with {study.best_params}"
                 if done["complete"] else "no complete trial")
@@ -487,13 +491,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: error: {err}", file=sys.stderr)
         return 2
     except RuntimeError as err:  # torch.OutOfMemoryError is one
-        from bench.errors import out_of_memory
+        from bench.errors import memory_error, out_of_memory
         if args.debug or not out_of_memory(err):
             raise
-        profile = getattr(args, "profile", "quick")
-        print(f"bench: error: out of memory: lower batch_size, pretext_batch, domain_batch or "
-              f"image_size of the {profile} profile in bench/profiles.toml, or use a smaller "
-              "--profile; finished units are kept and the same command resumes", file=sys.stderr)
+        print(f"bench: error: {memory_error(getattr(args, 'profile', 'quick'))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("bench: interrupted; rerun the same command to resume", file=sys.stderr)

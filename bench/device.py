@@ -41,32 +41,42 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 FEATURE_NUMERICS = "fp32, no autocast, TF32 off for matmul and cuDNN convolutions"
 
 
-def _tf32_flags() -> dict[str, str]:
-    # PyTorch's per-backend fp32 precision API ("ieee" or "tf32"; "none" defers to the global
-    # setting). Mixing it with the legacy allow_tf32 flags is an error in PyTorch, so only it.
-    return {"matmul": torch.backends.cuda.matmul.fp32_precision,
-            "cudnn_conv": torch.backends.cudnn.conv.fp32_precision}
+def _tf32_flags() -> dict:
+    """Whether matmuls and cuDNN may use TF32, or None where PyTorch refuses to say (its legacy
+    and per-backend TF32 settings were mixed by someone)."""
+    flags = {}
+    for name, read in (("matmul_precision", torch.get_float32_matmul_precision),
+                       ("cudnn_allow_tf32", lambda: torch.backends.cudnn.allow_tf32)):
+        try:
+            flags[name] = read()
+        except RuntimeError:
+            flags[name] = None
+    return flags
 
 
 @contextlib.contextmanager
 def exact_features(device: torch.device):
     """Feature extraction for a metric: fp32 whatever the caller's autocast, and on GPUs without
-    TF32, whose 10-bit mantissa moves FID-sized statistics; the flags are restored after."""
+    TF32, whose 10-bit mantissa moves FID-sized statistics; the settings are restored after.
+    Only the long-standing settings (float32 matmul precision, cuDNN's allow_tf32) are used:
+    PyTorch refuses to run with those and its newer per-backend ones set inconsistently."""
     before = _tf32_flags()
-    torch.backends.cuda.matmul.fp32_precision = "ieee"
-    torch.backends.cudnn.conv.fp32_precision = "ieee"
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cudnn.allow_tf32 = False
     try:
         with torch.autocast(device.type, enabled=False):
             yield
     finally:
-        torch.backends.cuda.matmul.fp32_precision = before["matmul"]
-        torch.backends.cudnn.conv.fp32_precision = before["cudnn_conv"]
+        if before["matmul_precision"] is not None:
+            torch.set_float32_matmul_precision(before["matmul_precision"])
+        if before["cudnn_allow_tf32"] is not None:
+            torch.backends.cudnn.allow_tf32 = before["cudnn_allow_tf32"]
 
 
 def hardware(device: torch.device) -> dict:
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     return {"device": str(device), "gpu": gpu, "threads": torch.get_num_threads(),
-            "cpus": os.cpu_count(), "training_fp32_precision": _tf32_flags()}
+            "cpus": os.cpu_count(), "training_tf32": _tf32_flags()}
 
 
 # Voxels per forward pass when a whole validation set is pushed through a network: 2^22 is 1,024

@@ -86,9 +86,11 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _fid_missing(row: dict) -> str:
-    """Why an evaluation's domain FID is missing, as the evaluator recorded it."""
-    return row.get("fid_missing") or "it was not evaluated"
+def _why_no_fid(rows: list[dict]) -> str:
+    """Why the last of these evaluations without a domain FID has none, as the evaluator
+    recorded it (rows of older checkpoints and a divergence's closing row have no reason)."""
+    reasons = [r["fid_missing"] for r in rows if r.get("fid") is None and r.get("fid_missing")]
+    return reasons[-1] if reasons else "reason not recorded"
 
 
 def _metrics(result: UnitResult, evaluator: Evaluator) -> tuple[dict, dict]:
@@ -101,14 +103,13 @@ def _metrics(result: UnitResult, evaluator: Evaluator) -> tuple[dict, dict]:
     if first is not None and first["step"] == 0 and first["fid"] is not None:
         metrics["fid_init"] = first["fid"]
     else:
-        missing["fid_init"] = (_fid_missing(first) if first is not None and first["step"] == 0
+        missing["fid_init"] = (_why_no_fid([first]) if first is not None and first["step"] == 0
                                else "the initialized generator was not evaluated")
     if fids:
         step, best = min(fids, key=lambda sf: sf[1])
         metrics["fid_best"], metrics["fid_best_step"] = best, step
     else:
-        last_row = result.curve[-1] if result.curve else {}
-        why = f"no evaluation gave a domain FID: {_fid_missing(last_row)}"
+        why = f"no evaluation gave a domain FID: {_why_no_fid(result.curve)}"
         for name in ("fid_best", "fid_best_step", "fid_auc"):
             missing[name] = why
     last = [r for r in result.curve if r["step"] == result.steps and r["fid"] is not None]
@@ -120,7 +121,7 @@ def _metrics(result: UnitResult, evaluator: Evaluator) -> tuple[dict, dict]:
         missing.update(final_missing)
     else:
         at_end = [r for r in result.curve if r["step"] == result.steps]
-        reason = result.reason or f"the final evaluation: {_fid_missing(at_end[-1] if at_end else {})}"
+        reason = result.reason or f"the final evaluation: {_why_no_fid(at_end)}"
         # An area over a curve cut short is not comparable with full-length ones.
         metrics["fid_auc"] = None
         missing["fid_final"] = missing["fid_gap"] = missing["fid_auc"] = reason
@@ -323,16 +324,19 @@ def _plan(cfg: RunConfig) -> tuple:
     return device, specs, settings, variants, groups, plan
 
 
-def check_plan(cfg: RunConfig) -> tuple[int, int]:
-    """(task, seed) groups and units of the whole plan, for a launcher to split: the same
-    checks as `run`, nothing written."""
+def check_plan(cfg: RunConfig) -> tuple[list[tuple[str, int]], int]:
+    """The whole plan's (task, seed) groups, in shard order, and its number of units, for a
+    launcher to split: the same checks as `run`, nothing written."""
     *_, groups, plan = _plan(dataclasses.replace(cfg, shard=(0, 1)))
-    return len(groups), len(plan)
+    return [(variant.name, seed) for variant, seed in groups], len(plan)
 
 
 def run(cfg: RunConfig) -> Path:
     """The report (or, for a launcher's worker, the run directory)."""
     device, specs, settings, variants, groups, plan = _plan(cfg)
+    if cfg.report and (Path(cfg.out) / "launch.json").exists():
+        raise BenchError(f"{cfg.out} holds a launched run (its rows are in shards/); rerun it "
+                         "with the same --launcher, or use a new --out")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     shard, shards = cfg.shard
@@ -389,8 +393,8 @@ def run(cfg: RunConfig) -> Path:
                                   trial, draw)
             except Exception as err:  # one broken unit or plugin must not sink the others
                 if out_of_memory(err):  # every later unit would fail alike: stop, say what to lower
-                    raise memory_error(f"training {variant.name} {st} seed {seed}", device,
-                                       s) from None
+                    raise memory_error(cfg.profile, f"training {variant.name} {st} seed {seed} "
+                                       f"on {device}", s) from None
                 row = _failed_row(variant, st, seed, cfg, device, task.data, s,
                                   f"{type(err).__name__}: {err}", "error", trial, draw)
             store.append(row)

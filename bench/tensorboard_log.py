@@ -35,12 +35,18 @@ def sample_view(samples: torch.Tensor) -> torch.Tensor:
 
 
 class UnitLog:
-    """One unit's event files. `resumed_at`: the step a resumed unit restarts from; events a
-    killed process wrote after it are dropped, so the curves hold each step once."""
+    """One unit's event files, opened by `start` once the unit knows where it resumes; a
+    context manager, so that a unit that raises still closes them."""
 
-    def __init__(self, log_dir: Path, resumed_at: int = 0):
+    def __init__(self, log_dir: Path):
+        self.log_dir, self.writer = log_dir, None
+
+    def start(self, step: int, resumed: bool) -> None:
+        """A unit resumed at `step` drops the events a killed process wrote after it; one that
+        starts at 0 (fresh, or its checkpoint ignored) drops every earlier event: the curves
+        hold each step once, all from this unit's run."""
         from torch.utils.tensorboard import SummaryWriter
-        self.writer = SummaryWriter(str(log_dir), purge_step=resumed_at + 1 if resumed_at else None)
+        self.writer = SummaryWriter(str(self.log_dir), purge_step=step + 1 if resumed else 0)
 
     def __call__(self, row: dict, samples: torch.Tensor) -> None:
         step = int(row["step"])
@@ -51,5 +57,9 @@ class UnitLog:
             self.writer.add_image("samples", sample_view(samples), step)
         self.writer.flush()  # an interrupted run keeps what it logged
 
-    def close(self) -> None:
-        self.writer.close()
+    def __enter__(self) -> UnitLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.writer is not None:
+            self.writer.close()

@@ -184,13 +184,13 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
                checkpoint: Path | None = None, progress: bool = True, label: str = "",
                on_evaluate: Callable[[int, float | None], None] | None = None,
                transferred: dict[str, int] | None = None,
-               budget_steps: tuple[int, ...] = (), log_dir: Path | None = None) -> UnitResult:
+               budget_steps: tuple[int, ...] = (), log: UnitLog | None = None) -> UnitResult:
     """`on_evaluate(step, domain FID)` after each evaluation (a tuner reports it to its pruner);
     a unit resumed from its checkpoint first replays the checkpoint's evaluations.
     `transferred`: the strategy's transfer report; its parts train at lr x transfer_lr_scale.
     `budget_steps`: train on past `s.steps` to the largest, on the same evaluation schedule,
-    evaluating at each (UnitResult.extension, budget_samples). `log_dir`: TensorBoard event
-    files of every evaluation go there."""
+    evaluating at each (UnitResult.extension, budget_samples). `log`: where every evaluation's
+    TensorBoard events go."""
     if any(step < s.steps for step in budget_steps):
         # An evaluation inside the common budget would change the step-matched curve.
         raise ValueError(f"budget steps {sorted(budget_steps)} must not be below {s.steps}")
@@ -228,7 +228,8 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
         result.resumed_step = start_step
 
     evaluated = ema.module if ema is not None else G
-    log = UnitLog(log_dir, start_step) if log_dir is not None else None
+    if log is not None:
+        log.start(start_step, resumed=ck is not None)
     if ck is not None:
         # The samples of the checkpoint's evaluation, as an uninterrupted unit holds them: they
         # are what gets saved if the unit ends (or diverges) before its next evaluation. Past
@@ -311,6 +312,4 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
         result.movement = weight_movement(start, G, D)
         result.curve.append({"step": result.diverged_step, "seconds": round(result.train_seconds, 3),
                              "fid": None, "loss_g": loss_g, "loss_d": loss_d})
-    if log is not None:  # flushed at every evaluation: an interrupted unit loses nothing logged
-        log.close()
     return result

@@ -24,6 +24,7 @@ from typing import Callable
 
 import numpy as np
 import optuna
+import torch
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
@@ -67,6 +68,7 @@ class TuneConfig:
     recipe: str = DEFAULT_RECIPE
     train_subjects: list[int] | None = None  # the axes: one study per variant (bench/variants.py)
     pretext_scales: list[float] | None = None
+    threads: int | None = None  # torch's intra-op threads; None: its default
 
 
 def study_name(profile: str, task: str, strategy: str) -> str:
@@ -122,15 +124,39 @@ class _Study:
         return "wait" if running else "done"
 
 
-def tune(cfg: TuneConfig) -> dict[str, optuna.Study]:
-    """Every (task, strategy) study ends with exactly `cfg.trials` counted trials. Several
-    workers may run this on one storage: each claims trials until every budget is taken, then
-    waits for the others' trials to finish, taking over those whose worker died."""
+def check_config(cfg: TuneConfig) -> tuple:
+    """(device, specs, settings), every input checked, nothing written."""
     if cfg.trials < 1:
         raise BenchError(f"--trials {cfg.trials}: need at least 1")
     if cfg.heartbeat < 1:
         raise BenchError(f"--heartbeat {cfg.heartbeat}: need at least 1 second")
-    device, specs, settings = check_inputs(cfg)
+    if cfg.threads is not None and cfg.threads < 1:
+        raise BenchError(f"--threads {cfg.threads}: need at least 1")
+    return check_inputs(cfg)
+
+
+def study_names(cfg: TuneConfig, specs) -> list[str]:
+    """Every (task variant, strategy) study of the config, in the order `tune` runs them."""
+    return [study_name(cfg.profile, variant.name, name)
+            for variant in plan_variants(specs, cfg.train_subjects, cfg.pretext_scales)
+            for name in cfg.strategies if strategies.applies(name, variant.dims)]
+
+
+def load_studies(cfg: TuneConfig) -> dict[str, optuna.Study]:
+    """The studies as the storage holds them (after a launcher's workers), nothing run."""
+    _, specs, _ = check_config(dataclasses.replace(cfg, device="cpu"))
+    url = storage_url(cfg)
+    return {name: optuna.load_study(study_name=name, storage=url)
+            for name in study_names(cfg, specs)}
+
+
+def tune(cfg: TuneConfig) -> dict[str, optuna.Study]:
+    """Every (task, strategy) study ends with exactly `cfg.trials` counted trials. Several
+    workers may run this on one storage: each claims trials until every budget is taken, then
+    waits for the others' trials to finish, taking over those whose worker died."""
+    device, specs, settings = check_config(cfg)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     if cfg.storage is None:  # the default SQLite file lives there
         Path(cfg.out).mkdir(parents=True, exist_ok=True)
     url = storage_url(cfg)

@@ -6,6 +6,7 @@ made, so their defaults cannot drift apart.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from bench.metrics.evaluation import Evaluator
 from bench.nets import build_networks, count_parameters
 from bench.pretext import PretextContext, PretextDiverged, get_pretext
 from bench.profiles import Settings, get_settings
+from bench.tensorboard_log import UnitLog
 from bench.variants import Variant
 from bench.train import UnitResult, train_unit
 
@@ -185,7 +187,9 @@ def build_unit(task: Task, strategy_name: str, seed: int, pretext_seed: int,
 def train(task: Task, unit: Unit, checkpoint: Path | None, label: str,
           on_evaluate: Callable[[int, float | None], None] | None = None,
           budget_steps: tuple[int, ...] = (), log_dir: Path | None = None) -> UnitResult:
-    return train_unit(unit.G, unit.D, task.data, unit.s, unit.seed, task.device, task.precision,
-                      task.evaluator, checkpoint=checkpoint, progress=task.progress, label=label,
-                      on_evaluate=on_evaluate, transferred=unit.transfer,
-                      budget_steps=budget_steps, log_dir=log_dir)
+    """`log_dir`: the unit's TensorBoard event files."""
+    with UnitLog(log_dir) if log_dir is not None else contextlib.nullcontext() as log:
+        return train_unit(unit.G, unit.D, task.data, unit.s, unit.seed, task.device,
+                          task.precision, task.evaluator, checkpoint=checkpoint,
+                          progress=task.progress, label=label, on_evaluate=on_evaluate,
+                          transferred=unit.transfer, budget_steps=budget_steps, log=log)

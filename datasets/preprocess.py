@@ -82,15 +82,20 @@ def read_scan(path: Path) -> tio.ScalarImage:
     if min(data.shape) < 4:  # a localizer or thin slab; resampling needs 4 voxels a side
         raise BadScan(f"{path}: image of shape {data.shape} is too thin (under 4 voxels on an "
                       "axis) to be a brain volume")
-    bad = int(data.size - np.count_nonzero(np.isfinite(data)))
-    if bad:
-        raise BadScan(f"{path}: {bad} voxels are NaN or infinite")
-    if data.min() == data.max():
-        raise BadScan(f"{path}: every voxel is {data.flat[0]:g}; the image is empty")
+    check_values(data, path, "voxels")
     affine = img.affine
     if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
         raise BadScan(f"{path}: the voxel-to-world affine is degenerate; fix the NIfTI header")
     return tio.ScalarImage(tensor=torch.from_numpy(data[None]), affine=affine)
+
+
+def check_values(data: np.ndarray, path: Path, unit: str) -> None:
+    """BadScan unless every value is finite and not all are the same."""
+    bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+    if bad:
+        raise BadScan(f"{path}: {bad} {unit} are NaN or infinite")
+    if data.min() == data.max():
+        raise BadScan(f"{path}: every {unit[:-1]} is {data.flat[0]:g}; the image is empty")
 
 
 def foreground(volume: np.ndarray) -> np.ndarray:

@@ -120,7 +120,8 @@ def _prepare(spec: TaskSpec, size: int, data_seed: int, found: Found,
             pair = found.pairs[int(i)]
             try:
                 if pair.slices:  # already the 2D task's images: no slicing of a volume
-                    images = prepare_slices(pair.slices, size)
+                    images, bad_slices = prepare_slices(pair.slices, size)
+                    bad += [(f"{pair.subject}/{path.name}", why) for path, why in bad_slices]
                 else:
                     images = _images(prepare_pair(pair.t1, pair.t2, size, spec.spacing), spec)
             except BadScan as err:  # skipped and counted; an error only if too few remain

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 import torchio as tio
 
 from datasets.anatomy import MARGIN_FRACTION
-from datasets.preprocess import MIN_MASK_DICE, NORM_PERCENTILES, BadScan, foreground
+from datasets.preprocess import (MIN_MASK_DICE, NORM_PERCENTILES, BadScan, check_values,
+                                 foreground)
 
 MIN_SIDE = 8  # pixels; a thumbnail or a line is not a brain slice
 
@@ -26,6 +27,10 @@ def _load(path: Path) -> np.ndarray:
     if name.endswith(".png"):
         from PIL import Image
         with Image.open(path) as image:
+            if image.mode in ("P", "PA"):  # palette indices: their colours are the image
+                image = image.convert("RGBA")
+            elif image.mode in ("LA", "La"):  # grey with alpha: the grey band
+                image = image.getchannel("L")
             data = np.asarray(image)
         if data.ndim == 3:  # RGB(A) export of a grey image: every colour channel equal
             colour = data[..., :3]
@@ -59,11 +64,7 @@ def read_slice(path: Path) -> np.ndarray:
     if min(data.shape) < MIN_SIDE:
         raise BadScan(f"{path}: image of shape {data.shape} is too small (under {MIN_SIDE} "
                       "pixels a side) to be a brain slice")
-    bad = int(data.size - np.count_nonzero(np.isfinite(data)))
-    if bad:
-        raise BadScan(f"{path}: {bad} pixels are NaN or infinite")
-    if data.min() == data.max():
-        raise BadScan(f"{path}: every pixel is {data.flat[0]:g}; the image is empty")
+    check_values(data, path, "pixels")
     return data
 
 
@@ -111,8 +112,17 @@ def prepare_slice_pair(t1_path: Path, t2_path: Path, size: int) -> tuple[torch.T
 
 
 def prepare_slices(slices: tuple[tuple[Path, Path], ...], size: int
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every slice pair of a subject: T1 and T2 as [K, 1, size, size]."""
-    pairs = [prepare_slice_pair(t1, t2, size) for t1, t2 in slices]
-    return (torch.stack([t1 for t1, _ in pairs])[:, None],
-            torch.stack([t2 for _, t2 in pairs])[:, None])
+                   ) -> tuple[tuple[torch.Tensor, torch.Tensor], list[tuple[Path, str]]]:
+    """A subject's slice pairs: (T1, T2) as [K, 1, size, size] of the usable ones, and each
+    other pair's T1 path with the reason (an empty edge slice of an exported volume, say).
+    BadScan when none is usable."""
+    pairs, bad = [], []
+    for t1, t2 in slices:
+        try:
+            pairs.append(prepare_slice_pair(t1, t2, size))
+        except BadScan as err:
+            bad.append((t1, str(err)))
+    if not pairs:
+        raise BadScan(f"no usable slice pair (first: {bad[0][1]})")
+    return ((torch.stack([a for a, _ in pairs])[:, None],
+             torch.stack([b for _, b in pairs])[:, None]), bad)

@@ -15,20 +15,23 @@ from bench.device import EVAL_VOXELS, by_voxels, exact_features
 from bench.pretext import PretextContext, cyclegan_nets, translation_quality
 
 
-def test_features_run_in_fp32_without_tf32_and_the_flags_come_back():
-    torch.backends.cuda.matmul.fp32_precision = "tf32"
-    before = torch.backends.cudnn.conv.fp32_precision
+@pytest.mark.parametrize("user", ["highest", "high"])
+def test_features_run_in_fp32_without_tf32_and_the_flags_come_back(user):
+    torch.set_float32_matmul_precision(user)  # "high": what many training scripts set
     try:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             with exact_features(torch.device("cpu")):
+                assert torch.get_float32_matmul_precision() == "highest"
                 assert torch.backends.cuda.matmul.fp32_precision == "ieee"
-                assert torch.backends.cudnn.conv.fp32_precision == "ieee"
+                assert torch.backends.cudnn.allow_tf32 is False
                 assert (torch.ones(4, 4) @ torch.ones(4, 4)).dtype == torch.float32
             assert (torch.ones(4, 4) @ torch.ones(4, 4)).dtype == torch.bfloat16
-        assert torch.backends.cuda.matmul.fp32_precision == "tf32"
-        assert torch.backends.cudnn.conv.fp32_precision == before
+        # Restored, and still consistent: reading the settings does not raise.
+        assert torch.get_float32_matmul_precision() == user
+        assert torch.backends.cudnn.allow_tf32 is True
+        assert torch.backends.cuda.matmul.allow_tf32 is (user == "high")
     finally:
-        torch.backends.cuda.matmul.fp32_precision = "none"
+        torch.set_float32_matmul_precision("highest")
 
 
 def test_evaluation_chunks_hold_at_most_the_voxel_budget():
@@ -63,8 +66,8 @@ def test_out_of_memory_is_one_line_naming_the_setting_to_lower(tmp_path, monkeyp
                  str(cache_dir), "--out", str(tmp_path / "run")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
-    assert "out of memory on cpu while training phantom-2d scratch seed 0" in err
-    assert "batch_size (4)" in err and "[smoke.2d]" in err
+    assert "out of memory while training phantom-2d scratch seed 0 on cpu" in err
+    assert "batch_size (4)" in err and "[smoke.2d]" in err and "new --out" in err
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

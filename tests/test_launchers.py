@@ -79,6 +79,8 @@ def test_slurm_options_become_sbatch_directives(tmp_path):
     for bad in (["account"], ["Bad Key=1"]):
         with pytest.raises(BenchError, match="KEY=VALUE"):
             parse_options(bad)
+    with pytest.raises(BenchError, match="sets --array itself"):
+        parse_options(["array=0-3"])
     with pytest.raises(BenchError, match="--slurm-time"):
         minutes("tomorrow")
 
@@ -92,6 +94,44 @@ def test_launcher_options_without_a_launcher_exit_2(tmp_path, run_env):
                       "--strategy", "scratch", *SMOKE, "--out", str(tmp_path / "r"),
                       env={"BENCH_CACHE": str(run_env)})
     assert too_many.returncode == 2 and "the plan has 2 (task, seed) groups" in too_many.stderr
+    assert too_many.stderr.count("\n") == 1 and not (tmp_path / "r").exists()
+    zero = _bench("run", "--launcher", "local", "--workers", "0", *SMOKE, "--out",
+                  str(tmp_path / "r"), env={"BENCH_CACHE": str(run_env)})
+    assert zero.returncode == 2 and "--workers 0: need at least 1" in zero.stderr
+
+
+def test_one_process_and_launched_runs_do_not_share_a_directory(tmp_path, run_env):
+    env = {"BENCH_CACHE": str(run_env)}
+    launched = tmp_path / "launched"
+    launched.mkdir()
+    (launched / "launch.json").write_text(json.dumps({"kind": "local", "n": 1, "prepare": None,
+                                                      "workers": []}))
+    done = _bench("run", "--strategy", "scratch", "--seeds", "1", *SMOKE, "--out", str(launched),
+                  env=env)
+    assert done.returncode == 2 and "holds a launched run" in done.stderr
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "results.jsonl").write_text("")
+    done = _bench("run", "--launcher", "local", "--strategy", "scratch", "--seeds", "1", *SMOKE,
+                  "--out", str(one), env=env)
+    assert done.returncode == 2 and "holds a run of one process" in done.stderr
+
+
+@pytest.mark.slow
+def test_a_failing_worker_is_one_line_with_its_log_and_nothing_keeps_running(tmp_path, run_env):
+    plugin = tmp_path / "broken_in_workers.py"
+    plugin.write_text(SLOW_PLUGIN + "\nimport os\nif os.environ.get('SUBMITIT_EXECUTOR'):\n"
+                      "    raise RuntimeError('this plugin fails in workers')\n")
+    out = tmp_path / "run"
+    done = _bench("run", "--launcher", "local", "--workers", "1", "--plugin", str(plugin),
+                  "--strategy", "scratch", "--seeds", "1", *SMOKE, "--out", str(out),
+                  env={"BENCH_CACHE": str(run_env)})
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "the prepare job" in done.stderr and "this plugin fails in workers" in done.stderr
+    log = done.stderr.rsplit("its log: ", 1)[1].strip()
+    assert Path(log).is_file() and "this plugin fails in workers" in Path(log).read_text()
+    record = json.loads((out / "launch.json").read_text())
+    assert record["workers"] == []  # the workers were never started after the prepare job failed
 
 
 @pytest.mark.slow

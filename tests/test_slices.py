@@ -107,6 +107,11 @@ def test_a_slice_stored_with_a_trailing_singleton_axis_reads_as_2d(tmp_path):
     Image.fromarray(np.random.randint(0, 255, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "c.png")
     with pytest.raises(BadScan, match="colour image"):
         read_slice(tmp_path / "c.png")
+    grey = np.random.randint(1, 255, (20, 20), dtype=np.uint8)
+    Image.fromarray(grey).convert("LA").save(tmp_path / "la.png")  # grey with an alpha channel
+    Image.fromarray(grey).convert("P").save(tmp_path / "p.png")  # a palette of greys
+    for name in ("la.png", "p.png"):
+        np.testing.assert_array_equal(read_slice(tmp_path / name), grey.astype(np.float32))
     (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
     with pytest.raises(BadScan, match="unreadable"):
         read_slice(tmp_path / "broken.png")
@@ -134,13 +139,14 @@ def test_a_slice_pair_is_scaled_inside_the_brain_and_resized(tmp_path):
 
 def test_a_2d_task_on_slices_splits_by_subject_and_skips_bad_subjects(tmp_path):
     root = _dataset(tmp_path / "slices")
-    np.save(root / "s5" / "a_t2.npy", np.full((SIZE, SIZE), 3.0))  # a second T2: an error ...
-    (root / "s5" / "a_t2.npy").unlink()
     _png(root / "s4" / "a_t2.png", np.roll(_slices(4, levels=(24,))[0][1], 20, axis=0))  # misaligned
+    np.save(root / "s1" / "z028_T1.npy", np.zeros((SIZE, SIZE, 1)))  # a blank edge slice
     spec = datasets.source_task(datasets.get_task("phantom-2d"), "paired-slices", root)
-    with pytest.warns(UserWarning, match="5 item"):  # every skip counted, and said
+    with pytest.warns(UserWarning, match="6 item"):  # every skip counted, and said
         data = datasets.build_task_data(spec, 32, tmp_path / "cache", 0, progress=False)
-    assert dict(data.skipped)["s4"].endswith("same slice of the same subject?")
+    skipped = dict(data.skipped)
+    assert skipped["s4"].startswith("no usable slice pair") and "Dice" in skipped["s4"]
+    assert skipped["s1/z028_T1.npy"].endswith("the image is empty")  # the slice, not s1
     assert sum(len(v) for v in data.subjects.values()) == 5
     seen = set()
     for name in ("train", "val", "test"):
@@ -154,7 +160,7 @@ def test_a_2d_task_on_slices_splits_by_subject_and_skips_bad_subjects(tmp_path):
                                    + data.subjects["test"],
                                    torch.cat([data.split(n).subject for n in ("train", "val", "test")])
                                    .bincount().tolist())}
-    assert counts["s1"] == 3 and counts["s2"] == 2 and counts["s0"] == 1
+    assert counts["s1"] == 2 and counts["s2"] == 2 and counts["s0"] == 1
 
 
 def _bench(*args, cache: Path) -> subprocess.CompletedProcess:

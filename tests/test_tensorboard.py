@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import bench.train
 from bench.metrics.evaluation import Evaluator
 from bench.nets import build_networks
-from bench.tensorboard_log import sample_view
+from bench.tensorboard_log import UnitLog, sample_view
 from bench.train import train_unit
 
 
@@ -24,8 +24,9 @@ def _unit(data, s, cache_dir, log_dir, checkpoint=None):
     G, D = build_networks(s, seed=1)
     ev = Evaluator(data, s, torch.device("cpu"), "fp32", cache_dir, progress=False,
                    inception=False)
-    return train_unit(G, D, data, s, 1, torch.device("cpu"), "fp32", ev, checkpoint=checkpoint,
-                      progress=False, log_dir=log_dir)
+    with UnitLog(log_dir) as log:
+        return train_unit(G, D, data, s, 1, torch.device("cpu"), "fp32", ev,
+                          checkpoint=checkpoint, progress=False, log=log)
 
 
 def test_each_evaluation_is_logged_once_even_after_a_resume(smoke_2d, cache_dir, tmp_path,
@@ -58,6 +59,12 @@ def test_each_evaluation_is_logged_once_even_after_a_resume(smoke_2d, cache_dir,
         [r["fid"] for r in result.curve])
     assert [e.step for e in acc.Scalars("loss/g")] == [s.eval_every, s.steps]  # none at step 0
     assert [e.step for e in acc.Images("samples")] == steps
+
+    # A unit that starts again at step 0 (its checkpoint gone, or measured with another
+    # encoder) replaces every earlier event rather than adding a second curve.
+    checkpoint.unlink()
+    _unit(data, s, cache_dir, log_dir, checkpoint)
+    assert [e.step for e in _events(log_dir).Scalars("metric/fid")] == [0, s.eval_every, s.steps]
 
 
 def test_sample_views_tile_2d_images_and_show_three_planes_of_volumes():

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.device import EVAL_VOXELS, FEATURE_NUMERICS, autocast
+from bench.device import EVAL_VOXELS, FEATURE_NUMERICS, autocast, by_voxels
 from bench.metrics import scores
 from bench.metrics.registry import (LEADING, METRIC_SEED, REGISTRY, Reference, Sample,
                                     inception_features, kid_subset, list_metrics)
@@ -162,9 +162,12 @@ class Evaluator:
                 _attempt(row, {}, m, lambda: {m.name: m.value(self.ref, sample)})
         else:
             row["fid_missing"] = "the generated images are not finite"
+        # In chunks of EVAL_VOXELS: one chunk up to 64^3, where D's minibatch standard deviation
+        # sees all 64 images; at 128^3 two volumes at a time, the `full` profile's own batch.
         with autocast(self.device, precision):
-            real = D(self.train.to(self.device)).float().flatten(1).mean(1)
-            fake = D(fakes.to(self.device)).float().flatten(1).mean(1)
+            real, fake = (torch.cat([D(x.to(self.device)).float().flatten(1).mean(1)
+                                     for x in by_voxels(images)])
+                          for images in (self.train, fakes))
         row["d_acc_real"] = float((real > 0).float().mean())
         row["d_acc_fake"] = float((fake < 0).float().mean())
         return row
