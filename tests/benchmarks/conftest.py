@@ -21,6 +21,11 @@ def speed() -> _Speed:
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
+    # GPU runs: seconds per step and GFLOP/s (the CPU's matmul ceiling does not apply to them).
+    for name, (seconds, flops) in sorted(_RESULTS.items()):
+        if name.startswith("standard "):
+            terminalreporter.write_line(f"{name}: {seconds / 50 * 1000:.1f} ms per step, "
+                                        f"{flops / seconds / 1e12:.2f} TFLOP/s")
     if "ceiling" not in _RESULTS:
         return
     seconds, flops = _RESULTS["ceiling"]

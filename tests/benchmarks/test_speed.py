@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from bench.device import autocast, fast_layout
+from bench.device import autocast, fast_layout, synchronize
 from bench.metrics.domain import DomainFeatures, _encoder, as_slices
 from bench.metrics.fid import frechet_distance
 from bench.nets import NoiseToImageGenerator, PatchDiscriminator, ResnetTrunk, init_weights
@@ -104,19 +104,21 @@ def test_harness_training_loop_quick(benchmark, speed, dims):
     speed.record(f"harness {dims}D", benchmark, gan_flops(s, STEPS))
 
 
-def _bare_loop(s, compiled: bool):
-    """The 16 steps written plainly: the same networks, losses, R1 schedule, augmentation, Adam
+def _bare_loop(s, compiled: bool, device: torch.device = torch.device("cpu"),
+               steps: int = STEPS):
+    """`steps` steps written plainly: the same networks, losses, R1 schedule, augmentation, Adam
     and EMA, without the harness around them. `compiled`: G and D through torch.compile for the
-    losses; R1 stays eager, since compiled graphs have no double backward."""
+    losses; R1 stays eager, since compiled graphs have no double backward. On a GPU each call
+    waits for the device before returning, so that it is timed whole."""
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
     from bench.augment import augment, check_policy
     from bench.nets import build_networks
     from bench.train import d_loss, g_loss, r1_loss
     G, D = build_networks(s, 0)
-    G, D = fast_layout(G, s.dims), fast_layout(D, s.dims)
+    G, D = fast_layout(G.to(device), s.dims), fast_layout(D.to(device), s.dims)
     Gc, Dc = (torch.compile(G), torch.compile(D)) if compiled else (G, D)
-    images, cpu, ops = _data(s).train.t1, torch.device("cpu"), check_policy(s.augment)
+    images, ops = _data(s).train.t1.to(device), check_policy(s.augment)
     opt_g = torch.optim.Adam(G.parameters(), s.lr_g, betas=(s.beta1, s.beta2))
     opt_d = torch.optim.Adam(D.parameters(), s.lr_d, betas=(s.beta1, s.beta2))
     ema = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(s.ema_decay), use_buffers=True)
@@ -124,22 +126,24 @@ def _bare_loop(s, compiled: bool):
     aug = lambda x: augment(x, ops, gen)  # noqa: E731
 
     def loop():
-        for step in range(STEPS):
-            real = images[torch.randint(len(images), (s.batch_size,), generator=gen)]
-            loss = d_loss(Gc, Dc, torch.randn(s.batch_size, s.z_dim), real, cpu, "bf16", aug)
+        for step in range(steps):
+            real = images[torch.randint(len(images), (s.batch_size,), generator=gen).to(device)]
+            z = torch.randn(s.batch_size, s.z_dim).to(device)
+            loss = d_loss(Gc, Dc, z, real, device, "bf16", aug)
             if step % s.r1_every == 0:
                 loss = loss + r1_loss(D, aug(real), s)
             opt_d.zero_grad(set_to_none=True)
             loss.backward()
             opt_d.step()
             D.requires_grad_(False)
-            loss = g_loss(Gc, Dc, torch.randn(s.batch_size, s.z_dim), cpu, "bf16", aug,
-                          s.mode_seeking)
+            loss = g_loss(Gc, Dc, torch.randn(s.batch_size, s.z_dim).to(device), device,
+                          "bf16", aug, s.mode_seeking)
             D.requires_grad_(True)
             opt_g.zero_grad(set_to_none=True)
             loss.backward()
             opt_g.step()
             ema.update_parameters(G)
+        synchronize(device)
 
     loop()  # oneDNN's kernels (and, compiled, the graphs) are built on the first steps
     return loop
@@ -206,3 +210,20 @@ def test_frechet_distance_inception_width(benchmark):
     gen = torch.Generator().manual_seed(0)
     a, b = (torch.randn(480, 2048, generator=gen, dtype=torch.float64) for _ in "ab")
     assert benchmark(frechet_distance, a, b) > 0
+
+
+GPU_STEPS = 50
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("dims", [2, 3])
+def test_standard_training_steps_on_cuda(benchmark, speed, dims, compiled):
+    """50 steps of the `standard` profile's loop on the GPU, eager and through torch.compile."""
+    from bench.compute import gan_flops
+    s = dataclasses.replace(get_settings("standard", dims), steps=GPU_STEPS, eval_every=10 ** 9)
+    loop = _bare_loop(s, compiled, torch.device("cuda"), GPU_STEPS)
+    benchmark.pedantic(loop, rounds=3, iterations=1)
+    name = torch.cuda.get_device_name()
+    speed.record(f"standard {dims}D {'compiled' if compiled else 'eager'} on {name}", benchmark,
+                 gan_flops(s, GPU_STEPS))
