@@ -63,14 +63,16 @@ def test_a_task_file_on_a_paired_folder_builds_subject_level_splits(tmp_path):
     _write(root / "subj06" / "subj06_T1w.nii.gz", _head(6, "t1"))
     (root / "subj06" / "subj06_T2w.nii.gz").write_bytes(b"not a nifti")  # corrupt
     spec = datasets.get_task(str(_task(tmp_path, root, splits="train = 3\nval = 1\ntest = 1")))
-    data = datasets.build_task_data(spec, 16, tmp_path / "cache", progress=False)
+    with pytest.warns(UserWarning, match="2 item"):  # the skips are said, not only counted
+        data = datasets.build_task_data(spec, 16, tmp_path / "cache", progress=False)
     assert [len(data.subjects[n]) for n in ("train", "val", "test")] == [3, 1, 1]
     assert len({s for ids in data.subjects.values() for s in ids}) == 5  # no subject twice
     assert data.train.t1.shape == (12, 1, 16, 16) and data.test.t2.shape == (4, 1, 16, 16)
     assert float(data.train.t1.min()) == -1.0 and float(data.train.t1.max()) <= 1.0
     skipped = dict(data.skipped)
     assert set(skipped) == {"subj05", "subj06"}  # both counted, each with its reason
-    again = datasets.build_task_data(spec, 16, tmp_path / "cache", progress=False)
+    with pytest.warns(UserWarning, match="2 item"):
+        again = datasets.build_task_data(spec, 16, tmp_path / "cache", progress=False)
     assert again.fingerprint == data.fingerprint and again.skipped == data.skipped  # cached
 
 
