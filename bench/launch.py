@@ -105,16 +105,18 @@ def slurm_parameters(launch: Launch, name: str) -> dict:
     return params
 
 
-def _quiet_submitit() -> None:
+class _NoSacct(logging.Filter):
     """submitit polls `sacct` for states; without SLURM accounting every poll logs a warning
     that says nothing to a user (the launcher waits on result files and `squeue` instead)."""
-    class NoSacct(logging.Filter):
-        def filter(self, record: logging.LogRecord) -> bool:
-            return "sacct" not in record.getMessage()
 
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "sacct" not in record.getMessage()
+
+
+def _quiet_submitit() -> None:
     logger = logging.getLogger("submitit")
-    if not any(isinstance(f, NoSacct) for f in logger.filters):
-        logger.addFilter(NoSacct())
+    if not any(isinstance(f, _NoSacct) for f in logger.filters):
+        logger.addFilter(_NoSacct())
 
 
 def _setup(plugins: list[str], threads: int | None) -> None:
@@ -317,6 +319,7 @@ def _submit(launch: Launch, cfg, plugins: list[str], seeds: list[int], against: 
           f"{cfg.cache_dir}", flush=True)
     workers: list = []
     record = {"kind": launch.kind, "n": len(calls), "prepare": prep.job_id, "workers": []}
+    write_atomic(cfg.out / RECORD, json.dumps(record, indent=1))  # known at once to a rerun
     try:
         if launch.kind == "local":
             _wait([prep], ["the prepare job"], launch)
