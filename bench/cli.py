@@ -183,8 +183,6 @@ def _launch(args: argparse.Namespace):
     """The --launcher settings, or None to run in this process."""
     slurm = (args.slurm_partition or args.slurm_gpus or args.slurm_time or args.slurm_mem
              or args.slurm_array_parallelism or args.slurm_option)
-    if args.threads is not None and args.threads < 1:
-        raise BenchError(f"--threads {args.threads}: need at least 1")
     if args.launcher is None:
         if args.workers is not None or args.no_wait or slurm:
             raise BenchError("--workers, --no-wait and --slurm-* need --launcher local or slurm")

@@ -84,9 +84,14 @@ def hardware(device: torch.device) -> dict:
 EVAL_VOXELS = 2**22
 
 
+def per_chunk(voxels: int, budget: int = EVAL_VOXELS) -> int:
+    """How many items of `voxels` voxels each fit in `budget` (at least one)."""
+    return max(1, budget // max(1, voxels))
+
+
 def by_voxels(images: torch.Tensor, budget: int = EVAL_VOXELS) -> tuple[torch.Tensor, ...]:
     """`images` [N, C, *spatial] in chunks of at most `budget` voxels (at least one image)."""
-    return images.split(max(1, budget // max(1, images[0].numel())))
+    return images.split(per_chunk(images[0].numel(), budget))
 
 
 def synchronize(device: torch.device) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bench.device import EVAL_VOXELS, FEATURE_NUMERICS, autocast, by_voxels
+from bench.device import FEATURE_NUMERICS, autocast, by_voxels, per_chunk
 from bench.metrics import scores
 from bench.metrics.registry import (LEADING, METRIC_SEED, REGISTRY, Reference, Sample,
                                     inception_features, kid_subset, list_metrics)
@@ -86,7 +86,7 @@ class Evaluator:
         G.eval()
         with autocast(self.device, precision):
             # Up to 32 at a time, fewer where 32 outputs exceed EVAL_VOXELS (128^3 volumes).
-            per_call = max(1, min(32, EVAL_VOXELS // self.s.image_size ** self.s.dims))
+            per_call = min(32, per_chunk(self.s.image_size ** self.s.dims))
             out = torch.cat([G(chunk.to(self.device)).float() for chunk in z.split(per_call)])
         G.train(was_training)
         return out
@@ -162,8 +162,9 @@ class Evaluator:
                 _attempt(row, {}, m, lambda: {m.name: m.value(self.ref, sample)})
         else:
             row["fid_missing"] = "the generated images are not finite"
-        # In chunks of EVAL_VOXELS: one chunk up to 64^3, where D's minibatch standard deviation
-        # sees all 64 images; at 128^3 two volumes at a time, the `full` profile's own batch.
+        # In chunks of EVAL_VOXELS: one chunk for every 2D size up to 256^2 and for 32^3, where
+        # D's minibatch standard deviation sees all 64 images as before; 16 volumes at a time at
+        # 64^3, and two at 128^3 (the `full` profile's own batch).
         with autocast(self.device, precision):
             real, fake = (torch.cat([D(x.to(self.device)).float().flatten(1).mean(1)
                                      for x in by_voxels(images)])
