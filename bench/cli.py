@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", type=Path, default=None, help="run directory (default runs/PROFILE)")
     r.add_argument("--plugin", action="append", default=[], help="strategy file.py or module")
     r.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")
-    r.add_argument("--precision", default="bf16", help="bf16 (autocast) or fp32")
+    _precision_argument(r)
     _recipe_argument(r)
     r.add_argument("--cache", type=Path, default=None,
                    help="task data and pretext cache (default $BENCH_CACHE or ~/.cache/gan-init-bench)")
@@ -71,8 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--storage", default=None, help="SQLAlchemy URL (default sqlite in --out)")
     t.add_argument("--out", type=Path, default=None, help="directory (default runs/tune-PROFILE)")
     t.add_argument("--plugin", action="append", default=[], help="strategy file.py or module")
-    t.add_argument("--device", default="auto")
-    t.add_argument("--precision", default="bf16")
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")
+    _precision_argument(t)
     _recipe_argument(t)
     t.add_argument("--cache", type=Path, default=None)
     t.add_argument("--seed", type=int, default=0,
@@ -105,8 +105,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="directory (default runs/stability-PROFILE-RECIPE)")
     st.add_argument("--shard", default="0/1", help="I/N: every N-th (task, draw) from the I-th")
     st.add_argument("--plugin", action="append", default=[], help="strategy file.py or module")
-    st.add_argument("--device", default="auto")
-    st.add_argument("--precision", default="bf16")
+    st.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")
+    _precision_argument(st)
     st.add_argument("--cache", type=Path, default=None)
     st.add_argument("--data-seed", type=int, default=0)
     st.add_argument("--no-progress", action="store_true")
@@ -153,6 +153,30 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("what", choices=["tasks", "strategies", "profiles", "recipes", "sources"])
     ls.add_argument("--plugin", action="append", default=[])
     return p
+
+
+def _precision_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", default="auto",
+                   help="auto (default): bf16 autocast where the device computes bf16 natively "
+                   "(CUDA with bf16, a CPU with AMX or AVX-512 BF16), fp32 elsewhere; or bf16, "
+                   "fp32")
+
+
+def _announce_precision(args: argparse.Namespace, launch) -> None:
+    """The precision and why, once before anything runs; a warning when bf16 is emulated."""
+    from bench.device import check_precision, resolve_device, resolve_precision
+    check_precision(args.precision)
+    if launch is not None and launch.kind == "slurm":  # the workers' nodes decide, not this one
+        if args.precision == "auto":
+            print("precision: auto, chosen on each worker's node (bf16 where it computes bf16 "
+                  "natively, fp32 elsewhere)", flush=True)
+        else:
+            print(f"precision: {args.precision} (--precision {args.precision})", flush=True)
+        return
+    chosen = resolve_precision(args.precision, resolve_device(args.device))
+    print(chosen.line(), flush=True)
+    if chosen.warning:
+        print(f"bench: warning: {chosen.warning}", file=sys.stderr, flush=True)
 
 
 def _launcher_arguments(p: argparse.ArgumentParser, share: str) -> None:
@@ -329,6 +353,7 @@ def _run(args: argparse.Namespace) -> None:
     strategies.load_plugins(args.plugin)
     from reports.endpoint import plan_seeds
     launch = _launch(args)  # checked before _tasks, which may --download
+    _announce_precision(args, launch)
     tasks, axes = _tasks(args), _axes(args)
     names = _strategies(args, tasks)
     cfg = RunConfig(
@@ -363,6 +388,7 @@ def _stability(args: argparse.Namespace) -> None:
     if args.draws < 1:
         raise BenchError(f"--draws {args.draws}: need at least 1")
     launch = _launch(args)
+    _announce_precision(args, launch)
     tasks = _tasks(args)
     cfg = RunConfig(
         strategies=_strategies(args, tasks), tasks=tasks, seeds=args.draws, draw_seed=args.draw_seed,
@@ -380,6 +406,7 @@ def _tune(args: argparse.Namespace) -> None:
     from bench.tune import TuneConfig, effort, load_studies, tune
     strategies.load_plugins(args.plugin)
     launch = _launch(args)
+    _announce_precision(args, launch)
     tasks = _tasks(args)
     cfg = TuneConfig(
         strategies=_strategies(args, tasks), tasks=tasks,
@@ -422,7 +449,7 @@ def _inspect(args: argparse.Namespace) -> None:
 def _validate(args: argparse.Namespace) -> int:
     """Exit status 1 when a metric fails a check the table requires of it."""
     import datasets
-    from bench.device import resolve_device
+    from bench.device import FEATURE_NUMERICS, resolve_device
     from bench.metrics.domain import get_domain_features
     from bench.metrics.inception import load_inception
     from bench.metrics.validate import check_size, run_suite, table_text, write_outputs
@@ -434,6 +461,8 @@ def _validate(args: argparse.Namespace) -> int:
     import strategies
     strategies.load_plugins(args.plugin)
     device, cache = resolve_device(args.device), args.cache or default_cache()
+    print(f"precision: fp32 (metrics compute in {FEATURE_NUMERICS}, whatever the device)",
+          flush=True)
     specs = [datasets.get_task(t) if isinstance(t, str) else t for t in _tasks(args)]
     failed = {}
     for spec in specs:

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 import strategies
 from bench.compute import evaluation_flops, gan_flops, pretext_flops, steps_for
-from bench.device import hardware
+from bench.device import hardware, resolve_precision
 from bench.errors import BenchError, memory_error, out_of_memory
 from bench.metrics.evaluation import Evaluator
 from bench.metrics.events import convergence, detect_events
@@ -41,7 +41,7 @@ class RunConfig:
     profile: str = "quick"
     seeds: int = DEFAULT_SEEDS
     device: str = "auto"
-    precision: str = "bf16"
+    precision: str = "auto"  # bench.device.resolve_precision: bf16 where computed natively
     cache_dir: Path = field(default_factory=default_cache)
     data_seed: int = 0
     # None: seed k's units use pretext k, so intervals over seeds include the pretext's own
@@ -147,7 +147,7 @@ def _row(spec, strategy_name: str, seed: int, cfg: RunConfig, device: torch.devi
         "strategy": strategy_name, "seed": seed, "status": "failed", "reason": None,
         "diverged_step": None, "metrics": {}, "metrics_missing": {},
         "settings": {"profile": cfg.profile, "recipe": cfg.recipe, "device": str(device),
-                     "precision": cfg.precision,
+                     **_precision(cfg, device),
                      "data_fingerprint": data.fingerprint, "data_seed": cfg.data_seed,
                      "data_source": spec.source, "data_skipped": len(data.skipped),
                      "train_subjects_used": int(data.train.subject.unique().numel()),
@@ -160,6 +160,11 @@ def _row(spec, strategy_name: str, seed: int, cfg: RunConfig, device: torch.devi
         **fields,
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _precision(cfg: RunConfig, device: torch.device) -> dict:
+    chosen = resolve_precision(cfg.precision, device)
+    return {"precision": chosen.name, "precision_reason": chosen.reason}
 
 
 def _failed_row(spec, strategy_name: str, seed: int, cfg: RunConfig, device: torch.device, data,
@@ -334,6 +339,7 @@ def check_plan(cfg: RunConfig) -> tuple[list[tuple[str, int]], int]:
 def run(cfg: RunConfig) -> Path:
     """The report (or, for a launcher's worker, the run directory)."""
     device, specs, settings, variants, groups, plan = _plan(cfg)
+    precision = resolve_precision(cfg.precision, device).name
     if cfg.report and (Path(cfg.out) / "launch.json").exists():
         raise BenchError(f"{cfg.out} holds a launched run (its rows are in shards/); rerun it "
                          "with the same --launcher, or use a new --out")
@@ -358,7 +364,7 @@ def run(cfg: RunConfig) -> Path:
         for (name, st), trial in tuned.items():
             check_tuned(trial, trains[name], cfg)
     store = RunStore(cfg.out)  # nothing is written before every input above has been checked
-    store.check_settings({"profile": cfg.profile, "recipe": cfg.recipe, "precision": cfg.precision,
+    store.check_settings({"profile": cfg.profile, "recipe": cfg.recipe, "precision": precision,
                           "device": device.type, "data_seed": cfg.data_seed,
                           "pretext_seed": cfg.pretext_seed, "shard": f"{shard}/{shards}",
                           "tuned": next(iter(tuned.values()))["storage"] if tuned else None,
@@ -373,11 +379,11 @@ def run(cfg: RunConfig) -> Path:
         bar.update(sum(1 for sp, _, _ in plan if sp is variant) - len(pending))
         if not pending:
             continue
-        task = prepare_task(variant, settings[variant.spec.name], device, cfg.precision,
+        task = prepare_task(variant, settings[variant.spec.name], device, precision,
                             cfg.cache_dir, cfg.data_seed, cfg.progress,
                             data=datas[variant.spec.name])
         s = task.s
-        reference = _reference(task.evaluator, s, device, cfg.precision)
+        reference = _reference(task.evaluator, s, device, precision)
         real_samples = store.write_real_samples(variant.name, task.evaluator.held_out, s.dims)
         # A stability study compares draws step for step: no compute-matched extension.
         budgets = baseline_budgets(s, cfg.strategies) if drawn is None else None

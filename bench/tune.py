@@ -29,6 +29,7 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 import strategies
+from bench.device import resolve_precision
 from bench.errors import BenchError
 from bench.profiles import DEFAULT_RECIPE
 from bench.trials import COUNTED, effort, live, retry_dead, worker_id
@@ -57,7 +58,7 @@ class TuneConfig:
     profile: str = "quick"
     storage: str | None = None  # any SQLAlchemy URL; default: SQLite in `out`
     device: str = "auto"
-    precision: str = "bf16"
+    precision: str = "auto"  # bench.device.resolve_precision
     cache_dir: Path = field(default_factory=default_cache)
     seed: int = 0  # the sampler's; trials train with network and noise seed TUNING_SEEDS + seed
     data_seed: int = 0
@@ -155,6 +156,7 @@ def tune(cfg: TuneConfig) -> dict[str, optuna.Study]:
     workers may run this on one storage: each claims trials until every budget is taken, then
     waits for the others' trials to finish, taking over those whose worker died."""
     device, specs, settings = check_config(cfg)
+    precision = resolve_precision(cfg.precision, device).name
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.storage is None:  # the default SQLite file lives there
@@ -166,7 +168,7 @@ def tune(cfg: TuneConfig) -> dict[str, optuna.Study]:
     for variant in plan_variants(specs, cfg.train_subjects, cfg.pretext_scales):
         spec = variant.spec
         # Validation images score the trials: the test images never choose hyper-parameters.
-        task = prepare_task(variant, settings[spec.name], device, cfg.precision, cfg.cache_dir,
+        task = prepare_task(variant, settings[spec.name], device, precision, cfg.cache_dir,
                             cfg.data_seed, cfg.progress, against="val", inception=False)
         s = task.s
         for name in filter(lambda n: strategies.applies(n, spec.dims), cfg.strategies):
@@ -274,6 +276,7 @@ def _objective(name: str, task, cfg: TuneConfig, lock: StudyLock, checkpoints: P
         # (free once the lock is released) can mistake this trial for the dead one.
         trial.set_user_attr("slot", trial.user_attrs.get("slot", trial.number))
         trial.set_user_attr("worker", worker_id())
+        trial.set_user_attr("precision", task.precision)
         for key, value in (("interrupted", False), ("reason", None), ("diverged", False)):
             trial.set_user_attr(key, value)
         lock.release()  # the trial exists and is ours: other workers may claim theirs

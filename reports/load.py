@@ -111,7 +111,9 @@ def _check_same_experiment(rows: list[dict[str, Any]]) -> None:
                   (("study",), "kind of study (a comparison run, or stability draws)",
                    "stability" if draw else "comparison"),
                   (("draw seed",), "stability draw seed (--draw-seed)", draw.get("seed")),
-                  (("precision",), "precision", settings.get("precision")),
+                  # `--precision auto` chooses per machine: shards on other CPUs can differ.
+                  (("precision",), "precision (give every shard the same --precision bf16 or "
+                   "fp32)", settings.get("precision")),
                   # Rows from before recipes existed trained with what is now `plain`.
                   (("recipe",), "training recipe (--recipe)", settings.get("recipe", "plain")),
                   (("pretext_shared",), "pretext design (one per seed, or --pretext-seed)",

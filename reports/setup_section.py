@@ -237,13 +237,20 @@ def _tuning_table(frame: pd.DataFrame) -> str | None:
                      "tuning train seconds"], rows))
 
 
+def _precision(frame: pd.DataFrame) -> str:
+    """The precision and why it was chosen (rows from before `auto` existed say only which)."""
+    names = values_text(fmt.distinct(frame, "settings.precision"))
+    reasons = fmt.distinct(frame, "settings.precision_reason")
+    return f"{names} ({'; '.join(reasons)})" if reasons else names
+
+
 def setup_section(frame: pd.DataFrame) -> str:
     lines = [
         "## Set-up",
         "",
         f"- Profile: {values_text(fmt.distinct(frame, 'settings.profile'))}",
         f"- Device: {values_text(fmt.distinct(frame, 'settings.device'))}",
-        f"- Precision: {values_text(fmt.distinct(frame, 'settings.precision'))}",
+        f"- Precision: {_precision(frame)}",
         f"- Training recipe: {_recipe(frame)}",
         f"- Versions: {_keyed_values(frame, 'versions.', fmt.MISSING)}",
         # A null hardware field means "not present" (e.g. gpu: null on a CPU machine).

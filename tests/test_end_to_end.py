@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,6 +21,10 @@ def test_bench_run_all_strategies_both_tasks_smoke(tmp_path, cache_dir):
            "--seeds", "1", "--out", str(out), "--no-progress", "--device", "cpu"]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    # The default precision is auto: chosen by what this CPU computes natively, said once.
+    from bench.device import resolve_precision
+    chosen = resolve_precision("auto", torch.device("cpu"))
+    assert proc.stdout.count("precision: ") == 1 and chosen.line() in proc.stdout
 
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     units = {(r["task"], r["strategy"], r["seed"]) for r in rows}
@@ -33,7 +38,8 @@ def test_bench_run_all_strategies_both_tasks_smoke(tmp_path, cache_dir):
         assert {"task", "strategy", "seed", "status", "metrics"} <= set(r)
         assert r["metrics"]["fid_final"] is not None and r["metrics"]["fid_init"] is not None
         assert r["reference"]["fid_floor"] < r["reference"]["fid_ceiling"]
-        assert r["settings"]["precision"] == "bf16" and r["settings"]["device"] == "cpu"
+        assert r["settings"]["precision"] == chosen.name and r["settings"]["device"] == "cpu"
+        assert r["settings"]["precision_reason"] == chosen.reason
         assert r["settings"]["recipe"] == "stabilized"  # the default
         assert r["settings"]["harness"]["augment"] == "translation,cutout"
         assert (out / r["files"]["curve"]).is_file() and (out / r["files"]["samples"]).is_file()
@@ -77,6 +83,7 @@ def test_bench_run_all_strategies_both_tasks_smoke(tmp_path, cache_dir):
     report = (out / "report.md").read_text()
     for name in [*builtins, "cyclegan-2d-inflated"]:
         assert name in report
+    assert f"- Precision: {chosen.name} ({chosen.reason})\n" in report
 
     (out / "report.md").unlink()
     proc = subprocess.run([sys.executable, "-m", "bench.cli", "report", str(out)], cwd=REPO,

@@ -252,7 +252,8 @@ def _changed(row: dict[str, Any], change: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("change, message", [
-    ("precision", r"different precision: .*'bf16'.*'fp32'"),
+    ("precision", r"different precision \(give every shard the same --precision bf16 or fp32\): "
+                  r".*'bf16'.*'fp32'"),
     ("device", r"different device type: .*'cpu'.*'cuda'"),
     ("recipe", r"different training recipe \(--recipe\): .*'plain'.*'stabilized'"),
     ("pretext", r"different cyclegan pretext weights of task phantom-2d, seed 0 .*'w0'.*'other-weights'"),

@@ -1,9 +1,12 @@
 """Speed of the harness's hot paths at quick-profile sizes (pytest-benchmark; `make bench-speed`).
 
-With the default `--benchmark-disable` each body runs once as a plain test, so `make test` still
-checks that they work. `make bench-speed` ends with a summary (conftest.py): this machine's bf16
-matmul ceiling, each training step's FLOPs and its share of that ceiling, and the harness's
-loop against a bare loop of the same networks, all measured in the same run.
+With the default `--benchmark-disable` each body runs once, untimed and at smoke-profile sizes
+(the `profile` fixture), so `make test` checks that they work without their heavy loops: those
+take most of an hour on a CPU that emulates bf16. `make bench-speed` ends with a summary
+(conftest.py): the CPU's bf16 capabilities, the quick step's rate in each precision (emulated
+ones marked), the matmul ceiling in the precision `auto` picks, each training step's FLOPs and
+its share of that ceiling, and the harness's loop against a bare loop of the same networks, all
+measured in the same run.
 """
 
 import dataclasses
@@ -13,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from bench.device import autocast, fast_layout, synchronize
+from bench.device import autocast, fast_layout, resolve_precision, synchronize
 from bench.metrics.domain import DomainFeatures, _encoder, as_slices
 from bench.metrics.fid import frechet_distance
 from bench.nets import NoiseToImageGenerator, PatchDiscriminator, ResnetTrunk, init_weights
@@ -40,20 +43,26 @@ def _gan_step(s, precision):
     return step
 
 
+# What `auto` trains in on this CPU: the loops below measure what a user's run computes.
+AUTO = resolve_precision("auto", torch.device("cpu")).name
+
+
 @pytest.mark.parametrize("dims", [2, 3])
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_noise_to_image_step_quick(benchmark, dims, precision):
-    benchmark.pedantic(_gan_step(get_settings("quick", dims), precision), rounds=3, iterations=1)
+def test_noise_to_image_step(benchmark, speed, profile, dims, precision):
+    """One G and D step, forward and backward, in each precision: what emulated bf16 costs."""
+    benchmark.pedantic(_gan_step(get_settings(profile, dims), precision), rounds=3, iterations=1)
+    speed.record(f"step {dims}D {precision}", benchmark, 0)
 
 
-MATMUL = 2048  # a square bf16 matmul this size is what "the matmul ceiling" means
-
-
-def test_bf16_matmul_ceiling(benchmark, speed):
-    a, b = (torch.randn(MATMUL, MATMUL, dtype=torch.bfloat16) for _ in "ab")
+def test_matmul_ceiling(benchmark, speed, profile):
+    """A square matmul in the precision `auto` picks: "the ceiling" the loops are held to."""
+    size = 2048 if profile == "quick" else 256
+    dtype = torch.bfloat16 if AUTO == "bf16" else torch.float32
+    a, b = (torch.randn(size, size, dtype=dtype) for _ in "ab")
     torch.mm(a, b)
     benchmark.pedantic(torch.mm, args=(a, b), rounds=10, iterations=1)
-    speed.record("ceiling", benchmark, 2 * MATMUL ** 3)
+    speed.record("ceiling", benchmark, 2 * size ** 3)
 
 
 class _NoEvaluation:
@@ -74,8 +83,8 @@ class _NoEvaluation:
 STEPS = 16  # one lazy-R1 step in every 16, as in training
 
 
-def _loop_settings(dims: int):
-    s = get_settings("quick", dims)
+def _loop_settings(profile: str, dims: int):
+    s = get_settings(profile, dims)
     return dataclasses.replace(s, steps=STEPS, eval_every=10 ** 9)
 
 
@@ -86,18 +95,18 @@ def _data(s):
 
 
 @pytest.mark.parametrize("dims", [2, 3])
-def test_harness_training_loop_quick(benchmark, speed, dims):
+def test_harness_training_loop(benchmark, speed, profile, dims):
     """train_unit itself (batch sampling, augmentation, R1, EMA, divergence checks, progress),
     16 steps, evaluations stubbed out."""
     from bench.compute import gan_flops
     from bench.nets import build_networks
     from bench.train import train_unit
-    s = _loop_settings(dims)
+    s = _loop_settings(profile, dims)
     G, D = build_networks(s, 0)
     data, cpu = _data(s), torch.device("cpu")
 
     def loop():
-        train_unit(G, D, data, s, 0, cpu, "bf16", _NoEvaluation(s), progress=False)
+        train_unit(G, D, data, s, 0, cpu, AUTO, _NoEvaluation(s), progress=False)
 
     loop()
     benchmark.pedantic(loop, rounds=5, iterations=1)
@@ -117,6 +126,7 @@ def _bare_loop(s, compiled: bool, device: torch.device = torch.device("cpu"),
     from bench.train import d_loss, g_loss, r1_loss
     G, D = build_networks(s, 0)
     G, D = fast_layout(G.to(device), s.dims), fast_layout(D.to(device), s.dims)
+    precision = resolve_precision("auto", device).name
     Gc, Dc = (torch.compile(G), torch.compile(D)) if compiled else (G, D)
     images, ops = _data(s).train.t1.to(device), check_policy(s.augment)
     opt_g = torch.optim.Adam(G.parameters(), s.lr_g, betas=(s.beta1, s.beta2))
@@ -129,7 +139,7 @@ def _bare_loop(s, compiled: bool, device: torch.device = torch.device("cpu"),
         for step in range(steps):
             real = images[torch.randint(len(images), (s.batch_size,), generator=gen).to(device)]
             z = torch.randn(s.batch_size, s.z_dim).to(device)
-            loss = d_loss(Gc, Dc, z, real, device, "bf16", aug)
+            loss = d_loss(Gc, Dc, z, real, device, precision, aug)
             if step % s.r1_every == 0:
                 loss = loss + r1_loss(D, aug(real), s)
             opt_d.zero_grad(set_to_none=True)
@@ -137,7 +147,7 @@ def _bare_loop(s, compiled: bool, device: torch.device = torch.device("cpu"),
             opt_d.step()
             D.requires_grad_(False)
             loss = g_loss(Gc, Dc, torch.randn(s.batch_size, s.z_dim).to(device), device,
-                          "bf16", aug, s.mode_seeking)
+                          precision, aug, s.mode_seeking)
             D.requires_grad_(True)
             opt_g.zero_grad(set_to_none=True)
             loss.backward()
@@ -150,9 +160,9 @@ def _bare_loop(s, compiled: bool, device: torch.device = torch.device("cpu"),
 
 
 @pytest.mark.parametrize("dims", [2, 3])
-def test_bare_training_loop_quick(benchmark, speed, dims):
+def test_bare_training_loop(benchmark, speed, profile, dims):
     from bench.compute import gan_flops
-    s = _loop_settings(dims)
+    s = _loop_settings(profile, dims)
     benchmark.pedantic(_bare_loop(s, compiled=False), rounds=5, iterations=1)
     speed.record(f"bare {dims}D", benchmark, gan_flops(s, STEPS))
 
@@ -162,22 +172,22 @@ def test_bare_training_loop_quick(benchmark, speed, dims):
 @pytest.mark.parametrize("dims", [2, pytest.param(3, marks=pytest.mark.xfail(
     reason="torch 2.13's inductor fails to lower the 3D networks on CPU (LoweringException: "
            "Exponent must be non-negative)"))])
-def test_compiled_training_loop_quick(benchmark, speed, dims):
+def test_compiled_training_loop(benchmark, speed, profile, dims):
     """The bare loop with G and D compiled: whether torch.compile pays on this machine."""
     from bench.compute import gan_flops
-    s = _loop_settings(dims)
+    s = _loop_settings(profile, dims)
     benchmark.pedantic(_bare_loop(s, compiled=True), rounds=5, iterations=1)
     speed.record(f"compiled {dims}D", benchmark, gan_flops(s, STEPS))
 
 
 @pytest.mark.parametrize("dims", [2, 3])
-def test_cyclegan_generator_pass_quick(benchmark, dims):
-    s = get_settings("quick", dims)
+def test_cyclegan_generator_pass(benchmark, profile, dims):
+    s = get_settings(profile, dims)
     trunk = fast_layout(init_weights(ResnetTrunk(dims, s.ngf, s.n_blocks)), dims)
     x = torch.rand(s.pretext_batch, 1, *[s.image_size] * dims)
 
     def passes():
-        with autocast(torch.device("cpu"), "bf16"):
+        with autocast(torch.device("cpu"), AUTO):
             trunk(trunk(x)).float().mean().backward()
 
     passes()
@@ -185,8 +195,8 @@ def test_cyclegan_generator_pass_quick(benchmark, dims):
 
 
 @pytest.mark.parametrize("dims", [2, 3])
-def test_domain_features_quick(benchmark, dims):
-    s = get_settings("quick", dims)
+def test_domain_features(benchmark, profile, dims):
+    s = get_settings(profile, dims)
     features = DomainFeatures(_encoder(s), "untrained", {}, dims)
     images = torch.rand(s.fid_samples, 1, *[s.image_size] * dims) * 2 - 1
     feats = benchmark.pedantic(features, args=(images,), rounds=3, iterations=1)
