@@ -36,7 +36,7 @@ def check_precision(name: str) -> str:
 
 def cpu_bf16() -> tuple[bool, str]:
     """Whether this CPU computes bf16 natively, and what says so. Without AMX or AVX-512 BF16
-    (most laptops, AMD Zen 2 and 3) oneDNN emulates bf16: a training step is 13-30x slower than
+    (most laptops, AMD Zen 2 and 3) oneDNN emulates bf16: a training step is 12-48x slower than
     in fp32. oneDNN's own check is asked too, since ONEDNN_MAX_CPU_ISA can switch its bf16
     kernels off on a CPU that has the instructions."""
     forced = os.environ.get(NATIVE_BF16_ENV)
@@ -46,7 +46,7 @@ def cpu_bf16() -> tuple[bool, str]:
     found = [name for key, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX-512 BF16"))
              if caps.get(key)]
     if not found:
-        return False, "this CPU has neither AMX nor AVX-512 BF16"
+        return False, "this CPU has neither AMX nor AVX-512 BF16"  # x86's; ARM's are not asked
     if not _onednn_bf16():
         return False, f"oneDNN's bf16 kernels are off, though this CPU has {' and '.join(found)}"
     return True, f"this CPU has {' and '.join(found)}"
@@ -59,10 +59,13 @@ def _onednn_bf16() -> bool:
 def native_bf16(device: torch.device) -> tuple[bool, str]:
     """Whether `device` computes bf16 natively, and why (PyTorch's own capability reports)."""
     if device.type == "cuda":
+        # torch.cuda.is_bf16_supported's rule (ROCm, or compute capability 8.0 on), asked of
+        # this device rather than the current one.
         name = torch.cuda.get_device_name(device)
-        if torch.cuda.is_bf16_supported(including_emulation=False):
+        major, minor = torch.cuda.get_device_capability(device)
+        if torch.version.hip or major >= 8:
             return True, f"{name} computes bf16"
-        return False, f"{name} has no native bf16"
+        return False, f"{name} (compute capability {major}.{minor}) has no native bf16"
     return cpu_bf16() if device.type == "cpu" else (False, f"{device.type} is not a CPU or GPU")
 
 
@@ -93,9 +96,12 @@ def resolve_precision(name: str, device: torch.device) -> Precision:
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast (about 2.5x faster on AMX CPUs and on GPUs), or nothing for fp32."""
+    """bf16 autocast, or nothing for fp32; `auto` must have been resolved before (a run's
+    units all train in the one precision its rows record)."""
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision != "fp32":
+        raise ValueError(f"precision {precision!r}: resolve it with resolve_precision first")
     return contextlib.nullcontext()
 
 

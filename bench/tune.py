@@ -178,7 +178,7 @@ def tune(cfg: TuneConfig) -> dict[str, optuna.Study]:
                 storage=storage, study_name=label, direction="minimize", load_if_exists=True,
                 pruner=cfg.pruner or optuna.pruners.MedianPruner(n_warmup_steps=s.eval_every))
             _check_study_data(study, spec)
-            _record_split(study, task.data, cfg)
+            _record_split(study, task.data, cfg, precision)
             if not study.get_trials(deepcopy=False):
                 # The profile's own values are a new study's first trial: the study measures
                 # them beside what it draws, so its best is never worse than the default.
@@ -219,15 +219,18 @@ def _check_study_data(study: optuna.Study, spec) -> None:
                          f"{ident}); use another --storage, or a task file with its own name")
 
 
-def _record_split(study: optuna.Study, data, cfg: TuneConfig) -> None:
-    """The split and seeds a study tunes with, recorded on its first run and then held to: a
-    study mixing trials of two splits or seed sets would choose from incomparable values."""
+def _record_split(study: optuna.Study, data, cfg: TuneConfig, precision: str) -> None:
+    """The split, seeds, recipe and precision a study tunes with, recorded on its first run and
+    then held to: a study mixing trials of two splits or seed sets would choose from
+    incomparable values."""
     record = {"split": split_identity(data), "unit_seed": TUNING_SEEDS + cfg.seed,
-              "pretext_seed": cfg.pretext_seed, "recipe": cfg.recipe}
+              "pretext_seed": cfg.pretext_seed, "recipe": cfg.recipe, "precision": precision}
     finished = [t for t in study.get_trials(deepcopy=False)
                 if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     if "recipe" not in study.user_attrs and finished:
         study.set_user_attr("recipe", "plain")  # trials from before recipes existed
+    if "precision" not in study.user_attrs and finished:
+        study.set_user_attr("precision", "bf16")  # the default before `auto` existed
     if "split" not in study.user_attrs and finished:
         # Their values were measured on unknown seeds and split (an older version): a tuned
         # run could not tell whether they overlap its own. Unfinished ones simply run again.
@@ -241,7 +244,8 @@ def _record_split(study: optuna.Study, data, cfg: TuneConfig) -> None:
         elif old != value:
             what = {"split": "data split (--data-seed)", "unit_seed": "trial seed (--seed)",
                     "pretext_seed": "pretext seed (--pretext-seed)",
-                    "recipe": "training recipe (--recipe)"}[key]
+                    "recipe": "training recipe (--recipe)",
+                    "precision": "precision (--precision; auto chooses per machine)"}[key]
             shown = (lambda v: v["data_seed"]) if key == "split" else (lambda v: v)
             raise BenchError(f"study {study.study_name} was tuned with another {what}: "
                              f"{shown(old)}, not {shown(value)}; use the same value or another "
@@ -303,7 +307,8 @@ def _objective(name: str, task, cfg: TuneConfig, lock: StudyLock, checkpoints: P
         # Named by what it trains: a checkpoint left by another study, seed or profile under
         # the same --out never resumes this trial.
         key = json.dumps([trial.study.study_name, trial.params, seed, cfg.pretext_seed,
-                          dataclasses.asdict(unit.s)], sort_keys=True, default=str)
+                          dataclasses.asdict(unit.s), task.precision], sort_keys=True,
+                         default=str)
         checkpoint = checkpoints / f"trial-{slot}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.pt"
         checkpoints.mkdir(parents=True, exist_ok=True)
         try:
@@ -342,7 +347,8 @@ def load_tuned(url: str, profile: str, task: str, strategy: str) -> dict:
     return {"storage": public_url(url), "study": name, "trial": best.number,
             "value": best.value, "params": best.params, "effort": effort(study),
             **{k: study.user_attrs.get(k) for k in ("split", "unit_seed", "pretext_seed")},
-            "recipe": study.user_attrs.get("recipe", "plain")}
+            "recipe": study.user_attrs.get("recipe", "plain"),
+            "precision": study.user_attrs.get("precision", "bf16")}
 
 
 def check_tuned(tuned: dict, data, cfg) -> None:

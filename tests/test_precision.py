@@ -10,7 +10,7 @@ import torch
 
 import bench.device
 from bench.cli import main
-from bench.device import NATIVE_BF16_ENV, cpu_bf16, native_bf16, resolve_precision
+from bench.device import NATIVE_BF16_ENV, autocast, cpu_bf16, resolve_precision
 
 CPU = torch.device("cpu")
 NO_BF16 = {"avx2": True, "avx512_f": True, "avx512_bf16": False, "amx_bf16": False}
@@ -71,19 +71,27 @@ def test_explicit_precisions_are_kept_and_emulated_bf16_warns(cpu_reports):
     assert resolve_precision("bf16", CPU).warning is None
 
 
-@pytest.mark.parametrize("supported, name", [(True, "bf16"), (False, "fp32")])
-def test_auto_on_cuda_asks_whether_the_gpu_computes_bf16(monkeypatch, supported, name):
-    asked = {}
+@pytest.mark.parametrize("capability, name", [((8, 0), "bf16"), ((9, 0), "bf16"),
+                                              ((7, 0), "fp32")])
+def test_auto_on_cuda_asks_the_gpu_it_trains_on(monkeypatch, capability, name):
+    asked = []
 
-    def is_bf16_supported(including_emulation=True):
-        asked["including_emulation"] = including_emulation
-        return supported
+    def get_device_capability(device=None):
+        asked.append(device)
+        return capability
 
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", get_device_capability)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Test GPU")
-    assert native_bf16(torch.device("cuda"))[0] is supported
-    assert resolve_precision("auto", torch.device("cuda")).name == name
-    assert asked["including_emulation"] is False  # emulated bf16 is not native
+    monkeypatch.setattr(torch.version, "hip", None)
+    cuda1 = torch.device("cuda:1")
+    chosen = resolve_precision("auto", cuda1)
+    assert chosen.name == name and "Test GPU" in chosen.reason
+    assert asked == [cuda1]  # that GPU, not the current one
+
+
+def test_an_unresolved_precision_never_reaches_training():
+    with pytest.raises(ValueError, match="resolve"):
+        autocast(CPU, "auto")
 
 
 def test_run_says_its_precision_once_and_warns_before_any_error(capsys, cpu_reports, run_env):

@@ -160,6 +160,10 @@ def test_rerun_with_other_settings_in_the_same_directory_is_refused(tmp_path, ca
     rc = main(["run", "--strategy", "scratch", "--task", "phantom-2d", "--profile", "quick",
                "--out", str(out), "--no-progress"])
     assert rc == 2 and "profile='smoke'" in capsys.readouterr().err
+    # A run whose precision `auto` chose elsewhere resumes only with that precision named.
+    rc = main(["run", "--strategy", "scratch", "--task", "phantom-2d", "--profile", "smoke",
+               "--out", str(out), "--no-progress", "--device", "cpu", "--precision", "bf16"])
+    assert rc == 2 and "resume it with --precision fp32" in capsys.readouterr().err
 
 
 def test_a_failing_pretext_fails_only_the_units_that_need_it(tmp_path, monkeypatch):

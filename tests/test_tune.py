@@ -130,7 +130,7 @@ def test_tuning_records_its_split_and_seeds_and_a_run_on_others_is_refused(tmp_p
     # Trials train with seeds bench run never evaluates; the study says which, and its split.
     assert study.user_attrs["unit_seed"] == TUNING_SEEDS and study.user_attrs["pretext_seed"] == TUNING_SEEDS
     assert study.user_attrs["split"]["data_seed"] == 0
-    assert study.user_attrs["recipe"] == "stabilized"
+    assert study.user_attrs["recipe"] == "stabilized" and study.user_attrs["precision"] == "fp32"
     pretexts = {p.name for p in (cache_dir / "pretexts").glob("phantom-2d-cyclegan-*")}
     assert pretexts  # the tuning pretext, trained for its own seed
 
@@ -151,9 +151,13 @@ def test_tuning_records_its_split_and_seeds_and_a_run_on_others_is_refused(tmp_p
     with pytest.raises(BenchError, match=r"another training recipe \(--recipe\): stabilized, "
                                          r"not plain"):
         tune(replace(cfg, recipe="plain"))
+    with pytest.raises(BenchError, match=r"another precision \(--precision; auto chooses per "
+                                         r"machine\): fp32, not bf16"):
+        tune(replace(cfg, precision="bf16"))
     run(base)  # the same split, other seeds: accepted
     (row,) = [r for _, r in read_jsonl(base.out / "results.jsonl")]
     assert row["tuned"]["unit_seed"] == TUNING_SEEDS and row["status"] == "ok"
+    assert row["tuned"]["precision"] == "fp32"
 
 
 @plays_a_worker
