@@ -135,15 +135,13 @@ class Prepare(Checkpointable):
     def __call__(self, cfg, plugins: list[str], seeds: list[int], against: str) -> str:
         _setup(plugins, getattr(cfg, "threads", None))
         import strategies
-        from bench.device import resolve_precision
         from bench.unit import PretextFailed, check_inputs, prepare_task, task_data
         from bench.variants import plan_variants
         device, specs, settings = check_inputs(cfg)
-        precision = resolve_precision(cfg.precision, device).name
         datas = {spec.name: task_data(spec, settings[spec.name], cfg.cache_dir, cfg.data_seed,
                                       cfg.progress) for spec in specs}
         for variant in plan_variants(specs, cfg.train_subjects, cfg.pretext_scales):
-            task = prepare_task(variant, settings[variant.spec.name], device, precision,
+            task = prepare_task(variant, settings[variant.spec.name], device, cfg.precision,
                                 cfg.cache_dir, cfg.data_seed, cfg.progress, against=against,
                                 inception=False, data=datas[variant.spec.name])
             needs = sorted({n for st in cfg.strategies if strategies.applies(st, variant.dims)

@@ -63,8 +63,8 @@ class RunStore:
             diff = [k for k in settings if k in old and old[k] != settings[k]]
             if diff:
                 k = diff[0]
-                same = (f"resume it with --precision {old[k]}, which `auto` did not choose "
-                        "here" if k == "precision" else "the same settings")
+                same = (f"resume it with --precision {old[k]} (`auto` decides per machine)"
+                        if k == "precision" else "the same settings")
                 raise BenchError(f"{self.root} holds a run with {k}={old[k]!r}, not {settings[k]!r}; "
                                  f"use another --out or {same}")
             settings = {**old, **settings}

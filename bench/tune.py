@@ -29,7 +29,6 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 import strategies
-from bench.device import resolve_precision
 from bench.errors import BenchError
 from bench.profiles import DEFAULT_RECIPE
 from bench.trials import COUNTED, effort, live, retry_dead, worker_id
@@ -156,7 +155,6 @@ def tune(cfg: TuneConfig) -> dict[str, optuna.Study]:
     workers may run this on one storage: each claims trials until every budget is taken, then
     waits for the others' trials to finish, taking over those whose worker died."""
     device, specs, settings = check_config(cfg)
-    precision = resolve_precision(cfg.precision, device).name
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.storage is None:  # the default SQLite file lives there
@@ -168,7 +166,7 @@ def tune(cfg: TuneConfig) -> dict[str, optuna.Study]:
     for variant in plan_variants(specs, cfg.train_subjects, cfg.pretext_scales):
         spec = variant.spec
         # Validation images score the trials: the test images never choose hyper-parameters.
-        task = prepare_task(variant, settings[spec.name], device, precision, cfg.cache_dir,
+        task = prepare_task(variant, settings[spec.name], device, cfg.precision, cfg.cache_dir,
                             cfg.data_seed, cfg.progress, against="val", inception=False)
         s = task.s
         for name in filter(lambda n: strategies.applies(n, spec.dims), cfg.strategies):
@@ -178,7 +176,7 @@ def tune(cfg: TuneConfig) -> dict[str, optuna.Study]:
                 storage=storage, study_name=label, direction="minimize", load_if_exists=True,
                 pruner=cfg.pruner or optuna.pruners.MedianPruner(n_warmup_steps=s.eval_every))
             _check_study_data(study, spec)
-            _record_split(study, task.data, cfg, precision)
+            _record_split(study, task.data, cfg, task.precision)
             if not study.get_trials(deepcopy=False):
                 # The profile's own values are a new study's first trial: the study measures
                 # them beside what it draws, so its best is never worse than the default.
@@ -280,7 +278,6 @@ def _objective(name: str, task, cfg: TuneConfig, lock: StudyLock, checkpoints: P
         # (free once the lock is released) can mistake this trial for the dead one.
         trial.set_user_attr("slot", trial.user_attrs.get("slot", trial.number))
         trial.set_user_attr("worker", worker_id())
-        trial.set_user_attr("precision", task.precision)
         for key, value in (("interrupted", False), ("reason", None), ("diverged", False)):
             trial.set_user_attr(key, value)
         lock.release()  # the trial exists and is ours: other workers may claim theirs

@@ -148,7 +148,7 @@ def prepare_task(spec, s: Settings, device: torch.device, precision: str, cache_
     `against`: the held-out split samples are scored on (`bench tune`: "val", so test images
     never choose hyper-parameters); `inception`: whether the final metrics include it.
     The evaluator always sees the full task: a variant changes what trains, not the metric."""
-    precision = resolve_precision(precision, device).name  # `auto` chooses for this device
+    precision = resolve_precision(precision, device).name  # `auto`: this device's choice
     variant = spec if isinstance(spec, Variant) else Variant(spec)
     full = data if data is not None else task_data(variant.spec, s, cache_dir, data_seed, progress)
     trains, s = variant.data(full), variant.settings(s)
