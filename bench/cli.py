@@ -452,6 +452,7 @@ def _validate(args: argparse.Namespace) -> int:
     from bench.device import FEATURE_NUMERICS, resolve_device
     from bench.metrics.domain import get_domain_features
     from bench.metrics.inception import load_inception
+    from bench.metrics.modes import get_mode_classifier
     from bench.metrics.validate import check_size, run_suite, table_text, write_outputs
     from bench.profiles import get_settings
     from bench.run import default_cache
@@ -472,12 +473,17 @@ def _validate(args: argparse.Namespace) -> int:
                                         progress=not args.no_progress)
         check_size(data)
         domain = get_domain_features(data, s, cache, device, "fp32", progress=not args.no_progress)
+        classifier = get_mode_classifier(data, s, cache, device, progress=not args.no_progress)
+        if classifier is not None:
+            accuracy = ", ".join(f"{c} {a:.2f}" for c, a in classifier.info["test_accuracy"].items())
+            print(f"{spec.name}: mode classifier accuracy on real test images: {accuracy}")
         extractor = None
         if not args.no_inception:
             extractor, described = load_inception(cache, device)
             if extractor is None:
                 print(f"{spec.name}: Inception FID left out: {described}")
-        result = run_suite(data, s, domain, extractor, args.draws, progress=not args.no_progress)
+        result = run_suite(data, s, domain, extractor, args.draws, progress=not args.no_progress,
+                           mode_classifier=classifier)
         out = (args.out or Path("runs") / f"validate-{args.profile}") / spec.name
         paths = write_outputs(result, out, f"{spec.name}, profile {args.profile}")
         print(f"## {spec.name} ({args.profile}, {args.draws} draws)\n\n{table_text(result)}\n")

@@ -234,9 +234,10 @@ def axial_slices(data):
         t1, t2 = (x.movedim(axis, 1).flatten(0, 1) for x in (split.t1, split.t2))
         depth = split.t1.shape[axis]
         return dataclasses.replace(split, t1=t1.contiguous(), t2=t2.contiguous(),
-                                   subject=split.subject.repeat_interleave(depth))
+                                   subject=split.subject.repeat_interleave(depth), modes=None)
 
-    return dataclasses.replace(data, train=cut(data.train), val=cut(data.val), test=cut(data.test))
+    return dataclasses.replace(data, train=cut(data.train), val=cut(data.val), test=cut(data.test),
+                               mode_columns=())
 
 
 def slice_settings(s: Settings) -> Settings:

@@ -53,6 +53,8 @@ class Settings:
     domain_steps: int
     domain_features: int
     domain_batch: int
+    mode_steps: int
+    mode_batch: int
     kid_subsets: int
     kid_subset_size: int
     prdc_k: int

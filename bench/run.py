@@ -287,6 +287,7 @@ def run_unit(task: Task, strategy_name: str, seed: int, cfg: RunConfig, store: R
                 metrics_missing=missing, events=events, reference=reference, transfer=transfer,
                 movement=result.movement,
                 pretexts=_pretext_summary(used), compute=compute, budgets=at_budgets,
+                mode_counts=evaluator.mode_counts(result.samples),
                 tuned=tuned, draw=draw, strategy_origin=strategies.strategy_origin(strategy_name),
                 files=files)
 

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.errors import BenchError
-from datasets import cache, phantom
+from datasets import cache, factors, phantom
 from datasets.spec import SLICE_AXES, SPLIT_NAMES, Slicing, TaskSpec, parse_splits
 
 # A source renders subject `index` of a data seed on a size^3 cube.
@@ -30,9 +30,17 @@ class Split:
     t1: torch.Tensor  # float32 [N, 1, S, S] (2D) or [N, 1, S, S, S] (3D), values in [-1, 1]
     t2: torch.Tensor  # same shape, paired with t1 image for image
     subject: torch.Tensor  # int64 [N], subject index of each image
+    # int64 [N, C]: each image's known modes, one column per TaskData.mode_columns; None when
+    # the source records none
+    modes: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.t1.shape[0])
+
+    def select(self, keep: torch.Tensor) -> Split:
+        """The images where `keep` (a boolean mask or indices) holds, with their labels."""
+        return Split(t1=self.t1[keep], t2=self.t2[keep], subject=self.subject[keep],
+                     modes=None if self.modes is None else self.modes[keep])
 
 
 @dataclass
@@ -47,6 +55,7 @@ class TaskData:
     # Real sources: (item, reason) for every scan or subject left out, and subject ids per split.
     skipped: list[tuple[str, str]] = field(default_factory=list)
     subjects: dict[str, list[str]] = field(default_factory=dict)
+    mode_columns: tuple[str, ...] = ()  # names of Split.modes' columns (datasets/factors.py)
 
     def split(self, name: str) -> Split:
         if name not in SPLIT_NAMES:
@@ -86,15 +95,22 @@ def slice_levels(brain: torch.Tensor, slicing: Slicing) -> list[int]:
     return [ok[i] for i in picks]
 
 
-def _images(subject: phantom.Subject, spec: TaskSpec) -> tuple[torch.Tensor, torch.Tensor]:
+def _images(subject, spec: TaskSpec) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """A subject's (T1, T2, mode labels) as the task's images: its volume (3D) or its slices
+    (2D). Labels: the phantom's factors (and 2D level); a real volume's 2D level only."""
+    has_factors = isinstance(subject, phantom.Subject)
     if spec.dims == 3:
-        return subject.t1[None, None], subject.t2[None, None]
+        labels = factors.volume_labels(subject.factors) if has_factors else None
+        return subject.t1[None, None], subject.t2[None, None], labels
     assert spec.slicing is not None
     axis = SLICE_AXES[spec.slicing.axis]
     levels = slice_levels(subject.brain, spec.slicing)
     t1 = subject.t1.movedim(axis, 0)[levels]
     t2 = subject.t2.movedim(axis, 0)[levels]
-    return t1[:, None].contiguous(), t2[:, None].contiguous()
+    labels = (factors.slice_labels(subject.factors, levels, axis, subject.ventricles,
+                                   subject.lesion) if has_factors
+              else factors.level_bins(len(levels))[:, None])
+    return t1[:, None].contiguous(), t2[:, None].contiguous(), labels
 
 
 def _identity(spec: TaskSpec, size: int, data_seed: int, counts: dict[str, int]) -> bytes:
@@ -106,12 +122,23 @@ def _fingerprint(identity: bytes, splits: dict[str, Split]) -> str:
     parts = [identity]
     for name in SPLIT_NAMES:
         s = splits[name]
-        parts += [t.contiguous().numpy() for t in (s.t1, s.t2, s.subject)]
+        parts += [t.contiguous().numpy() for t in (s.t1, s.t2, s.subject)
+                  + (() if s.modes is None else (s.modes,))]
     return cache.digest(parts)
 
 
+def stack_split(blocks: list[tuple[int, tuple]]) -> Split:
+    """One split from (subject index, (t1, t2, labels)) blocks; labels kept only when every
+    subject has them."""
+    ids = [torch.full((p[0].shape[0],), i, dtype=torch.int64) for i, p in blocks]
+    labels = [p[2] for _, p in blocks]
+    return Split(t1=torch.cat([p[0] for _, p in blocks]), t2=torch.cat([p[1] for _, p in blocks]),
+                 subject=torch.cat(ids),
+                 modes=torch.cat(labels) if labels and all(x is not None for x in labels) else None)
+
+
 def _subject_images(render: Renderer, spec: TaskSpec, size: int, data_seed: int,
-                    index: int) -> tuple[torch.Tensor, torch.Tensor]:
+                    index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     return _images(render(index, data_seed, size), spec)
 
 
@@ -147,7 +174,7 @@ def _generate(spec: TaskSpec, size: int, data_seed: int, counts: dict[str, int],
     job = functools.partial(_subject_images, SOURCES[spec.source], spec, size, data_seed)
     blocks = subject_indices(counts)
     order = [i for r in blocks.values() for i in r]
-    images: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    images: dict[int, tuple] = {}
     bar = tqdm(total=len(order), desc=f"{spec.name} {size}px", unit="subject",
                disable=not progress)
     with bar, _one_thread(), contextlib.ExitStack() as stack:
@@ -162,13 +189,8 @@ def _generate(spec: TaskSpec, size: int, data_seed: int, counts: dict[str, int],
         for index, pair in zip(order, results):
             images[index] = pair
             bar.update(1)
-    out: dict[str, Split] = {}
-    for name, indices in blocks.items():
-        pairs = [images[i] for i in indices]
-        ids = [torch.full((p[0].shape[0],), i, dtype=torch.int64) for i, p in zip(indices, pairs)]
-        out[name] = Split(t1=torch.cat([p[0] for p in pairs]), t2=torch.cat([p[1] for p in pairs]),
-                          subject=torch.cat(ids))
-    return out
+    return {name: stack_split([(i, images[i]) for i in indices])
+            for name, indices in blocks.items()}
 
 
 def cache_path(spec: TaskSpec, size: int, cache_dir: Path, data_seed: int = 0,
@@ -222,4 +244,5 @@ def build_task_data(spec: TaskSpec, size: int, cache_dir: Path, data_seed: int =
         fingerprint = _fingerprint(_identity(spec, size, data_seed, counts), out)
         cache.save_atomic({"key": key, "fingerprint": fingerprint,
                            "splits": {n: vars(s) for n, s in out.items()}}, path)
-    return TaskData(spec=spec, size=size, data_seed=data_seed, fingerprint=fingerprint, **out)
+    return TaskData(spec=spec, size=size, data_seed=data_seed, fingerprint=fingerprint,
+                    mode_columns=factors.columns(spec.dims, labelled=True), **out)

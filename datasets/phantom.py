@@ -1,9 +1,11 @@
 """The `mni-phantom` source: paired T1w/T2w subjects rendered from real MNI152 anatomy.
 
-Each subject is the MNI tissue maps under its own random affine + elastic deformation (applied once
-to the stacked maps, so T1w and T2w stay voxel-for-voxel paired), rendered per contrast with the
-spin-echo signal equation from jittered BrainWeb 1.5 T tissue values, then given its own bias
-field and Rician noise. Everything is a pure function of (subject index, data seed, size).
+Each subject draws its known modes (datasets/factors.py: head size, ventricle size, a lesion),
+which change the MNI tissue maps; then the maps get the subject's own random affine + elastic
+deformation (applied once to the stacked maps, so T1w and T2w stay voxel-for-voxel paired), are
+rendered per contrast with the spin-echo signal equation from jittered BrainWeb 1.5 T tissue
+values, and get their own bias field and Rician noise. Everything is a pure function of
+(subject index, data seed, size).
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import torch
 import torch.nn.functional as F
 import torchio as tio
 
+from datasets import factors
 from datasets.anatomy import working_grid
 
 # Bump whenever a change alters generated voxels: it is part of every cache key.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
-LABELS = ("background", "csf", "gm", "wm")  # values of Subject.labels
+LABELS = ("background", "csf", "gm", "wm", "lesion")  # values of Subject.labels
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,8 @@ TISSUE_JITTER = 0.04  # relative, uniform, per subject and tissue property
 SEQUENCE_JITTER = 0.05  # relative, uniform, per subject and contrast
 NOISE_RANGE = (0.01, 0.03)  # Rician sigma as a fraction of the bright end of the brain signal
 BIAS_COEFFICIENTS = 0.3  # TorchIO polynomial bias-field coefficient range
-AFFINE = {"scales": 0.06, "degrees": 6.0, "translation": 3.0}  # translation in mm
+# Scales within 3%: the two head sizes (factors.HEAD_SCALE, 12% apart) never overlap.
+AFFINE = {"scales": 0.03, "degrees": 6.0, "translation": 3.0}  # translation in mm
 ELASTIC = {"num_control_points": 7, "max_displacement": 5.0}  # mm
 NORM_PERCENTILE = 99.5
 WARP_GRID = 20  # side of the coarse grid the random warp is evaluated on
@@ -67,6 +71,9 @@ class Subject:
     t1: torch.Tensor  # float32 [S, S, S] in [-1, 1], background exactly -1
     t2: torch.Tensor  # float32 [S, S, S], voxel-for-voxel paired with t1
     labels: torch.Tensor  # int64 [S, S, S], index into LABELS (argmax of the deformed maps)
+    factors: dict[str, int]  # the subject's level of each of factors.FACTORS
+    ventricles: torch.Tensor  # float32 [S, S, S]: the lateral ventricles' CSF, deformed
+    lesion: torch.Tensor  # float32 [S, S, S]: the lesion's share of each voxel (0 without one)
 
     @property
     def brain(self) -> torch.Tensor:
@@ -74,10 +81,10 @@ class Subject:
 
 
 def spin_echo(probs: torch.Tensor, tissues: dict[str, Tissue], seq: Sequence) -> torch.Tensor:
-    """S = sum_t p_t * PD_t * (1 - exp(-TR/T1_t)) * exp(-TE/T2_t); probs is [3, ...] CSF, GM, WM."""
+    """S = sum_t p_t * PD_t * (1 - exp(-TR/T1_t)) * exp(-TE/T2_t); probs is [T, ...], one map per
+    tissue of `tissues` in its order (CSF, GM, WM, and a lesion where there is one)."""
     signal = torch.zeros_like(probs[0])
-    for p, name in zip(probs, ("csf", "gm", "wm")):
-        t = tissues[name]
+    for p, t in zip(probs, tissues.values()):
         weight = t.pd * (1 - math.exp(-seq.tr_ms / t.t1_ms)) * math.exp(-seq.te_ms / t.t2_ms)
         signal += weight * p
     return signal
@@ -147,6 +154,7 @@ def render_subject(index: int, data_seed: int, size: int) -> Subject:
     deformed tissue labels. A pure function of its arguments."""
     rng = np.random.default_rng(np.random.SeedSequence([data_seed, index]))
     torch_seed = int(rng.integers(2**62))
+    modes = factors.draw(rng)
     grid = working_grid(size)
     # TorchIO's RandomAffine etc. take their spacing from the affine: keep mm meaningful at any size.
     affine = np.diag([grid.spacing_mm] * 3 + [1.0])
@@ -155,12 +163,13 @@ def render_subject(index: int, data_seed: int, size: int) -> Subject:
                              t2_ms=_jitter(rng, t.t2_ms, TISSUE_JITTER),
                              pd=_jitter(rng, t.pd, TISSUE_JITTER))
                for name, t in BRAINWEB_1P5T.items()}
+    maps = _with_factors(grid, size, modes, tissues, rng)
 
     # fork_rng: TorchIO draws from torch's global generator; never disturb the caller's stream.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(torch_seed)
-        maps = _random_warp(grid.maps, grid.spacing_mm)
-        probs = maps.clamp(0.0, 1.0)
+        maps = _random_warp(maps, grid.spacing_mm)
+        probs, ventricles = maps[:-1].clamp(0.0, 1.0), maps[-1].clamp(0.0, 1.0)
         background = (1.0 - probs.sum(0)).clamp(0.0, 1.0)
         # argmax over a last, contiguous axis is several times faster than over the first
         labels = torch.stack([background, *probs], dim=-1).argmax(-1)
@@ -178,4 +187,28 @@ def render_subject(index: int, data_seed: int, size: int) -> Subject:
             # regions (CSF in T1w) above zero; TorchIO's RandomNoise only adds real Gaussian noise.
             signal = torch.hypot(signal + sigma * noise[0], sigma * noise[1])
             images[name] = _normalise(signal, brain)
-    return Subject(t1=images["t1"], t2=images["t2"], labels=labels)
+    lesion = probs[3] if len(probs) > 3 else torch.zeros_like(probs[0])
+    return Subject(t1=images["t1"], t2=images["t2"], labels=labels, factors=modes,
+                   ventricles=ventricles, lesion=lesion)
+
+
+def _with_factors(grid, size: int, modes: dict[str, int], tissues: dict[str, Tissue],
+                  rng: np.random.Generator) -> torch.Tensor:
+    """The working maps changed by the subject's factors: a lesion (its tissue added to
+    `tissues`, its map after WM), the head scaled and the ventricles grown; the lateral
+    ventricles' region rides along as the last channel. [T + 1, S, S, S]."""
+    maps = grid.maps
+    channels = [*maps]
+    kind = factors.FACTORS[2].levels[modes["lesion"]]
+    if kind in factors.LESIONS:
+        lesion = factors.lesion_map(size, grid.affine, grid.spacing_mm, kind) * maps.sum(0)
+        channels = [m * (1 - lesion) for m in channels] + [lesion]
+        spec = factors.LESIONS[kind]
+        tissues["lesion"] = Tissue(t1_ms=_jitter(rng, spec.t1_ms, TISSUE_JITTER),
+                                   t2_ms=_jitter(rng, spec.t2_ms, TISSUE_JITTER),
+                                   pd=_jitter(rng, spec.pd, TISSUE_JITTER))
+    channels.append(factors.ventricle_region(size, grid.affine, grid.spacing_mm, maps[0]))
+    where = factors.factor_grid(size, grid.affine, grid.spacing_mm, modes["head"],
+                                modes["ventricles"])
+    return F.grid_sample(torch.stack(channels)[None], where, mode="bilinear",
+                         padding_mode="zeros", align_corners=False)[0]

@@ -15,18 +15,17 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from bench.errors import BenchError
-from datasets import cache
+from datasets import cache, factors
 from datasets.discover import LAYOUTS, SLICE_LAYOUTS, Found, discover
 from datasets.preprocess import BadScan, prepare_pair
 from datasets.slices import prepare_slices
 from datasets.spec import SPLIT_NAMES, TaskSpec
 
 REAL_SOURCES = LAYOUTS
-PREPROCESS_VERSION = 1  # bump when preprocessing changes what a cached entry holds
+PREPROCESS_VERSION = 2  # bump when preprocessing changes what a cached entry holds (2: levels)
 
 
 def check_source(spec: TaskSpec) -> Found:
@@ -102,13 +101,17 @@ def build_real(spec: TaskSpec, size: int, cache_dir: Path, data_seed: int, progr
         warnings.warn(f"{spec.name}: {len(skipped)} item(s) of {spec.data_root} skipped, e.g. "
                       f"{skipped[0][0]}: {skipped[0][1]} (`bench data inspect` lists them all)",
                       stacklevel=2)
+    # A real 2D task cut from volumes knows each slice's level; nothing knows its factors.
+    labelled = all(splits[n].modes is not None for n in SPLIT_NAMES)
     return TaskData(spec=spec, size=size, data_seed=data_seed, fingerprint=payload["fingerprint"],
-                    skipped=skipped, subjects=payload["subjects"], **splits)
+                    skipped=skipped, subjects=payload["subjects"],
+                    mode_columns=factors.columns(spec.dims, labelled=False) if labelled else (),
+                    **splits)
 
 
 def _prepare(spec: TaskSpec, size: int, data_seed: int, found: Found,
              counts: dict[str, int] | None, progress: bool) -> dict:
-    from datasets.build import _images
+    from datasets.build import _images, stack_split
     order = np.random.default_rng(data_seed).permutation(len(found.pairs))
     need = sum(counts.values()) if counts else len(found.pairs)
     usable, bad = [], []
@@ -120,7 +123,8 @@ def _prepare(spec: TaskSpec, size: int, data_seed: int, found: Found,
             pair = found.pairs[int(i)]
             try:
                 if pair.slices:  # already the 2D task's images: no slicing of a volume
-                    images, bad_slices = prepare_slices(pair.slices, size)
+                    (t1, t2), bad_slices = prepare_slices(pair.slices, size)
+                    images = (t1, t2, None)  # files in any order: no known level
                     bad += [(f"{pair.subject}/{path.name}", why) for path, why in bad_slices]
                 else:
                     images = _images(prepare_pair(pair.t1, pair.t2, size, spec.spacing), spec)
@@ -148,10 +152,7 @@ def _prepare(spec: TaskSpec, size: int, data_seed: int, found: Found,
     for name in SPLIT_NAMES:
         first_index, start = start, start + counts[name]
         block = usable[first_index:start]
-        ids = [torch.full((t1.shape[0],), j, dtype=torch.int64)
-               for j, (_, (t1, _)) in enumerate(block, first_index)]
-        out[name] = {"t1": torch.cat([t1 for _, (t1, _) in block]),
-                     "t2": torch.cat([t2 for _, (_, t2) in block]),
-                     "subject": torch.cat(ids)}
+        out[name] = vars(stack_split([(j, images) for j, (_, images) in
+                                      enumerate(block, first_index)]))
         subjects[name] = [s for s, _ in block]
     return {"splits": out, "subjects": subjects, "bad": bad}

@@ -33,8 +33,7 @@ def train_subset(data: TaskData, n: int) -> TaskData:
     if n == len(order):
         return data
     keep = torch.isin(data.train.subject, torch.tensor(order[:n]))
-    train = dataclasses.replace(data.train, t1=data.train.t1[keep], t2=data.train.t2[keep],
-                                subject=data.train.subject[keep])
+    train = data.train.select(keep)
     subjects = dict(data.subjects)
     if "train" in subjects:  # real sources: the ids, in the split's own order
         kept = set(order[:n])

@@ -7,7 +7,7 @@ from pathlib import Path
 from bench.atomic import write_atomic
 from reports.analysis import analyse
 from reports.comparisons import comparisons_frame
-from reports.figures import fid_curves, fid_flops, metric_bars
+from reports.figures import fid_curves, fid_flops, metric_bars, mode_histograms
 from reports.load import load_results, load_rows
 from reports.markdown import render
 from reports.sample_figure import samples_figure
@@ -21,7 +21,7 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> dict[str,
     `out_dir` (default: the first run directory).
 
     Returns {"report", "csv", "summary", "comparisons"} plus one `<kind>:<task>` entry per figure written
-    (kinds: curves, flops, metrics, samples, stability).
+    (kinds: curves, flops, metrics, modes, samples, stability).
     """
     run_dirs = [Path(d) for d in run_dirs]
     loaded = load_rows(run_dirs)  # validates and raises BenchError before anything is written
@@ -33,7 +33,8 @@ def write_report(run_dirs: list[Path], out_dir: Path | None = None) -> dict[str,
         analysis.notes.extend(notes)
         drawn = {"curves": fid_curves(analysis, task, out_dir),
                  "flops": fid_flops(analysis, task, out_dir),
-                 "metrics": metric_bars(analysis, task, out_dir), "samples": samples,
+                 "metrics": metric_bars(analysis, task, out_dir),
+                 "modes": mode_histograms(analysis, task, out_dir), "samples": samples,
                  "stability": (stability_figure(analysis, task, out_dir)
                                if is_stability(analysis.frame) else None)}
         figures[task] = {kind: path for kind, path in drawn.items() if path is not None}

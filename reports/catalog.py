@@ -58,7 +58,8 @@ BY_NAME = {m.name: m for m in METRICS}
 # Set only from the final samples: missing together when those are (metrics_missing.final_samples).
 FINAL_SAMPLE_METRICS = frozenset(BY_NAME) - {"fid_final", "fid_best", "fid_best_step", "fid_init",
                                              "fid_auc", "fid_gap"}
-KEY_METRICS = ("fid_final", "inception_fid", "kid_mean", "precision", "recall", "coverage")
+KEY_METRICS = ("fid_final", "inception_fid", "kid_mean", "precision", "recall", "coverage",
+               "modes_covered")
 
 
 # On the curve metric's own scale: its floor and ceiling apply.

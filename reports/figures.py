@@ -5,6 +5,7 @@ pyplot, so no global backend or figure state is touched."""
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
@@ -147,3 +148,49 @@ def metric_bars(analysis: Analysis, task: str, out_dir: Path) -> Path | None:
     figure.suptitle(f"{task}: mean over seeds, 95% bootstrap interval", fontsize="small")
     figure.tight_layout()
     return save_png(figure, out_dir, "metrics", task)
+
+
+def _marginals(pairs: list, columns: list[str]) -> dict[str, dict[int, float]]:
+    """Per column, the share of each label among [[labels], weight] pairs."""
+    out: dict[str, dict[int, float]] = {c: {} for c in columns}
+    total = sum(w for _, w in pairs) or 1
+    for labels, weight in pairs:
+        for column, value in zip(columns, labels):
+            out[column][value] = out[column].get(value, 0.0) + weight / total
+    return out
+
+
+def mode_histograms(analysis: Analysis, task: str, out_dir: Path) -> Path | None:
+    """Per mode column (2D level, head, ventricles, lesion): the task's share of each value
+    beside each strategy's, its seeds' final samples pooled, as the mode classifier reads
+    them; a value a strategy dropped shows as a missing bar."""
+    in_task = analysis.in_task(task)
+    if "mode_counts" not in in_task.columns or "reference.modes.columns" not in in_task.columns:
+        return None
+    known = in_task.dropna(subset=["mode_counts", "reference.modes.columns"])
+    if known.empty:
+        return None
+    first = known.iloc[0]
+    columns = json.loads(first["reference.modes.columns"])
+    classes = {c: json.loads(first[f"reference.modes.classes.{c}"]) for c in columns}
+    series = {"real (task)": _marginals(json.loads(first["reference.modes.frequencies"]), columns)}
+    for strategy in strategy_order(known["strategy"]):
+        pooled = [pair for cell in known.loc[known["strategy"] == strategy, "mode_counts"]
+                  for pair in json.loads(cell)]
+        series[strategy] = _marginals(pooled, columns)
+    figure = new_figure(3.2 * len(columns), 3.4)
+    width = 0.8 / len(series)
+    for i, column in enumerate(columns):
+        axes = figure.add_subplot(1, len(columns), i + 1)
+        for j, (name, marginals) in enumerate(series.items()):
+            shares = [marginals[column].get(v, 0.0) for v in range(len(classes[column]))]
+            axes.bar([v + (j - (len(series) - 1) / 2) * width for v in range(len(shares))],
+                     shares, width, label=name, color="grey" if j == 0 else f"C{j - 1}")
+        axes.set_xticks(range(len(classes[column])), classes[column], rotation=45, ha="right",
+                        fontsize="x-small")
+        axes.set_title(column, fontsize="small")
+    figure.axes[0].legend(fontsize="x-small")
+    figure.suptitle(f"{task}: share of samples per mode (final samples, seeds pooled)",
+                    fontsize="small")
+    figure.tight_layout()
+    return save_png(figure, out_dir, "modes", task)

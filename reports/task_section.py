@@ -154,6 +154,8 @@ FIGURE_CAPTIONS = {"curves": "Domain FID during training (mean over seeds, band:
                    "flops": "Domain FID against cumulative FLOPs, pretext included (mean over "
                             "seeds; scratch continues to the others' budgets)",
                    "metrics": "Key metrics (mean over seeds, 95% bootstrap interval)",
+                   "modes": "Share of samples per known mode, real against each strategy (the "
+                            "mode classifier's reading of the final samples, seeds pooled)",
                    "samples": "Samples (lowest seed of each strategy) beside real held-out images",
                    "stability": "Final domain FID per hyper-parameter draw (grey lines join a "
                                 "draw's units; colour: the unit's health)"}

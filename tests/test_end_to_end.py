@@ -56,7 +56,7 @@ def test_bench_run_all_strategies_both_tasks_smoke(tmp_path, cache_dir):
         expected = {"fid_final", "fid_best", "fid_auc", "fid_gap", "inception_fid",
                     "inception_kid_mean", "kid_mean", "precision", "recall", "density",
                     "coverage", "msssim", "msssim_real", "ndb_k", "memorized",
-                    "memorized_pixels", "nn_ratio", "nn_ratio_pixels"}
+                    "memorized_pixels", "nn_ratio", "nn_ratio_pixels", "modes_covered", "mode_tv"}
         if r["task"] == "phantom-3d":
             expected |= {f"inception_fid_{p}" for p in ("axial", "coronal", "sagittal")}
         for name in expected:
@@ -71,6 +71,12 @@ def test_bench_run_all_strategies_both_tasks_smoke(tmp_path, cache_dir):
                  "autoencoder-trunk": {"autoencoder"},
                  "cyclegan-2d-inflated": {"cyclegan-2d"}}.get(r["strategy"], {"cyclegan"})
         assert set(r["pretexts"]) == needs
+        # The known modes: the classifier's accuracy recorded, the samples' modes counted.
+        modes = r["reference"]["modes"]
+        assert set(modes["test_accuracy"]) == set(modes["columns"])
+        if modes["k"] == 0:  # 3 smoke volumes: no mode is expected often enough to be judged
+            assert "expected 5 times among" in r["metrics_missing"]["modes_covered"]
+        assert sum(count for _, count in r["mode_counts"]) == r["reference"]["fid_samples"]
     cyclegan = {r["pretexts"]["cyclegan"]["key"] for r in rows if r["strategy"] == "cyclegan-t2t1"}
     assert len(cyclegan) == 2  # one pretext per task, shared by the strategies that need it
     assert {r["pretexts"]["cyclegan"]["key"] for r in rows if "cyclegan" in r["pretexts"]} == cyclegan
@@ -84,6 +90,8 @@ def test_bench_run_all_strategies_both_tasks_smoke(tmp_path, cache_dir):
     for name in [*builtins, "cyclegan-2d-inflated"]:
         assert name in report
     assert f"- Precision: {chosen.name} ({chosen.reason})\n" in report
+    for task in ("phantom-2d", "phantom-3d"):
+        assert f"(figures/modes_{task}.png)" in report and (out / "figures" / f"modes_{task}.png").is_file()
 
     (out / "report.md").unlink()
     proc = subprocess.run([sys.executable, "-m", "bench.cli", "report", str(out)], cwd=REPO,

@@ -72,7 +72,7 @@ def new_row(task: str, strategy: str, seed: int, fid_final: float | None,
         "recall": 0.5 + seed / 100, "density": 0.9, "coverage": 0.7, "msssim": 0.3,
         "msssim_real": 0.28, "ndb": 2.0, "ndb_k": 0.2, "memorized": 0.05, "memorized_flag": 0.0,
         "memorized_pixels": 0.04, "memorized_pixels_flag": 0.0, "nn_ratio": 1.1,
-        "nn_ratio_pixels": 1.0,
+        "nn_ratio_pixels": 1.0, "modes_covered": 15.0 + seed, "modes_k": 18.0, "mode_tv": 0.1,
     }
     missing: dict[str, str] = {}
     if dims == 2:

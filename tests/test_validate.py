@@ -48,6 +48,26 @@ def test_pass_rule_both_ways():
     assert table.loc["blur", "required"] and table.loc["untrained", "required"]
 
 
+def test_pass_rule_is_paired_within_draws():
+    """Split noise moves every level of a draw alike and is paired out; a degradation whose
+    paired differences scatter as widely as their mean fails however its means line up."""
+    split = [0.0, 8.0, -6.0, 3.0, -5.0]  # which subjects form the halves: the same in a draw
+    rows = []
+    for draw, offset in enumerate(split):
+        for level in range(5):
+            rows.append(("fid", "dropped_modes", level, float(level), draw,
+                         10 + offset + 2 * level + 0.1 * ((draw + level) % 3)))
+            # the same means, but each draw's increment a different multiple of the mean
+            rows.append(("fid", "shift", level, float(level), draw,
+                         10 + offset + 2 * level * (0.2 + 0.9 * draw)))
+    table = _judged(rows)
+    assert table.loc["dropped_modes", "passed"] and table.loc["dropped_modes", "separation"] > 20
+    unpaired_sd = np.std([10 + o for o in split], ddof=1)
+    assert 8 / unpaired_sd < SEPARATION  # the old yardstick would have failed it
+    assert table.loc["shift", "rho"] == pytest.approx(1)
+    assert not table.loc["shift", "passed"] and table.loc["shift", "separation"] < SEPARATION
+
+
 def test_direction_follows_the_metric():
     """Coverage falls as images degrade: a falling curve passes, a rising one fails."""
     rows = (_raw("coverage", "duplicated", [0.9, 0.7, 0.5, 0.3, 0.1], 0.01)

@@ -139,12 +139,20 @@ def checkerboard(pool: Pool, n: int, gen: torch.Generator) -> torch.Tensor:
     return x
 
 
-def mode_coordinate(images: torch.Tensor, subjects: torch.Tensor) -> torch.Tensor:
-    """A scalar per image along which its modes lie. 2D: the slice's level within its subject
-    (slices of a subject are stored bottom to top), so dropping the top share drops whole brain
-    levels. 3D: the volume's position on the first principal component of the set (at half
-    resolution), the largest way in which subjects differ: whole volumes have no levels, and
-    the brain's size alone varied too little to be a mode."""
+def mode_coordinate(images: torch.Tensor, subjects: torch.Tensor,
+                    labels: torch.Tensor | None = None) -> torch.Tensor:
+    """A scalar per image along which its modes lie, so dropping the top share drops whole modes.
+    With known modes (`labels`, datasets/factors.py): the joint mode's rank, its first column
+    most significant: in 2D the level bin (dropping the top share drops the lowest levels), in
+    3D the head size, then the ventricles, then the lesion. Without: in 2D the slice's level
+    within its subject (slices are stored from the vertex down); in 3D the volume's position on
+    the first principal component of the set (at half resolution), the largest way in which
+    subjects differ."""
+    if labels is not None:
+        rank = torch.zeros(len(labels), dtype=torch.float64)
+        for column in labels.T:  # lexicographic: earlier columns weigh more
+            rank = rank * (int(column.max()) + 1) + column.double()
+        return rank.float()
     if images.ndim == 4:
         level = torch.zeros(len(images))
         for s in subjects.unique():

@@ -11,6 +11,7 @@ floor (real validation images) and ceiling (the untrained generator).
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +22,12 @@ from bench.metrics import scores
 from bench.metrics.registry import (LEADING, METRIC_SEED, REGISTRY, Reference, Sample,
                                     inception_features, kid_subset, list_metrics)
 from bench.metrics.domain import get_domain_features
+from bench.metrics.modes import (COVERED_SHARE, MIN_EXPECTED, NO_LABELS, ModeReference,
+                                 get_mode_classifier)
 from bench.metrics.fid import even_subset, fid_infinity
 from bench.metrics.inception import PLANES, InceptionFID, load_inception
 from bench.profiles import Settings
+from datasets.factors import classes, joint
 
 D_ACCURACY_IMAGES = 64
 
@@ -59,7 +63,9 @@ class Evaluator:
         self.other = even_subset(getattr(data, other).t1, self.n)
         train = data.train.t1 if train is None else train
         self.train = even_subset(train, min(D_ACCURACY_IMAGES, len(train)))
-        self.ref = Reference(self.held_out, data.train.t1, self.domain, s)
+        self.modes = ModeReference.of(data, get_mode_classifier(data, s, cache_dir, device,
+                                                                 progress=progress))
+        self.ref = Reference(self.held_out, data.train.t1, self.domain, s, modes=self.modes)
         self.real = self.ref.features
         self.feature_net = self.domain.name
         # What a checkpointed curve was measured with: the key alone does not pin the weights.
@@ -144,7 +150,21 @@ class Evaluator:
                 "inception_floor": floors.get("inception_fid"), "msssim_real": self.msssim_real,
                 "kid_subsets": s.kid_subsets,
                 "kid_subset_size": kid_subset(s, self.real),  # 3D: slices
-                "prdc_k": s.prdc_k, "ndb_bins": s.ndb_bins, "msssim_pairs": s.msssim_pairs}
+                "prdc_k": s.prdc_k, "ndb_bins": s.ndb_bins, "msssim_pairs": s.msssim_pairs,
+                "modes": self._modes_record()}
+
+    def _modes_record(self) -> dict:
+        """The mode classifier and how far its labels can be trusted, or why there is none."""
+        if self.modes is None:
+            return {"missing": NO_LABELS}
+        c = self.modes.classifier
+        return {"classifier": c.key, "columns": list(c.columns),
+                "classes": {col: list(classes(col, self.s.dims)) for col in c.columns},
+                # [[label per column], share]: a list, so a results.csv cell holds it whole
+                "frequencies": [[list(m), f] for m, f in self.modes.frequencies.items()],
+                "test_accuracy": c.info.get("test_accuracy"), "seconds": c.info.get("seconds"),
+                "k": len(self.modes.modes(self.n)), "modes_total": len(self.modes.frequencies),
+                "min_expected": MIN_EXPECTED, "covered_share": COVERED_SHARE}
 
     @torch.no_grad()
     def track(self, samples: torch.Tensor, fakes: torch.Tensor, D: torch.nn.Module,
@@ -183,6 +203,15 @@ class Evaluator:
         if self.msssim_real is None:
             missing["msssim_real"] = self.msssim_real_missing
         return out, missing
+
+    def mode_counts(self, samples: torch.Tensor | None) -> list | None:
+        """[[label per column], count] of the samples' joint modes as the classifier reads them
+        (the final samples: their labels are already cached), None without labels."""
+        if self.modes is None or samples is None or not torch.isfinite(samples).all():
+            return None
+        sample = self._sample(samples)
+        labels = sample.cached("mode_labels", lambda: self.modes.classifier(sample.images))
+        return [[list(m), c] for m, c in sorted(Counter(joint(labels)).items())]
 
     def _sample(self, samples: torch.Tensor) -> Sample:
         last = self._last

@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 
 from bench.errors import BenchError
-from bench.metrics import scores
+from bench.metrics import modes, scores
 from bench.metrics.fid import frechet_distance
 from bench.metrics.memorization import copies, memorization, nearest_distances
 
@@ -47,6 +47,7 @@ class Reference(_Cached):
     domain: Callable[[torch.Tensor], torch.Tensor]
     s: object  # bench.profiles.Settings
     inception: object | None = None  # bench.metrics.inception.InceptionFID
+    modes: modes.ModeReference | None = None  # None: the task's images carry no mode labels
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -194,6 +195,23 @@ def _copying(space: str, name: str) -> Callable[[Reference, Sample], dict]:
     return compute
 
 
+def _modes(name: str) -> Callable[[Reference, Sample], dict]:
+    """The ground-truth mode scores (bench.metrics.modes), classified once per sample."""
+    def compute(ref: Reference, x: Sample) -> dict:
+        if ref.modes is None:
+            raise scores.MetricError(modes.NO_LABELS)
+        labels = x.cached("mode_labels", lambda: ref.modes.classifier(x.images))
+        out = x.cached("mode_scores", lambda: modes.scores(ref.modes, labels))
+        if name == "mode_tv":
+            return {name: out[name]}
+        if not out["modes_k"]:
+            raise scores.MetricError(
+                f"no known joint mode is expected {modes.MIN_EXPECTED:g} times among "
+                f"{len(labels)} samples; a profile with more samples (fid_samples) judges modes")
+        return {name: out[name], "modes_k": out["modes_k"]}
+    return compute
+
+
 def inception_features(ref: Reference, x: Sample) -> dict[str, torch.Tensor]:
     """The sample's Inception features (per plane in 3D), computed once."""
     return x.cached("inception", lambda: ref.inception.features(x.images))
@@ -248,6 +266,12 @@ for _metric in (
     Metric("msssim", "MS-SSIM among samples (lower = more diverse)", lambda ref, x:
            scores.msssim_diversity(x.images, ref.s.msssim_pairs, METRIC_SEED), worse=HIGHER,
            must_order=("duplicated",), curve=True),
+    # Ground truth: the modes a classifier reads in each sample (bench.metrics.modes).
+    Metric("modes_covered", "modes covered (of K known joint modes)", _modes("modes_covered"),
+           HIGHER, MODES_FAMILY, 1, (Part("modes_k", "K: known joint modes judged", 0),),
+           must_order=MODES),
+    Metric("mode_tv", "mode histogram distance (total variation)", _modes("mode_tv"), LOWER,
+           MODES_FAMILY, must_order=MODES, must_tell_fakes=True),
     Metric("ndb_k", "NDB/K", _ndb, LOWER, MODES_FAMILY,
            parts=(Part("ndb", "NDB (bins differing)", 1, better=LOWER),), must_order=MODES),
     Metric("memorized", "share nearer a training image than held-out images (features)",

@@ -5,12 +5,17 @@ Every draw splits the task's VALIDATION subjects in two halves (the test images 
 benchmark): one half is the reference the metrics measure against, the other the real images that
 are degraded. The training images serve the memorization case only.
 
-Pass rules, per (metric, degradation) its registry entry requires (`must_order`,
-`must_tell_fakes`; bench.metrics.registry): Spearman rho = 1 between strength
-(0 = undegraded, then 1..K) and the metric's mean over draws, signed so that worse is up; and the
-strongest degradation's mean worse than the undegraded set's by more than SEPARATION standard
-deviations of the undegraded values over draws. Per (metric, fake) case: its mean worse than the
-undegraded real sets' by more than SEPARATION of their standard deviations over draws.
+Pass rules are paired: within a draw, a degraded set is the same half of real images as that
+draw's undegraded set, measured against the same reference, so each draw gives a paired
+difference (degraded minus undegraded, signed so that worse is up) free of which subjects formed
+the halves. Per (metric, degradation) its registry entry requires (`must_order`,
+`must_tell_fakes`; bench.metrics.registry): Spearman rho = 1 between strength (0 = undegraded,
+difference 0, then 1..K) and the mean paired difference over draws; and the strongest level's
+mean paired difference more than SEPARATION standard deviations of its paired differences over
+draws. Per (metric, fake) case: the same separation of its paired differences. With the default
+5 draws, a separation of 3 is a one-sided paired t of 3 x sqrt(5) = 6.7 (p = 0.001, 4 degrees
+of freedom). The unpaired rule it replaced used the spread of the undegraded values over draws,
+mostly which subjects formed each half (docs/evaluation.md keeps its table).
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from tqdm.auto import tqdm
 from bench.device import seeded_generator
 from bench.errors import BenchError
 from bench.metrics import degrade
+from bench.metrics.fid import even_subset
 from bench.metrics.memorization import copies
+from bench.metrics.modes import ModeReference
 from bench.metrics import states
 from bench.metrics.scores import MetricError
 from bench.metrics.registry import HIGHER, LEADING, Reference, Sample, list_metrics, nearest
@@ -61,13 +68,16 @@ class SuiteResult:
         return names
 
 
-def _halves(split, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(reference images, pool images, pool subjects): the subjects split in two at random."""
+def _halves(split, gen: torch.Generator, n: int):
+    """(reference images, pool images, pool subjects, pool labels): the subjects split in two at
+    random, each half thinned evenly to at most n images (the benchmark's sample count)."""
     subjects = split.subject.unique()
     order = subjects[torch.randperm(len(subjects), generator=gen)]
     half = set(order[: len(order) // 2].tolist())
     in_ref = torch.tensor([int(s) in half for s in split.subject])
-    return split.t1[in_ref], split.t1[~in_ref], split.subject[~in_ref]
+    ref, pool = (even_subset(torch.nonzero(mask).flatten(), n) for mask in (in_ref, ~in_ref))
+    labels = None if split.modes is None else split.modes[pool]
+    return split.t1[ref], split.t1[pool], split.subject[pool], labels
 
 
 def _untrained(s, n: int, draw: int) -> torch.Tensor:
@@ -90,9 +100,11 @@ def check_size(data) -> None:
 
 
 def run_suite(data, s, domain, inception_extractor=None, draws: int = 3, seed: int = 0,
-              progress: bool = True, names: list[str] | None = None) -> SuiteResult:
+              progress: bool = True, names: list[str] | None = None,
+              mode_classifier=None) -> SuiteResult:
     """Every registered metric (or those `names`) on every degradation, strength and fake case,
-    `draws` times."""
+    `draws` times. `mode_classifier` (bench.metrics.modes) reads the known modes; without one
+    the mode metrics are recorded as missing."""
     from bench.metrics.inception import InceptionFID
     metrics = [m for m in list_metrics(inception_extractor is not None)
                if names is None or m.name in names]
@@ -104,11 +116,14 @@ def run_suite(data, s, domain, inception_extractor=None, draws: int = 3, seed: i
 
     for draw in range(draws):
         gen = seeded_generator(seed, draw, 12)
-        ref_images, pool_images, pool_subjects = _halves(data.val, gen)
+        ref_images, pool_images, pool_subjects, pool_labels = _halves(data.val, gen,
+                                                                      s.fid_samples)
         inception = (InceptionFID(inception_extractor, ref_images, s.dims, s.inception_images)
                      if inception_extractor is not None else None)
-        ref = Reference(ref_images, data.train.t1, domain, s, inception)
-        pool = degrade.Pool(pool_images, degrade.mode_coordinate(pool_images, pool_subjects),
+        ref = Reference(ref_images, data.train.t1, domain, s, inception,
+                        ModeReference.of(data, mode_classifier))
+        pool = degrade.Pool(pool_images,
+                            degrade.mode_coordinate(pool_images, pool_subjects, pool_labels),
                             data.train.t1)
         n = len(pool_images)
 
@@ -188,13 +203,13 @@ def state_checks(raw: pd.DataFrame, dims: int) -> pd.DataFrame:
 
 
 def _separation(base: pd.Series, worse: pd.Series) -> float:
-    """How far `worse` lies beyond `base` in the worse direction (values signed so that worse is
-    larger), in standard deviations of `base` over draws: the spread of the metric on real
-    held-out sets is the yardstick; inf when that spread is 0 and they differ."""
-    base, worse = base.dropna(), worse.dropna()
-    if len(base) < 2 or len(worse) == 0:
+    """The mean paired difference `worse - base` (indexed by draw, signed so that worse is
+    larger) in standard deviations of those differences over draws; inf when every draw moved
+    by the same amount."""
+    diff = (worse - base).dropna()
+    if len(diff) < 2:
         return float("nan")
-    gap, sd = float(worse.mean() - base.mean()), float(base.std(ddof=1))
+    gap, sd = float(diff.mean()), float(diff.std(ddof=1))
     if sd == 0:
         return math.copysign(math.inf, gap) if gap else 0.0
     return gap / sd
@@ -219,13 +234,14 @@ def judge(raw: pd.DataFrame, metrics) -> pd.DataFrame:
                 rows.append((m.name, check, "case", cases_required, float("nan"), sep,
                              bool(sep > SEPARATION)))
                 continue
-            values = mine[mine["check"] == check]
-            means = values.groupby("level")["value"].agg(["mean", "count"])
-            complete = bool((means["count"] == values["draw"].nunique()).all())
-            signed = means["mean"].to_numpy(float)
-            rho = (float(spearmanr(means.index.to_numpy(), signed).statistic)
+            levels = sorted(mine.loc[mine["check"] == check, "level"].unique())
+            base = by_draw(check, 0)
+            diffs = [by_draw(check, level) - base for level in levels]
+            complete = all(d.notna().sum() == len(base) > 0 for d in diffs)
+            signed = np.array([d.mean() for d in diffs], dtype=float)
+            rho = (float(spearmanr(levels, signed).statistic)
                    if complete and np.isfinite(signed).all() and np.ptp(signed) > 0 else float("nan"))
-            sep = _separation(by_draw(check, 0), by_draw(check, int(values["level"].max())))
+            sep = _separation(base, by_draw(check, int(levels[-1])))
             rows.append((m.name, check, "degradation", check in required, rho, sep,
                          bool(rho > RHO_ONE and sep > SEPARATION)))
     return pd.DataFrame(rows, columns=["metric", "check", "kind", "required", "rho", "separation",
