@@ -248,7 +248,8 @@ def run_unit(task: Task, strategy_name: str, seed: int, cfg: RunConfig, store: R
     metrics, missing = _metrics(result, evaluator)
     final_seconds = time.perf_counter() - tic
     events = detect_events(result.curve, s, reference["floors"].get("coverage"),
-                           result.diverged_step if result.status == "diverged" else None)
+                           result.diverged_step if result.status == "diverged" else None,
+                           reference["floors"].get("modes_covered"))
     spent = {n: {"flops": pretext_flops(n, s), "seconds": a.info.get("seconds")}
              for n, a in used.items()}
     pretext_flops_total = sum(p["flops"] for p in spent.values())

@@ -61,8 +61,8 @@ def analyse(rows: list[dict[str, Any]], notes: list[str]) -> Analysis:
     for task in sorted(frame["task"].unique()):
         in_task = frame[frame["task"] == task]
         comparisons[task] = compare_task(
-            in_task, compared(metrics_for(distinct(in_task, "settings.dims"), extra)))
-    health = {task: baseline_health(frame[frame["task"] == task])
+            in_task, compared(metrics_for(distinct(in_task, "settings.dims"), extra)), curves)
+    health = {task: baseline_health(frame[frame["task"] == task], curves)
               for task in sorted(frame["task"].unique())}
     return Analysis(frame, extra, curves, flags, convergence, summary, summarize(frame),
                     comparisons, health, [*notes, *curve_notes])

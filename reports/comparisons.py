@@ -100,15 +100,17 @@ class PairedComparison:
 
 @dataclass(frozen=True)
 class Health:
-    """Whether the baseline learned and did not collapse on a task (bench.metrics.states)."""
+    """Whether the baseline learned, did not collapse and had converged on a task
+    (bench.metrics.states)."""
 
     learned: bool | None
     collapsed: bool | None
     text: str
+    converged: bool | None = None
 
     @property
     def fit(self) -> bool:
-        return self.learned is True and self.collapsed is not True
+        return self.learned is True and self.collapsed is not True and self.converged is not False
 
 
 def _reference(in_task: pd.DataFrame, column: str) -> float | None:
@@ -129,9 +131,37 @@ def _mean(in_task: pd.DataFrame, strategy: str, column: str) -> float | None:
     return float(x.mean()) if len(x) else None
 
 
-def baseline_health(in_task: pd.DataFrame) -> Health:
-    """Learned: the baseline's mean final leading metric no longer scores like noise; collapsed:
-    its mean coverage is below the share of the real level that marks collapse."""
+def _lost_modes(in_task: pd.DataFrame) -> tuple[bool | None, str]:
+    """The baseline's collapse (bench.metrics.states.collapsed) and how it was judged."""
+    modes_floor = _reference(in_task, "reference.floors.modes_covered")
+    if states.by_modes(modes_floor):
+        covered = _mean(in_task, BASELINE, "modes_covered")
+        return (states.collapsed(None, None, covered, modes_floor),
+                f"mean known modes covered {fmt.num(covered, 1)} against {fmt.num(modes_floor, 1)} "
+                f"for real images (collapse below {states.COLLAPSE_MODES} of that)")
+    coverage = _mean(in_task, BASELINE, "coverage")
+    return (states.collapsed(coverage, _reference(in_task, "reference.floors.coverage")),
+            f"mean coverage {fmt.num(coverage, 3)} (collapse below {states.COLLAPSE_COVERAGE} of "
+            "the real level; no mode labels, and coverage also falls with low fidelity)")
+
+
+def _settled(in_task: pd.DataFrame, curves: dict[str, pd.DataFrame] | None,
+             floor: float | None, ceiling: float | None) -> bool | None:
+    """bench.metrics.states.converged on the baseline's mean curve over its units."""
+    units = in_task.loc[in_task["strategy"] == BASELINE, "unit"]
+    parts = [curves[u][["step", "fid"]] for u in units
+             if curves and u in curves and "fid" in curves[u].columns]
+    if not parts:
+        return None
+    mean = pd.concat(parts).dropna().groupby("step")["fid"].mean()
+    return states.converged(mean.index.tolist(), mean.tolist(), floor, ceiling)
+
+
+def baseline_health(in_task: pd.DataFrame, curves: dict[str, pd.DataFrame] | None = None
+                    ) -> Health:
+    """Learned: the baseline's mean final leading metric no longer scores like noise;
+    collapsed: it lost modes (known modes where the task has them, else coverage); converged:
+    its mean curve settled over the last third of training (only with `curves`)."""
     if BASELINE not in set(in_task["strategy"]):
         return Health(None, None, f"no {BASELINE} runs, so it is unknown whether the GAN learned")
     dims = fmt.dims(in_task)
@@ -148,14 +178,19 @@ def baseline_health(in_task: pd.DataFrame) -> Health:
     if not learned:
         return Health(False, None, f"{BASELINE} did not learn: its {where}, which scores like "
                       f"brain-shaped noise (from {states.NOISE_POSITION} on)")
-    coverage = _mean(in_task, BASELINE, "coverage")
-    collapsed = states.collapsed(coverage, _reference(in_task, "reference.floors.coverage"))
+    collapsed, judged = _lost_modes(in_task)
     if collapsed:
-        return Health(True, True, f"{BASELINE} learned ({where}) but collapsed: mean coverage "
-                      f"{fmt.num(coverage, 3)} is below {states.COLLAPSE_COVERAGE} of the real level")
+        return Health(True, True, f"{BASELINE} learned ({where}) but collapsed: {judged}")
+    converged = _settled(in_task, curves, floor, ceiling)
+    if converged is False:
+        return Health(True, collapsed, f"{BASELINE} learned ({where}) but had not converged: its "
+                      f"mean curve moved more than {states.CONVERGED_MOVE} of the way from floor "
+                      "to ceiling over the last third of training", converged=False)
     return Health(True, collapsed, f"{BASELINE} learned: its {where}, below the noise level "
                   f"{states.NOISE_POSITION}" + ("" if collapsed is False
-                                                else "; whether it collapsed is unknown (no coverage, or no real level of it)"))
+                                                else "; whether it collapsed is unknown (no mode "
+                                                     "labels or coverage, or no real level of "
+                                                     "them)"), converged=converged)
 
 
 def pretext_failed(unit: pd.Series) -> bool:
@@ -299,7 +334,8 @@ def is_variant(in_task: pd.DataFrame) -> bool:
     return bool(base) and base[0] != in_task["task"].iloc[0]
 
 
-def compare_task(in_task: pd.DataFrame, metrics: list[Metric]) -> list[PairedComparison]:
+def compare_task(in_task: pd.DataFrame, metrics: list[Metric],
+                 curves: dict[str, pd.DataFrame] | None = None) -> list[PairedComparison]:
     """Every other strategy against the baseline on each compared metric of one task, at equal
     steps and at equal compute, with Holm-adjusted p within each family (reports.endpoint).
     A metric no unit of the task has is left out."""
@@ -307,7 +343,7 @@ def compare_task(in_task: pd.DataFrame, metrics: list[Metric]) -> list[PairedCom
         return []
     dims = fmt.dims(in_task)
     variant = is_variant(in_task)
-    health = baseline_health(in_task)
+    health = baseline_health(in_task, curves)
     base_units = in_task[in_task["strategy"] == BASELINE]
     others = sorted(set(in_task["strategy"]) - {BASELINE})
     out: list[PairedComparison] = []

@@ -24,7 +24,8 @@ from reports.tables import strategy_order
 
 DIVERGENCE_EVENTS = {"nonfinite_step": "non-finite loss", "fid_blowup_step": "FID blow-up",
                      "d_saturation_step": "D saturation"}
-COLLAPSE_EVENTS = {"coverage_collapse_step": "coverage collapse",
+COLLAPSE_EVENTS = {"modes_collapse_step": "lost known modes",
+                   "coverage_collapse_step": "coverage collapse",
                    # Recorded by harness versions before the validation suite.
                    "diversity_collapse_step": "diversity collapse"}
 RAN = ("ok", "diverged")
@@ -117,6 +118,8 @@ def events_section(in_task: pd.DataFrame, flags: pd.DataFrame,
                    if tuned else "")
     return ("Divergence (training stopped, or a non-finite loss, FID blow-up or saturated "
             "discriminator was detected; units that ran):" + tuning_note + "\n\n" + divergence
-            + f"\n\nMode collapse (coverage below {states.COLLAPSE_COVERAGE} of the real images' "
-            "for consecutive evaluations, bench.metrics.states; units that ran with events "
-            "recorded):\n\n" + collapse)
+            + f"\n\nMode collapse (bench.metrics.states, for consecutive evaluations: fewer than "
+            f"{states.COLLAPSE_MODES} of the known modes real images cover, where the task knows "
+            f"its modes; elsewhere coverage below {states.COLLAPSE_COVERAGE} of the real images', "
+            "which also falls with low fidelity; units that ran with events recorded):\n\n"
+            + collapse)

@@ -45,7 +45,9 @@ def unit_health(unit: pd.Series, dims: int) -> str:
     if not learned:
         return "noise"
     collapsed = states.collapsed(_value(unit, "coverage"),
-                                 _value(unit, "reference.floors.coverage"))
+                                 _value(unit, "reference.floors.coverage"),
+                                 _value(unit, "modes_covered"),
+                                 _value(unit, "reference.floors.modes_covered"))
     return "unknown" if collapsed is None else ("collapsed" if collapsed else "healthy")
 
 
@@ -155,7 +157,9 @@ def stability_section(analysis: Analysis) -> str:
              f"EMA), draw seed {fmt.values_text(seeds)}; draw k trains with seed k. Healthy: "
              "finished, learned (the leading metric below the noise level "
              f"{states.NOISE_POSITION} of the way from floor to ceiling) and not collapsed "
-             f"(coverage at least {states.COLLAPSE_COVERAGE} of the real level). Rates with 95% "
+             f"(at least {states.COLLAPSE_MODES} of the known modes real images cover, where the "
+             f"task knows its modes; elsewhere coverage at least {states.COLLAPSE_COVERAGE} of "
+             "the real level). Rates with 95% "
              "Wilson intervals; the leading metric as median (interquartile range) over draws.",
              ""]
     for task in analysis.tasks:

@@ -49,6 +49,21 @@ def test_discriminator_saturation_and_mode_collapse():
     assert not detect_events(curve, S, None, None)["mode_collapse"]  # no floor: unknown
 
 
+def test_known_modes_decide_collapse_where_the_task_has_them():
+    """Coverage falls (poor images) but every mode is there: no collapse; modes lost: collapse,
+    recorded as lost modes, not as coverage."""
+    curve = _curve([6.0, 2.0, 1.5, 1.5, 1.5], coverage=[0.8, 0.2, 0.2, 0.2, 0.2])
+    for row, covered in zip(curve, [0.0, 17.0, 16.0, 17.0, 17.0]):
+        row["modes_covered"] = covered
+    events = detect_events(curve, S, FLOOR, None, modes_floor=18.0)
+    assert not events["mode_collapse"] and events["coverage_collapse_step"] is None
+    for row, covered in zip(curve, [0.0, 17.0, 5.0, 4.0, 4.0]):
+        row["modes_covered"] = covered
+    events = detect_events(curve, S, FLOOR, None, modes_floor=18.0)
+    assert events["modes_collapse_step"] == 100 and events["mode_collapse"]
+    assert events["coverage_collapse_step"] is None
+
+
 def test_non_finite_loss_is_a_divergence_and_the_loss_row_is_not_an_evaluation():
     curve = _curve([6.0, 2.0]) + [{"step": 73, "fid": None, "loss_g": float("nan"), "loss_d": 1.0}]
     events = detect_events(curve, S, FLOOR, nonfinite_step=73)

@@ -206,6 +206,23 @@ def test_one_definition_of_noise_learned_and_collapsed():
     assert states.learned(50.0, 0.0, 100.0) is False and states.learned(None, 0, 1) is None
     assert states.collapsed(0.5, 0.9) is (0.5 < states.COLLAPSE_COVERAGE * 0.9)
     assert states.collapsed(0.89, 0.9) is False and states.collapsed(0.1, None) is None
+    # Known modes decide where the task has them, whatever coverage says: a diverse set of poor
+    # images (low coverage, every mode) is not collapsed; one on a few modes is.
+    assert states.collapsed(0.1, 0.9, modes=17.0, modes_floor=18.0) is False
+    assert states.collapsed(0.9, 0.9, modes=4.0, modes_floor=18.0) is True
+    assert states.collapsed(0.9, 0.9, modes=None, modes_floor=18.0) is None
+    assert states.by_modes(18.0) and not states.by_modes(None) and not states.by_modes(0.0)
+
+
+def test_one_definition_of_converged():
+    from bench.metrics import states
+    steps = [0, 100, 200, 300, 400, 500, 600]
+    settled = [100, 40, 20, 12.0, 10.0, 10.5, 10.2]  # floor 8, ceiling 108: moves 0.005 late
+    assert states.converged(steps, settled, 8.0, 108.0) is True
+    moving = [100, 60, 40, 30.0, 20.0, 15.0, 10.0]  # still falling by 0.1 of the span
+    assert states.converged(steps, moving, 8.0, 108.0) is False
+    assert states.converged(steps[:2], settled[:2], 8.0, 108.0) is None
+    assert states.converged(steps, settled, None, 108.0) is None
 
 
 def _state_raw(checkerboard: float) -> pd.DataFrame:
@@ -219,6 +236,29 @@ def _state_raw(checkerboard: float) -> pd.DataFrame:
                  ("coverage", "duplicated", 0, 0.0, draw, 0.8),
                  ("coverage", "duplicated", 4, 0.9, draw, 0.3)]
     return pd.DataFrame(rows, columns=["metric", "check", "level", "strength", "draw", "value"])
+
+
+def test_suite_collapse_check_uses_known_modes_where_measured():
+    from bench.metrics.validate import state_checks
+    raw = _state_raw(checkerboard=10.0)
+    modes = pd.DataFrame([("modes_covered", c, level, float(level), d, v) for d in range(3)
+                          for c, level, v in (("real", 0, 18.0), ("duplicated", 4, 4.0))],
+                         columns=raw.columns)
+    # coverage alone would call the strongest duplication healthy; the modes see it collapsed
+    raw.loc[(raw["check"] == "duplicated") & (raw["level"] == 4), "value"] = 0.8
+    checks = state_checks(pd.concat([raw, modes], ignore_index=True), 3)
+    collapsed = checks[checks["state"] == "collapsed"].set_index("set")
+    assert collapsed["passed"].all() and collapsed.loc["duplicated (strongest)", "hits"] == 3
+    assert not state_checks(raw, 3).set_index(["state", "set"]).loc[
+        ("collapsed", "duplicated (strongest)"), "passed"]
+
+
+def test_positions_place_every_set_between_floor_and_ceiling():
+    from bench.metrics.validate import positions
+    where = positions(_state_raw(checkerboard=10.0), 2).set_index("check")
+    assert where.loc["untrained", "mean"] == pytest.approx(1.0)
+    assert 0.08 < where.loc["checkerboard", "mean"] < 0.1  # (10 - 1.1) / (101 - 1.1), per draw
+    assert where.loc["shuffled", "low"] <= where.loc["shuffled", "mean"] <= where.loc["shuffled", "high"]
 
 
 def test_suite_checks_the_state_thresholds_both_ways():

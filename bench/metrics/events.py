@@ -16,7 +16,8 @@ from scipy.integrate import trapezoid
 from bench.metrics import states
 from bench.profiles import Settings
 
-EVENTS = ("nonfinite_step", "fid_blowup_step", "d_saturation_step", "coverage_collapse_step")
+EVENTS = ("nonfinite_step", "fid_blowup_step", "d_saturation_step", "modes_collapse_step",
+          "coverage_collapse_step")
 
 
 def _first_run(curve: list[dict], hit: Callable[[dict, int], bool], patience: int) -> int | None:
@@ -39,11 +40,13 @@ def _value(row: dict, key: str) -> float | None:
 
 
 def detect_events(curve: list[dict], s: Settings, coverage_floor: float | None,
-                  nonfinite_step: int | None) -> dict:
+                  nonfinite_step: int | None, modes_floor: float | None = None) -> dict:
     """First step of each divergence and mode-collapse event (None when it never happened).
-    Collapse is bench.metrics.states.collapsed on the curve's coverage, against the coverage of
-    real held-out images (`coverage_floor`). MS-SSIM among samples is recorded in the curve but
-    decides nothing: it failed the validation suite's duplication check."""
+    Collapse is bench.metrics.states.collapsed: on the curve's known modes covered against what
+    real held-out images cover (`modes_floor`) where the task knows its modes
+    (modes_collapse_step), else on its coverage against theirs (coverage_collapse_step).
+    MS-SSIM among samples is recorded in the curve but decides nothing: it failed the
+    validation suite's duplication check."""
     # The row appended when a unit diverges records its losses, not an evaluation.
     evaluated = [r for r in curve if "d_acc_real" in r or r.get("fid") is not None]
     best = [min((f for r in evaluated[:i] if (f := _value(r, "fid")) is not None), default=None)
@@ -58,14 +61,19 @@ def detect_events(curve: list[dict], s: Settings, coverage_floor: float | None,
         real, fake = _value(row, "d_acc_real"), _value(row, "d_acc_fake")
         return real is not None and fake is not None and min(real, fake) >= s.saturation_accuracy
 
-    def coverage(row: dict, _: int) -> bool:
-        return bool(states.collapsed(_value(row, "coverage"), coverage_floor))
+    def lost_modes(row: dict, _: int) -> bool:
+        return bool(states.collapsed(_value(row, "coverage"), coverage_floor,
+                                     _value(row, "modes_covered"), modes_floor))
+
+    collapse = _first_run(evaluated, lost_modes, s.collapse_patience)
+    by_modes = states.by_modes(modes_floor)
 
     events = {
         "nonfinite_step": nonfinite_step,
         "fid_blowup_step": _first_run(evaluated, blowup, s.blowup_patience),
         "d_saturation_step": _first_run(evaluated, saturated, s.saturation_patience),
-        "coverage_collapse_step": _first_run(evaluated, coverage, s.collapse_patience),
+        "modes_collapse_step": collapse if by_modes else None,
+        "coverage_collapse_step": None if by_modes else collapse,
     }
     events["diverged"] = any(events[k] is not None for k in EVENTS[:3])
     events["mode_collapse"] = any(events[k] is not None for k in EVENTS[3:])

@@ -269,7 +269,7 @@ for _metric in (
     # Ground truth: the modes a classifier reads in each sample (bench.metrics.modes).
     Metric("modes_covered", "modes covered (of K known joint modes)", _modes("modes_covered"),
            HIGHER, MODES_FAMILY, 1, (Part("modes_k", "K: known joint modes judged", 0),),
-           must_order=MODES),
+           must_order=MODES, curve=True),
     Metric("mode_tv", "mode histogram distance (total variation)", _modes("mode_tv"), LOWER,
            MODES_FAMILY, must_order=MODES, must_tell_fakes=True),
     Metric("ndb_k", "NDB/K", _ndb, LOWER, MODES_FAMILY,

@@ -57,6 +57,7 @@ class SuiteResult:
     flags: pd.DataFrame  # memorization flag of the real and the all-training sets, per draw
     states: pd.DataFrame  # state, set, expected, draws, hits, passed (see state_checks)
     image_size: int = 64
+    positions: pd.DataFrame | None = None  # check, level, strength, mean, low, high
 
     def failures(self) -> list[str]:
         bad = self.table[self.table["required"] & ~self.table["passed"]]
@@ -164,42 +165,65 @@ def run_suite(data, s, domain, inception_extractor=None, draws: int = 3, seed: i
     raw = pd.concat([raw[raw["check"] != "real"], *extra], ignore_index=True)
     raw = pd.concat([raw, zero.assign(check="real")], ignore_index=True)
     return SuiteResult(raw, judge(raw, metrics), pd.DataFrame(flags), state_checks(raw, s.dims),
-                       s.image_size)
+                       s.image_size, positions(raw, s.dims))
 
 
 def state_checks(raw: pd.DataFrame, dims: int) -> pd.DataFrame:
     """The one definition of noise and collapse (bench.metrics.states) on the suite's sets, each
     draw on its own; floors and ceilings are the means over draws of the real sets and of the
-    untrained generators. Empty when the leading metric or coverage was not measured."""
+    untrained generators. Collapse is judged by known modes where they were measured, else by
+    coverage. Empty when the leading metric or both collapse measures are missing."""
     lead = LEADING[dims]
 
     def values(metric: str, check: str, level: int) -> pd.Series:
         part = raw[(raw["metric"] == metric) & (raw["check"] == check) & (raw["level"] == level)]
         return part.set_index("draw")["value"]
 
-    if values(lead, "real", 0).empty or values("coverage", "real", 0).empty:
+    by_modes = values("modes_covered", "real", 0).notna().any()
+    measure = "modes_covered" if by_modes else "coverage"
+    if values(lead, "real", 0).empty or not values(measure, "real", 0).notna().any():
         return pd.DataFrame(columns=["state", "set", "expected", "draws", "hits", "passed"])
     floor, ceiling = values(lead, "real", 0).mean(), values(lead, "untrained", 1).mean()
-    coverage_floor = values("coverage", "real", 0).mean()
+    real_level = values(measure, "real", 0).mean()
     strongest = int(raw.loc[raw["check"] == "duplicated", "level"].max())
 
     def is_noise(v: float) -> bool | None:
         return states.noise(v, floor, ceiling)
 
     def is_collapsed(v: float) -> bool | None:
-        return states.collapsed(v, coverage_floor)
+        return (states.collapsed(None, None, v, real_level) if by_modes
+                else states.collapsed(v, real_level))
 
     cases = [("noise", "real", False, values(lead, "real", 0), is_noise),
              *[("noise", c, True, values(lead, c, 1), is_noise) for c in CASES],
-             ("collapsed", "real", False, values("coverage", "real", 0), is_collapsed),
+             ("collapsed", "real", False, values(measure, "real", 0), is_collapsed),
              ("collapsed", "duplicated (strongest)", True,
-              values("coverage", "duplicated", strongest), is_collapsed)]
+              values(measure, "duplicated", strongest), is_collapsed)]
     rows = []
     for state, name, expected, series, judge_one in cases:
         hits = [judge_one(v) for v in series.dropna()]
         rows.append((state, name, expected, len(hits), sum(bool(h) for h in hits),
                      bool(hits) and all(h == expected for h in hits)))
     return pd.DataFrame(rows, columns=["state", "set", "expected", "draws", "hits", "passed"])
+
+
+def positions(raw: pd.DataFrame, dims: int) -> pd.DataFrame:
+    """Every degradation level and fake on the leading metric's scale: 0 at the real sets (the
+    floor), 1 at the untrained generator (the ceiling), per draw against that draw's own floor
+    and ceiling; mean, lowest and highest over draws. What "noise" is calibrated on."""
+    lead = raw[raw["metric"] == LEADING[dims]]
+    if lead.empty:
+        return pd.DataFrame(columns=["check", "level", "strength", "mean", "low", "high"])
+    bounds = {d: (g.loc[g["check"] == "real", "value"].mean(),
+                  g.loc[g["check"] == "untrained", "value"].mean())
+              for d, g in lead.groupby("draw")}
+    where = lead.assign(position=[states.position(v, *bounds[d])
+                                  for v, d in zip(lead["value"], lead["draw"])])
+    where = where[where["check"] != "real"]
+    out = (where.groupby(["check", "level", "strength"], sort=False)["position"]
+           .agg(["mean", "min", "max"]).reset_index()
+           .rename(columns={"min": "low", "max": "high"}))
+    return out
 
 
 def _separation(base: pd.Series, worse: pd.Series) -> float:
@@ -283,10 +307,20 @@ def table_text(result: SuiteResult) -> str:
                   + " draws; all-training sets flagged in " + ", ".join(
                       f"{s} {int(g['training'].sum())} of {len(g)}" for s, g in f.groupby("space"))
                   + " draws."]
+    if result.positions is not None and len(result.positions):
+        lines += ["", "Positions on the leading metric (0: the real sets, 1: the untrained "
+                      "generator; mean over draws, lowest to highest):", "",
+                  "| set | level | strength | position |", "|---|---|---|---|"]
+        for _, r in result.positions.iterrows():
+            lines.append(f"| {r['check']} | {r['level']} | {r['strength']:g} | "
+                         f"{r['mean']:.3f} ({r['low']:.3f} to {r['high']:.3f}) |")
     if len(result.states):
+        by_modes = (result.raw["metric"] == "modes_covered").any() and result.raw.loc[
+            result.raw["metric"] == "modes_covered", "value"].notna().any()
+        collapse = (f"fewer than {states.COLLAPSE_MODES} of the known modes the real sets cover"
+                    if by_modes else f"coverage below {states.COLLAPSE_COVERAGE} of the real sets'")
         lines += ["", f"States (bench.metrics.states: noise from position "
-                      f"{states.NOISE_POSITION} of the leading metric, collapse below "
-                      f"{states.COLLAPSE_COVERAGE} of the real coverage):", "",
+                      f"{states.NOISE_POSITION} of the leading metric, collapse: {collapse}):", "",
                   "| state | set | expected | draws with the state | verdict |", "|---|---|---|---|---|"]
         for _, r in result.states.iterrows():
             lines.append(f"| {r['state']} | {r['set']} | {'yes' if r['expected'] else 'no'} | "
@@ -332,14 +366,17 @@ def figure(result: SuiteResult, path: Path, title: str) -> Path:
 
 def write_outputs(result: SuiteResult, out_dir: Path, title: str) -> dict[str, Path]:
     """validation.csv (the judged table), values.csv (every measured value), memorization.csv
-    (the copy flags), states.csv (the noise and collapse checks) and validation.png, each
-    written atomically."""
+    (the copy flags), states.csv (the noise and collapse checks), positions.csv (every set on
+    the leading metric's floor-to-ceiling scale) and validation.png, each written atomically."""
     from bench.atomic import write_atomic
     out_dir = Path(out_dir)
     paths = {"table": out_dir / "validation.csv", "values": out_dir / "values.csv",
-             "memorization": out_dir / "memorization.csv", "states": out_dir / "states.csv"}
+             "memorization": out_dir / "memorization.csv", "states": out_dir / "states.csv",
+             "positions": out_dir / "positions.csv"}
     for key, frame in (("table", result.table), ("values", result.raw),
-                       ("memorization", result.flags), ("states", result.states)):
+                       ("memorization", result.flags), ("states", result.states),
+                       ("positions", result.positions if result.positions is not None
+                        else pd.DataFrame())):
         write_atomic(paths[key], frame.to_csv(index=False))
     paths["figure"] = figure(result, out_dir / "validation.png", title)
     return paths
