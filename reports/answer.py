@@ -3,6 +3,7 @@ steps and at equal compute, one line per secondary strategy, then the baseline's
 
 from __future__ import annotations
 
+from bench.metrics.registry import LEADING, REGISTRY, is_distance
 from datasets.spec import GENERATED_SOURCES
 from reports import fmt
 from reports.analysis import Analysis
@@ -69,17 +70,49 @@ def verdict_text(c: PairedComparison) -> str:
 
 
 def _by_matching(comparisons: list[PairedComparison], strategy: str, name: str,
-                 fit: bool) -> str:
+                 fit: bool, dims: int) -> str:
     """Each matching's verdict; on a task whose baseline is not fit (said once, above), only
-    the mean paired difference, marked as descriptive."""
+    the mean paired difference, marked as descriptive. Either way flagged where a validated
+    distance disagrees."""
     found = {c.matching: c for c in comparisons if c.strategy == strategy and c.metric == name}
     if fit:
-        return "; ".join(f"{MATCHING_WORDS[k]}: {verdict_text(c)}" for k, c in found.items())
+        return "; ".join(f"{MATCHING_WORDS[k]}: {verdict_text(c)}"
+                         f"{disagreement(c, comparisons, dims)}" for k, c in found.items())
     digits = metric(name).digits
     parts = [f"{MATCHING_WORDS[k]} {fmt.num(c.diff_mean, digits)} over {c.n_pairs} seed pair(s)"
+             f"{disagreement(c, comparisons, dims)}"
              for k, c in found.items() if c.diff_mean is not None]
     return ("mean paired difference " + ", ".join(parts) + " (descriptive only)" if parts
             else "no paired values")
+
+
+def _improves(c: PairedComparison) -> bool | None:
+    """Whether the mean paired difference points to the strategy being better."""
+    if c.diff_mean is None or c.diff_mean == 0:
+        return None
+    return (c.diff_mean > 0) == c.higher_is_better
+
+
+def disagreement(lead: PairedComparison, comparisons: list[PairedComparison], dims: int) -> str:
+    """A flag naming every other distance validated in these dims whose mean paired difference
+    (same strategy, same matching) points the other way from the leading metric's: a verdict
+    that flips with the metric is not yet an answer."""
+    direction = _improves(lead)
+    against = []
+    for c in comparisons:
+        entry = REGISTRY.get(c.metric)
+        if (c.strategy != lead.strategy or c.matching != lead.matching or entry is None
+                or not is_distance(entry) or dims not in entry.validated
+                or entry.name == LEADING.get(dims)):
+            continue
+        other = _improves(c)
+        if direction is not None and other is not None and other != direction:
+            against.append(f"{metric(c.metric).label} (difference "
+                           f"{fmt.num(c.diff_mean, metric(c.metric).digits)})")
+    if not against:
+        return ""
+    return (" [**metrics disagree**: " + ", ".join(against) + " points the other way, and it "
+            "passes the validation suite too]")
 
 
 def _task_block(analysis: Analysis, task: str) -> list[str]:
@@ -101,7 +134,7 @@ def _task_block(analysis: Analysis, task: str) -> list[str]:
                      "Along the axes): every line is secondary.")
     elif PRIMARY_STRATEGY in present and BASELINE in present:
         lines.append(f"- **{PRIMARY_STRATEGY} vs {BASELINE}** ({label}, primary): "
-                     f"{_by_matching(comparisons, PRIMARY_STRATEGY, name, health.fit)}"
+                     f"{_by_matching(comparisons, PRIMARY_STRATEGY, name, health.fit, dims)}"
                      f"{_divergence_note(analysis, task, PRIMARY_STRATEGY)}.")
     else:
         missing = " and ".join(s for s in (PRIMARY_STRATEGY, BASELINE) if s not in present)
@@ -113,7 +146,8 @@ def _task_block(analysis: Analysis, task: str) -> list[str]:
                      f"family of {size} tests needs {seeds_for(size)} seeds of consistent "
                      "improvement); they describe.")
     for strategy in secondary:
-        text = _by_matching(comparisons, strategy, name, health.fit) if BASELINE in present else ""
+        text = (_by_matching(comparisons, strategy, name, health.fit, dims)
+                if BASELINE in present else "")
         lines.append(f"- {strategy} vs {BASELINE} ({label}, secondary): "
                      f"{text or 'no comparison'}{_divergence_note(analysis, task, strategy)}.")
     lines.append(f"- Baseline: {health.text if health.fit else 'as above'}; diverged "

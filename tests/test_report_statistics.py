@@ -593,3 +593,31 @@ def test_no_verdict_while_the_baseline_has_not_converged(tmp_path: Path) -> None
                if c.metric == "fid_final" and c.strategy == "cyclegan-t2t1"]
     assert primary and all(c.verdict == "no verdict" for c in primary)
     assert analysis.health["phantom-3d"].fit  # its scratch settled
+
+
+def test_answer_flags_a_validated_distance_that_disagrees(monkeypatch) -> None:
+    """2D published pattern: domain FID says cyclegan-t2t1 is worse, Inception FID says better.
+    Flagged only once Inception FID is validated in 2D, and only where the signs differ."""
+    import dataclasses
+
+    from bench.metrics import registry
+    from reports.answer import disagreement
+    from reports.comparisons import PairedComparison
+
+    def comparison(name: str, diff: float, matching: str = "step") -> PairedComparison:
+        return PairedComparison("phantom-2d", "cyclegan-t2t1", name, "primary", matching, False,
+                                n_pairs=2, diff_mean=diff)
+
+    lead = comparison("fid_final", 21.0)
+    others = [lead, comparison("inception_fid", -27.0), comparison("kid_mean", 0.01),
+              comparison("inception_fid", 5.0, "compute")]
+    entry = registry.REGISTRY["inception_fid"]
+    monkeypatch.setitem(registry.REGISTRY, "inception_fid", dataclasses.replace(entry, validated=()))
+    assert disagreement(lead, others, 2) == ""
+    monkeypatch.setitem(registry.REGISTRY, "inception_fid",
+                        dataclasses.replace(entry, validated=(2,)))
+    flag = disagreement(lead, others, 2)
+    assert "metrics disagree" in flag and "Inception FID (difference -27.00)" in flag
+    assert "KID" not in flag  # same sign as the leading metric
+    assert disagreement(lead, others, 3) == ""  # validated in 2D only
+    assert disagreement(comparison("fid_final", 21.0, "compute"), others, 2) == ""

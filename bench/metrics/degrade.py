@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from monai.networks.layers import GaussianFilter
 
 BACKGROUND = -1.0
@@ -139,6 +140,54 @@ def checkerboard(pool: Pool, n: int, gen: torch.Generator) -> torch.Tensor:
     return x
 
 
+def dark_box(pool: Pool, n: int, share: float, gen: torch.Generator) -> torch.Tensor:
+    """A share of the set with one dark box (a quarter of the side, at the background level)
+    inside the brain: the artefact a cutout-augmented generator can learn to draw."""
+    x = undegraded(pool, n, gen).clone()
+    side = max(1, x.shape[-1] // 4)
+    for image in x[: int(round(share * n))]:
+        inside = brain_mask(image[0]).nonzero()
+        if not len(inside):
+            continue
+        centre = inside[int(torch.randint(len(inside), (1,), generator=gen))]
+        box = tuple(slice(max(0, int(c) - side // 2), int(c) - side // 2 + side) for c in centre)
+        image[(0, *box)] = BACKGROUND
+    return x
+
+
+def distort(pool: Pool, n: int, voxels: float, gen: torch.Generator) -> torch.Tensor:
+    """Each image under a smooth random warp moving points by up to `voxels`: real texture, a
+    distorted outline and layout. By hand (a coarse random field upsampled, one grid_sample for
+    the set) because TorchIO's elastic deformation resamples image by image, far slower here."""
+    x = undegraded(pool, n, gen)
+    d = x.ndim - 2
+    coarse = torch.rand((n, d, *([4] * d)), generator=gen) * 2 - 1
+    mode = "bilinear" if d == 2 else "trilinear"
+    field = F.interpolate(coarse, size=x.shape[2:], mode=mode, align_corners=True)
+    field = field / field.flatten(2).abs().amax(-1).clamp_min(1e-6).view(n, d, *[1] * d)
+    lin = [torch.linspace(-1, 1, s) for s in x.shape[2:]]
+    base = torch.stack(torch.meshgrid(*lin, indexing="ij"), dim=0)  # axes 0.., as normalised
+    shift = field * (2 * voxels / torch.tensor(x.shape[2:]).view(1, d, *[1] * d))
+    grid = (base + shift).movedim(1, -1).flip(-1)  # grid_sample's (x, y[, z]) order
+    return F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros",
+                         align_corners=True) - 1
+
+
+def texture(pool: Pool, n: int, share: float, gen: torch.Generator) -> torch.Tensor:
+    """A share of each image's brain voxels swapped among themselves: the outline and the
+    intensities stay, the anatomy turns to texture (all of it: the voxel-shuffle fake)."""
+    x = undegraded(pool, n, gen).clone()
+    for image in x:
+        inside = brain_mask(image).nonzero(as_tuple=True)
+        count = int(round(share * len(inside[0])))
+        if count < 2:
+            continue
+        chosen = torch.randperm(len(inside[0]), generator=gen)[:count]
+        where = tuple(i[chosen] for i in inside)
+        image[where] = image[where][torch.randperm(count, generator=gen)]
+    return x
+
+
 def mode_coordinate(images: torch.Tensor, subjects: torch.Tensor,
                     labels: torch.Tensor | None = None) -> torch.Tensor:
     """A scalar per image along which its modes lie, so dropping the top share drops whole modes.
@@ -183,4 +232,13 @@ def degradations(image_size: int) -> tuple[Degradation, ...]:
                     f"share replaced by copies of {DUPLICATED_IMAGES} images"),
         Degradation("memorized", "training images instead of held-out", (0.25, 0.5, 0.75, 1.0),
                     memorize, "share replaced by training images"),
+        # What the published samples got wrong (docs/evaluation.md): no metric must order these;
+        # the table shows which do, to settle which distance to believe where two disagree.
+        Degradation("dark_box", "a dark box inside the brain", (0.25, 0.5, 0.75, 1.0),
+                    dark_box, "share of images with one"),
+        Degradation("distorted", "distorted outline (smooth random warp)",
+                    tuple(round(v * scale, 3) for v in (2, 4, 6, 8)), distort,
+                    "largest displacement (voxels)"),
+        Degradation("texture", "texture without anatomy", (0.25, 0.5, 0.75, 1.0), texture,
+                    "share of brain voxels shuffled"),
     )

@@ -112,6 +112,10 @@ class Metric:
     must_order: tuple[str, ...] = ()
     must_tell_fakes: bool = False
     curve: bool = False  # also computed at every evaluation during training (a curve column)
+    # The dims (2, 3) in which `bench validate-metrics` at the quick profile passed everything
+    # this entry requires (docs/evaluation.md): where the report may trust it against the
+    # leading metric (reports flag a comparison where a validated distance disagrees).
+    validated: tuple[int, ...] = ()
 
     @property
     def worsens(self) -> str:
@@ -146,6 +150,12 @@ def register(metric: Metric) -> Metric:
 
 def list_metrics(inception: bool = True) -> list[Metric]:
     return [m for m in REGISTRY.values() if inception or not m.needs_inception]
+
+
+def is_distance(m: Metric) -> bool:
+    """A distance between distributions: required to see every quality and mode degradation,
+    shifts and every fake (the DISTANCE requirements below)."""
+    return set(DISTANCE["must_order"]) <= set(m.must_order) and m.must_tell_fakes
 
 
 def _prdc(name: str) -> Callable[[Reference, Sample], float]:
