@@ -42,7 +42,10 @@ MODES_VERSION = 1
 LR = 1e-3
 CHUNK = 64  # images per classifier call
 SHIFT = 2  # voxels of random translation in training
-MIN_EXPECTED = 5.0  # a joint mode counts in K when expected at least this often among n samples
+# A joint mode counts in K when expected at least this often among n samples: at 3 a real set
+# misses one with chance exp(-3) = 5%, and the suite's 3D dropped-modes sets (90 volumes) still
+# judge all 18 modes.
+MIN_EXPECTED = 3.0
 COVERED_SHARE = 0.25  # a mode is covered with at least this share of its expected count
 NO_LABELS = ("the task's images carry no mode labels (a real source without known factors); "
              "only the feature-based metrics apply")
