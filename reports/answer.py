@@ -3,7 +3,7 @@ steps and at equal compute, one line per secondary strategy, then the baseline's
 
 from __future__ import annotations
 
-from bench.metrics.registry import LEADING, REGISTRY, is_distance
+from bench.metrics.registry import LEADING, MEMORIZATION, REGISTRY
 from datasets.spec import GENERATED_SOURCES
 from reports import fmt
 from reports.analysis import Analysis
@@ -94,15 +94,16 @@ def _improves(c: PairedComparison) -> bool | None:
 
 
 def disagreement(lead: PairedComparison, comparisons: list[PairedComparison], dims: int) -> str:
-    """A flag naming every other distance validated in these dims whose mean paired difference
-    (same strategy, same matching) points the other way from the leading metric's: a verdict
-    that flips with the metric is not yet an answer."""
+    """A flag naming every other compared metric of the images' distribution (memorization says
+    something else) that passed the validation suite in these dims (its registry entry's
+    `validated`) whose mean paired difference (same strategy, same matching) points the other
+    way from the leading metric's: a verdict that flips with the metric is not yet an answer."""
     direction = _improves(lead)
     against = []
     for c in comparisons:
         entry = REGISTRY.get(c.metric)
         if (c.strategy != lead.strategy or c.matching != lead.matching or entry is None
-                or not is_distance(entry) or dims not in entry.validated
+                or entry.family in (None, MEMORIZATION) or dims not in entry.validated
                 or entry.name == LEADING.get(dims)):
             continue
         other = _improves(c)
@@ -111,8 +112,8 @@ def disagreement(lead: PairedComparison, comparisons: list[PairedComparison], di
                            f"{fmt.num(c.diff_mean, metric(c.metric).digits)})")
     if not against:
         return ""
-    return (" [**metrics disagree**: " + ", ".join(against) + " points the other way, and it "
-            "passes the validation suite too]")
+    return (" [**metrics disagree**: " + ", ".join(against) + " points the other way, and "
+            "passed the validation suite too]")
 
 
 def _task_block(analysis: Analysis, task: str) -> list[str]:

@@ -30,7 +30,7 @@ def make_row(task: str = "phantom-2d", strategy: str = "scratch", seed: int = 0,
                     "fid_best": None if fid_final is None else fid_final - 1,
                     "fid_best_step": None if fid_final is None else 400, "fid_init": 250.0},
         "metrics_missing": {},
-        "reference": {"fid_floor": 1.2, "fid_ceiling": 500.0, "fid_samples": 480,
+        "reference": {"fid_floor": 1.2, "fid_ceiling": 2000.0, "fid_samples": 480,
                       "feature_net": "random-conv"},
         "transfer": {"stem": 0, "encoder": 0, "residual": 0, "decoder": 0, "discriminator": 0,
                      "total": 0 if strategy == "scratch" else 1000, "g_parameters": 4000},
@@ -102,7 +102,7 @@ def test_results_csv_one_row_per_unit_flattened_and_sorted(run: Path) -> None:
 def test_report_shows_strategies_reference_divergence_and_missing(run: Path) -> None:
     text = write_report([run])["report"].read_text()
     assert "| scratch |" in text and "| cyclegan-t2t1 |" in text
-    assert "real val vs real test (floor): 1.20; untrained generator (ceiling): 500.00" in text
+    assert "real val vs real test (floor): 1.20; untrained generator (ceiling): 2,000.00" in text
     assert "| cyclegan-t2t1 | 3 | 2 / 1 / 0 |" in text  # seeds, ok / diverged / failed
     assert "diverged at step 37: non-finite loss_g at step 37" in text
     assert "- fid_final (`phantom-2d/cyclegan-t2t1/seed2`): non-finite loss_g at step 37" in text
@@ -391,12 +391,12 @@ def test_untuned_divergence_table_unchanged(run: Path) -> None:
 def test_the_baseline_check_uses_the_one_definition_of_learned(tmp_path: Path) -> None:
     """Position 0.2 of the way from floor to ceiling scores like brain-shaped noise."""
     from bench.metrics import states
-    final = 1.2 + 0.2 * (500.0 - 1.2)
-    assert states.learned(final, 1.2, 500.0) is False
+    final = 1.2 + 0.2 * (2000.0 - 1.2)
+    assert states.learned(final, 1.2, 2000.0) is False
     rows = [make_row(strategy="scratch", seed=i, fid_final=final) for i in range(3)]
     text = write_report([write_run(tmp_path / "r", rows)])["report"].read_text()
     assert "scratch did not learn: its mean final domain FID" in text
-    assert "at 0.200 of the way from the real floor 1.20 to the untrained ceiling 500.00" in text
+    assert "at 0.200 of the way from the real floor 1.20 to the untrained ceiling 2,000.00" in text
 
 
 def test_setup_gives_gan_throughput_and_evaluation_share(tmp_path: Path) -> None:

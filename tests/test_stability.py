@@ -52,7 +52,7 @@ def test_stability_runs_the_same_draws_for_every_strategy(tmp_path, run_env):
 
 
 def _unit(**kw):
-    base = {"status": "ok", "fid_final": 7.0, "reference.fid_floor": 5.0,
+    base = {"status": "ok", "fid_final": 5.5, "reference.fid_floor": 5.0,
             "reference.fid_ceiling": 105.0, "coverage": 0.6, "reference.floors.coverage": 0.7}
     return pd.Series({**base, **kw})
 
@@ -67,7 +67,7 @@ def test_unit_health_uses_the_one_definition():
     frame = pd.DataFrame([{**_unit(), "strategy": "scratch", "draw.index": 0,
                            "settings.dims": 2}])
     assert health_table(frame).to_dict("records") == [
-        {"strategy": "scratch", "draw": 0, "health": "healthy", "value": 7.0}]
+        {"strategy": "scratch", "draw": 0, "health": "healthy", "value": 5.5}]
 
 
 def test_bad_stability_arguments_are_one_line_errors(tmp_path, run_env, capsys):

@@ -114,7 +114,7 @@ class Metric:
     curve: bool = False  # also computed at every evaluation during training (a curve column)
     # The dims (2, 3) in which `bench validate-metrics` at the quick profile passed everything
     # this entry requires (docs/evaluation.md): where the report may trust it against the
-    # leading metric (reports flag a comparison where a validated distance disagrees).
+    # leading metric (the answer flags a comparison where a validated metric disagrees).
     validated: tuple[int, ...] = ()
 
     @property
@@ -134,7 +134,8 @@ class Metric:
 
 REGISTRY: dict[str, Metric] = {}
 # The metric of the training curves, tuning, the events and the report's "learned" check, per
-# dimensionality: the cheapest that passes the validation suite (see docs/evaluation.md).
+# dimensionality: the cheapest that passes the validation suite (see docs/evaluation.md); the
+# domain FID passes every check it is required to pass in both tasks.
 LEADING = {2: "fid", 3: "fid"}
 
 
@@ -151,11 +152,6 @@ def register(metric: Metric) -> Metric:
 def list_metrics(inception: bool = True) -> list[Metric]:
     return [m for m in REGISTRY.values() if inception or not m.needs_inception]
 
-
-def is_distance(m: Metric) -> bool:
-    """A distance between distributions: required to see every quality and mode degradation,
-    shifts and every fake (the DISTANCE requirements below)."""
-    return set(DISTANCE["must_order"]) <= set(m.must_order) and m.must_tell_fakes
 
 
 def _prdc(name: str) -> Callable[[Reference, Sample], float]:
@@ -258,7 +254,7 @@ def _flag(name: str, space: str) -> Part:
 
 for _metric in (
     Metric("fid", "domain FID", lambda ref, x: frechet_distance(x.features(ref), ref.features),
-           LOWER, DOMAIN, 2, **DISTANCE),
+           LOWER, DOMAIN, 2, **DISTANCE, validated=(2, 3)),
     Metric("kid_mean", "domain KID", _kid, LOWER, DOMAIN, 4,
            (Part("kid_std", "domain KID std over subsets", 4),), **DISTANCE),
     Metric("inception_fid", "Inception FID", _inception_fid, LOWER, INCEPTION, 2, PLANE_PARTS,
@@ -272,24 +268,26 @@ for _metric in (
     Metric("density", "density", _prdc("density"), HIGHER, PRDC, must_order=QUALITY,
            must_tell_fakes=True),
     Metric("coverage", "coverage", _prdc("coverage"), HIGHER, PRDC, must_order=MODES,
-           must_tell_fakes=True, curve=True),
+           must_tell_fakes=True, curve=True, validated=(2, 3)),
     Metric("msssim", "MS-SSIM among samples (lower = more diverse)", lambda ref, x:
            scores.msssim_diversity(x.images, ref.s.msssim_pairs, METRIC_SEED), worse=HIGHER,
            must_order=("duplicated",), curve=True),
     # Ground truth: the modes a classifier reads in each sample (bench.metrics.modes).
     Metric("modes_covered", "modes covered (of K known joint modes)", _modes("modes_covered"),
            HIGHER, MODES_FAMILY, 1, (Part("modes_k", "K: known joint modes judged", 0),),
-           must_order=MODES, curve=True),
+           must_order=MODES, curve=True, validated=(2, 3)),
     Metric("mode_tv", "mode histogram distance (total variation)", _modes("mode_tv"), LOWER,
-           MODES_FAMILY, must_order=MODES, must_tell_fakes=True),
+           MODES_FAMILY, must_order=MODES, must_tell_fakes=True, validated=(2, 3)),
     Metric("ndb_k", "NDB/K", _ndb, LOWER, MODES_FAMILY,
            parts=(Part("ndb", "NDB (bins differing)", 1, better=LOWER),), must_order=MODES),
     Metric("memorized", "share nearer a training image than held-out images (features)",
            _copying("features", "memorized"), LOWER, MEMORIZATION,
-           parts=(_flag("memorized", "features"),), must_order=("memorized",)),
+           parts=(_flag("memorized", "features"),), must_order=("memorized",),
+           validated=(2, 3)),
     Metric("memorized_pixels", "share nearer a training image than held-out images (pixels)",
            _copying("pixels", "memorized_pixels"), LOWER, MEMORIZATION,
-           parts=(_flag("memorized_pixels", "pixels"),), must_order=("memorized",)),
+           parts=(_flag("memorized_pixels", "pixels"),), must_order=("memorized",),
+           validated=(2, 3)),
     # Descriptive: a median sits at 0 once half the samples are copies, so it cannot order the
     # stronger levels; the shares above carry the memorization verdict.
     Metric("nn_ratio", "median nearest-training distance / held-out's (features)",
