@@ -182,3 +182,4 @@ def test_classifier_reads_factors_back_at_smoke_size(cache_dir):
     assert all(held_out[c] > chance[c] + 0.2 for c in data.mode_columns), held_out
     again = get_mode_classifier(data, s, cache_dir, "cpu", progress=False)  # from the cache
     assert again.key == classifier.key and again.info == classifier.info
+
