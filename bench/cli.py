@@ -138,6 +138,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="leave out the Inception FID (about 0.1 s per image on a CPU)")
     v.add_argument("--plugin", action="append", default=[],
                    help="a file.py or module registering metrics (or strategies) to validate too")
+    v.add_argument("--checks", default="all",
+                   help="all or NAME[,NAME]: degradations and fakes to run (the real sets and the "
+                        "untrained generator always run; see docs/evaluation.md)")
+    v.add_argument("--metrics", default="all", help="all or NAME[,NAME] (see `bench list metrics`)")
     v.add_argument("--no-progress", action="store_true")
 
     rep = sub.add_parser("report", help="rebuild report.md and results.csv from run directories")
@@ -446,6 +450,28 @@ def _inspect(args: argparse.Namespace) -> None:
             print(line)
 
 
+def _suite_selection(args: argparse.Namespace) -> tuple[list[str] | None, list[str] | None]:
+    """(checks, metric names) asked for with --checks and --metrics; None for all."""
+    from bench.metrics.degrade import degradations
+    from bench.metrics.registry import list_metrics
+    from bench.metrics.validate import CASES
+    known = {"checks": [k.name for k in degradations(64)] + list(CASES),
+             "metrics": [m.name for m in list_metrics()]}
+    chosen = []
+    for flag, valid in known.items():
+        value = getattr(args, flag)
+        if value == "all":
+            chosen.append(None)
+            continue
+        asked = [v.strip() for v in value.split(",") if v.strip()]
+        unknown = [v for v in asked if v not in valid]
+        if unknown or not asked:
+            raise BenchError(f"--{flag} {value}: unknown {', '.join(unknown) or 'empty list'}; "
+                             f"choose from all, {', '.join(valid)}")
+        chosen.append(asked)
+    return chosen[0], chosen[1]
+
+
 def _validate(args: argparse.Namespace) -> int:
     """Exit status 1 when a metric fails a check the table requires of it."""
     import datasets
@@ -461,6 +487,7 @@ def _validate(args: argparse.Namespace) -> int:
                          "over draws)")
     import strategies
     strategies.load_plugins(args.plugin)
+    checks, names = _suite_selection(args)
     device, cache = resolve_device(args.device), args.cache or default_cache()
     print(f"precision: fp32 (metrics compute in {FEATURE_NUMERICS}, whatever the device)",
           flush=True)
@@ -483,7 +510,7 @@ def _validate(args: argparse.Namespace) -> int:
             if extractor is None:
                 print(f"{spec.name}: Inception FID left out: {described}")
         result = run_suite(data, s, domain, extractor, args.draws, progress=not args.no_progress,
-                           mode_classifier=classifier)
+                           names=names, mode_classifier=classifier, checks=checks)
         out = (args.out or Path("runs") / f"validate-{args.profile}") / spec.name
         paths = write_outputs(result, out, f"{spec.name}, profile {args.profile}")
         print(f"## {spec.name} ({args.profile}, {args.draws} draws)\n\n{table_text(result)}\n")

@@ -1,8 +1,10 @@
 """The fixed networks, written once for 2D and 3D (``spatial_dims``), as MONAI's blocks are.
 
-Generator G = noise stem + CycleGAN ResNet trunk. The trunk's parts are named ``encoder``,
-``residual`` and ``decoder`` so strategies can transfer parts by name, and the CycleGAN pretext
-builds its generators from the same :class:`ResnetTrunk` so weights map one to one.
+Generator G = noise stem + CycleGAN ResNet trunk, and, by the harness setting `noise_input`,
+fresh layers through which z also reaches the trunk's inside (NOISE_INPUTS). The trunk's parts
+are named ``encoder``, ``residual`` and ``decoder`` so strategies can transfer parts by name, and
+the CycleGAN pretext builds its generators from the same :class:`ResnetTrunk` so weights map one
+to one: the fresh layers live outside the trunk, and start as the identity.
 """
 
 from __future__ import annotations
@@ -22,6 +24,24 @@ def _norm(dims: int, ch: int) -> nn.Module:
     return Norm[Norm.INSTANCE, dims](ch, affine=False, track_running_stats=False)
 
 
+_INSTANCE_NORMS = (nn.InstanceNorm2d, nn.InstanceNorm3d)
+
+
+def _run(layers: nn.Sequential, x: torch.Tensor, styles) -> torch.Tensor:
+    """`layers` on x; with `styles` (an iterator of (scale, offset) pairs, one per instance norm
+    in order), every instance norm's output is scaled by 1 + scale and shifted by offset
+    (adaptive instance normalization, Huang & Belongie 2017)."""
+    for layer in layers:
+        if isinstance(layer, ResidualBlock):
+            x = layer(x, styles)
+            continue
+        x = layer(x)
+        if styles is not None and isinstance(layer, _INSTANCE_NORMS):
+            scale, offset = next(styles)
+            x = x * (1 + scale) + offset
+    return x
+
+
 class ResidualBlock(nn.Module):
     def __init__(self, dims: int, ch: int):
         super().__init__()
@@ -29,8 +49,8 @@ class ResidualBlock(nn.Module):
             _conv(dims, ch, ch, 3, pad=1, mode="reflect"), _norm(dims, ch), nn.ReLU(True),
             _conv(dims, ch, ch, 3, pad=1, mode="reflect"), _norm(dims, ch))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+    def forward(self, x: torch.Tensor, styles=None) -> torch.Tensor:
+        return x + _run(self.body, x, styles)
 
 
 class ResnetTrunk(nn.Module):
@@ -53,8 +73,18 @@ class ResnetTrunk(nn.Module):
             up(2 * ngf, ngf, 3, stride=2, padding=1, output_padding=1), _norm(d, ngf), nn.ReLU(True),
             _conv(d, ngf, out_channels, 7, pad=3, mode="reflect"), nn.Tanh())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.residual(self.encoder(x)))
+    def norm_channels(self) -> list[int]:
+        """The channel count of every instance norm, in the order `forward` meets them."""
+        return [m.num_features for m in self.modules() if isinstance(m, _INSTANCE_NORMS)]
+
+    def forward(self, x: torch.Tensor, styles=None, bottleneck: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        """`styles`: per-norm (scale, offset) pairs (see `_run`); `bottleneck`: a feature map
+        added to the encoder's output, before the residual blocks."""
+        x = _run(self.encoder, x, styles)
+        if bottleneck is not None:
+            x = x + bottleneck
+        return _run(self.decoder, _run(self.residual, x, styles), styles)
 
 
 class NoiseStem(nn.Module):
@@ -88,16 +118,77 @@ class NoiseStem(nn.Module):
         return self.body(x)
 
 
-class NoiseToImageGenerator(nn.Module):
-    def __init__(self, spatial_dims: int, image_size: int, z_dim: int, ngf: int, n_blocks: int,
-                 stem_channels: int):
+class Modulation(nn.Module):
+    """z -> a (scale, offset) pair for each of the trunk's instance norms: a fresh two-layer
+    mapping of z (StyleGAN's mapping network, shortened), then one affine layer for all norms,
+    zero at the start so the trunk starts as exactly the function it was given."""
+
+    def __init__(self, z_dim: int, channels: list[int]):
         super().__init__()
-        self.z_dim = z_dim
-        self.stem = NoiseStem(spatial_dims, image_size, z_dim, stem_channels)
-        self.trunk = ResnetTrunk(spatial_dims, ngf, n_blocks)
+        self.channels = channels
+        self.mapping = nn.Sequential(nn.Linear(z_dim, z_dim), nn.LeakyReLU(0.2, True),
+                                     nn.Linear(z_dim, z_dim), nn.LeakyReLU(0.2, True))
+        self.affine = nn.Linear(z_dim, 2 * sum(channels))
+
+    def start_as_identity(self) -> None:
+        nn.init.zeros_(self.affine.weight)
+        nn.init.zeros_(self.affine.bias)
+
+    def forward(self, z: torch.Tensor, spatial_dims: int):
+        out = self.affine(self.mapping(z)).view(len(z), -1, *[1] * spatial_dims)
+        parts = out.split([c for c in self.channels for _ in (0, 1)], dim=1)
+        return iter(zip(parts[0::2], parts[1::2]))
+
+
+class BottleneckInput(nn.Module):
+    """z -> a feature map at the trunk's bottleneck (4 ngf channels at a quarter of the image
+    side), added to the encoder's output; zero at the start, as Modulation."""
+
+    def __init__(self, spatial_dims: int, image_size: int, z_dim: int, channels: int):
+        super().__init__()
+        self.shape = (channels, *[image_size // 4] * spatial_dims)
+        self.fc = nn.Linear(z_dim, channels * (image_size // 4) ** spatial_dims)
+
+    def start_as_identity(self) -> None:
+        nn.init.zeros_(self.fc.weight)
+        nn.init.zeros_(self.fc.bias)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.trunk(self.stem(z))
+        return self.fc(z).view(len(z), *self.shape)
+
+
+# How z reaches the trunk: through the stem's image alone ("stem", the CycleGAN's own input
+# path), also through modulated instance norms ("adain"), also as a feature map at the
+# bottleneck ("bottleneck"), or both ("adain+bottleneck"). Measured in docs/stabilized-recipe.md.
+NOISE_INPUTS = ("stem", "adain", "bottleneck", "adain+bottleneck")
+
+
+class NoiseToImageGenerator(nn.Module):
+    def __init__(self, spatial_dims: int, image_size: int, z_dim: int, ngf: int, n_blocks: int,
+                 stem_channels: int, noise_input: str = "stem"):
+        super().__init__()
+        if noise_input not in NOISE_INPUTS:
+            raise ValueError(f"noise_input {noise_input!r}: choose one of {', '.join(NOISE_INPUTS)}")
+        self.z_dim, self.spatial_dims, self.noise_input = z_dim, spatial_dims, noise_input
+        self.stem = NoiseStem(spatial_dims, image_size, z_dim, stem_channels)
+        self.trunk = ResnetTrunk(spatial_dims, ngf, n_blocks)
+        paths = noise_input.split("+")
+        # Built on a copy of the random state: the stem, the trunk and D get the same weights
+        # for a seed whatever noise_input is, so the setting changes nothing else.
+        with torch.random.fork_rng(devices=[]):
+            self.modulation = (Modulation(z_dim, self.trunk.norm_channels()) if "adain" in paths
+                               else None)
+            self.bottleneck = (BottleneckInput(spatial_dims, image_size, z_dim, 4 * ngf)
+                               if "bottleneck" in paths else None)
+        for path in (self.modulation, self.bottleneck):
+            if path is not None:
+                path.start_as_identity()
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        styles = (self.modulation(z, self.spatial_dims) if self.modulation is not None
+                  else None)
+        extra = self.bottleneck(z) if self.bottleneck is not None else None
+        return self.trunk(self.stem(z), styles, extra)
 
 
 def patchgan_receptive_field(n_layers: int) -> int:
@@ -185,7 +276,9 @@ def build_networks(s, seed: int) -> tuple[nn.Module, nn.Module]:
     """The fixed G and D of settings `s` (a bench.profiles.Settings) with the harness
     initialisation, deterministic in the seed."""
     torch.manual_seed(seed)
-    G = init_weights(NoiseToImageGenerator(s.dims, s.image_size, s.z_dim, s.ngf, s.n_blocks,
-                                           s.stem_channels))
+    G = NoiseToImageGenerator(s.dims, s.image_size, s.z_dim, s.ngf, s.n_blocks, s.stem_channels,
+                              s.noise_input)
+    # The fresh noise paths keep their own start: PyTorch's default mapping, zero affine layers.
+    init_weights(G.stem), init_weights(G.trunk)
     D = init_weights(PatchDiscriminator(s.dims, s.image_size, s.ndf, mbstd_group=s.mbstd_group))
     return G, D

@@ -29,6 +29,7 @@ class Settings:
     n_blocks: int
     ndf: int
     stem_channels: int
+    noise_input: str       # how z reaches G's trunk (bench.nets.NOISE_INPUTS)
     batch_size: int
     steps: int
     eval_every: int

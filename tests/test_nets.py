@@ -1,8 +1,12 @@
 import pytest
 import torch
 
-from bench.nets import (NoiseStem, NoiseToImageGenerator, PatchDiscriminator, ResnetTrunk,
-                        init_weights, patchgan_depth, patchgan_receptive_field)
+import dataclasses
+
+from bench.nets import (NOISE_INPUTS, NoiseStem, NoiseToImageGenerator, PatchDiscriminator,
+                        ResnetTrunk, build_networks, init_weights, patchgan_depth,
+                        patchgan_receptive_field)
+from bench.profiles import get_settings
 
 
 @pytest.mark.parametrize("dims,size", [(2, 32), (2, 64), (3, 16), (3, 32)])
@@ -64,3 +68,52 @@ def test_fid_is_zero_for_identical_sets_and_missing_for_non_finite_features():
     bad = a.clone()
     bad[0, 0] = float("nan")
     assert frechet_distance(bad, a) is None
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+@pytest.mark.parametrize("noise_input", NOISE_INPUTS)
+def test_every_noise_input_starts_as_the_stem_design(dims, noise_input):
+    """The fresh noise paths start at zero: G (and D) for a seed are the stem design's, so a
+    transfer strategy starts exactly at the function it copied; then z reaches the new layers."""
+    s = dataclasses.replace(get_settings("smoke", dims), noise_input=noise_input)
+    G, D = build_networks(s, 3)
+    G0, D0 = build_networks(dataclasses.replace(s, noise_input="stem"), 3)
+    z = torch.randn(4, s.z_dim)
+    out = G.eval()(z)
+    assert out.shape == (4, 1, *[s.image_size] * dims)
+    assert torch.allclose(out, G0.eval()(z), atol=1e-6)
+    assert all(torch.equal(a, b) for a, b in zip(D.state_dict().values(), D0.state_dict().values()))
+    G.train()(z).square().mean().backward()
+    fresh = [m for m in (G.modulation, G.bottleneck) if m is not None]
+    assert len(fresh) == len(noise_input.split("+")) - (noise_input == "stem")
+    for module in fresh:
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+
+
+@pytest.mark.parametrize("noise_input", NOISE_INPUTS)
+def test_the_trunk_loads_one_to_one_from_a_cyclegan_trunk(noise_input):
+    from strategies import copy_trunk
+    s = dataclasses.replace(get_settings("smoke", 2), noise_input=noise_input)
+    G, _ = build_networks(s, 0)
+    torch.manual_seed(5)
+    source = init_weights(ResnetTrunk(2, s.ngf, s.n_blocks)).state_dict()  # as the pretext builds it
+    counts = copy_trunk(G, source)
+    assert set(G.trunk.state_dict()) == set(source)
+    assert all(torch.equal(v, source[k]) for k, v in G.trunk.state_dict().items())
+    assert sum(counts.values()) == sum(p.numel() for p in G.trunk.parameters())
+
+
+def test_modulation_carries_z_when_the_stem_is_silent():
+    s = dataclasses.replace(get_settings("smoke", 2), noise_input="adain")
+    G, _ = build_networks(s, 0)
+    with torch.no_grad():
+        G.stem.fc.weight.zero_()  # the stem draws the same image for every z
+        z = torch.randn(6, s.z_dim)
+        assert (G(z) - G(z[:1])).abs().max() < 1e-6
+        G.modulation.affine.weight.normal_(0, 0.1)
+        assert (G(z) - G(z[:1])).abs().max() > 1e-3
+
+
+def test_unknown_noise_input_is_refused():
+    with pytest.raises(ValueError, match="noise_input"):
+        NoiseToImageGenerator(2, 32, 16, 4, 1, 8, noise_input="film")

@@ -195,6 +195,27 @@ def test_a_registered_metric_is_validated(smoke_2d, cache_dir):
     assert not mine.loc["blur", "required"]
 
 
+def test_a_chosen_subset_of_checks_runs_with_floor_and_ceiling(smoke_2d, cache_dir):
+    from bench.metrics.domain import get_domain_features
+    from bench.metrics.validate import run_suite
+    _, s, data = smoke_2d
+    domain = get_domain_features(data, s, cache_dir, "cpu", "fp32", progress=False)
+    result = run_suite(data, s, domain, None, draws=3, progress=False, names=["fid"],
+                       checks=["dark_box"])
+    assert set(result.raw["check"]) == {"real", "dark_box", "untrained"}
+    assert set(result.positions["check"]) == {"dark_box", "untrained"}
+    assert "duplicated (strongest)" not in set(result.states["set"])
+
+
+def test_cli_refuses_an_unknown_check_or_metric(run_env, tmp_path, capsys):
+    for flag, value in (("--checks", "dark_box,blurry"), ("--metrics", "fid,fidd")):
+        assert main(["validate-metrics", "--profile", "smoke", flag, value, "--out",
+                     str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert f"{flag} {value}: unknown {value.split(',')[1]}" in err and err.count("\n") == 1
+    assert not any(tmp_path.iterdir())
+
+
 def test_one_definition_of_noise_learned_and_collapsed():
     from bench.metrics import states
     assert states.position(10.0, 0.0, 100.0) == pytest.approx(0.1)

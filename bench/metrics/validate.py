@@ -102,17 +102,20 @@ def check_size(data) -> None:
 
 def run_suite(data, s, domain, inception_extractor=None, draws: int = 3, seed: int = 0,
               progress: bool = True, names: list[str] | None = None,
-              mode_classifier=None) -> SuiteResult:
-    """Every registered metric (or those `names`) on every degradation, strength and fake case,
+              mode_classifier=None, checks: list[str] | None = None) -> SuiteResult:
+    """Every registered metric (or those `names`) on every degradation, strength and fake case
+    (or those `checks`; the real sets and the untrained generator, floor and ceiling, always),
     `draws` times. `mode_classifier` (bench.metrics.modes) reads the known modes; without one
     the mode metrics are recorded as missing."""
     from bench.metrics.inception import InceptionFID
     metrics = [m for m in list_metrics(inception_extractor is not None)
                if names is None or m.name in names]
     check_size(data)
-    kinds = degrade.degradations(s.image_size)
+    kinds = [k for k in degrade.degradations(s.image_size) if checks is None or k.name in checks]
+    cases = [c for c in CASES if checks is None or c in checks or c == "untrained"]
     records, flags = [], []
-    total = draws * (1 + sum(len(k.levels) for k in kinds) + 1 + len(CASES))
+    total = draws * (1 + sum(len(k.levels) for k in kinds)
+                     + any(k.name == "dropped_modes" for k in kinds) + len(cases))
     bar = tqdm(total=total, desc=f"validate {data.spec.name}", disable=not progress, leave=False)
 
     for draw in range(draws):
@@ -154,9 +157,11 @@ def run_suite(data, s, domain, inception_extractor=None, draws: int = 3, seed: i
                         flags.append({"space": space, "draw": draw, "n": n,
                                       "real": copies(*nearest(ref, real_sample, space)),
                                       "training": copies(*nearest(ref, sample, space))})
-        measure("shuffled", 1, 1.0, degrade.voxel_shuffle(pool, n, gen))
-        measure("checkerboard", 1, 1.0, degrade.checkerboard(pool, n, gen))
-        measure("untrained", 1, 1.0, _untrained(s, n, draw))
+        fakes = {"shuffled": lambda: degrade.voxel_shuffle(pool, n, gen),
+                 "checkerboard": lambda: degrade.checkerboard(pool, n, gen),
+                 "untrained": lambda: _untrained(s, n, draw)}
+        for case in cases:
+            measure(case, 1, 1.0, fakes[case]())
     bar.close()
     raw = pd.DataFrame(records, columns=["metric", "check", "level", "strength", "draw", "value"])
     # Full-size degradations share the draw's real set as their strength 0.
@@ -185,7 +190,7 @@ def state_checks(raw: pd.DataFrame, dims: int) -> pd.DataFrame:
         return pd.DataFrame(columns=["state", "set", "expected", "draws", "hits", "passed"])
     floor, ceiling = values(lead, "real", 0).mean(), values(lead, "untrained", 1).mean()
     real_level = values(measure, "real", 0).mean()
-    strongest = int(raw.loc[raw["check"] == "duplicated", "level"].max())
+    duplicated = raw.loc[raw["check"] == "duplicated", "level"]
 
     def is_noise(v: float) -> bool | None:
         return states.noise(v, floor, ceiling)
@@ -195,10 +200,12 @@ def state_checks(raw: pd.DataFrame, dims: int) -> pd.DataFrame:
                 else states.collapsed(v, real_level))
 
     cases = [("noise", "real", False, values(lead, "real", 0), is_noise),
-             *[("noise", c, True, values(lead, c, 1), is_noise) for c in CASES],
-             ("collapsed", "real", False, values(measure, "real", 0), is_collapsed),
-             ("collapsed", "duplicated (strongest)", True,
-              values(measure, "duplicated", strongest), is_collapsed)]
+             *[("noise", c, True, values(lead, c, 1), is_noise) for c in CASES
+               if (raw["check"] == c).any()],
+             ("collapsed", "real", False, values(measure, "real", 0), is_collapsed)]
+    if len(duplicated):
+        cases.append(("collapsed", "duplicated (strongest)", True,
+                      values(measure, "duplicated", int(duplicated.max())), is_collapsed))
     rows = []
     for state, name, expected, series, judge_one in cases:
         hits = [judge_one(v) for v in series.dropna()]

@@ -1,0 +1,60 @@
+"""One unit of the harness with settings overridden, for the generator's design record
+(docs/stabilized-recipe.md): its curve as positions on the leading metric (0: the other held-out
+split, 1: this seed's untrained generator) with the known modes covered, the noise's spread per
+stage of G before and after training (bench/noise_path.py), and 32 final samples.
+
+    python examples/design_probe.py --design adain --seed 0 --set image_size=32 --set n_blocks=4 \
+        --set steps=1500 --set eval_every=300 --out runs/probe
+"""
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+import torch
+import datasets
+from bench.profiles import get_settings
+from bench.unit import prepare_task, build_unit, train, default_cache
+from bench.noise_path import spread_by_stage
+from bench.metrics.registry import Sample
+
+p = argparse.ArgumentParser()
+p.add_argument("--dims", type=int, default=2)
+p.add_argument("--design", default="stem")
+p.add_argument("--seed", type=int, default=0)
+p.add_argument("--strategy", default="scratch")
+p.add_argument("--set", action="append", default=[], help="NAME=VALUE: a setting overridden")
+p.add_argument("--out", default="runs/probe/out")
+a = p.parse_args()
+over = {"noise_input": a.design}
+for kv in a.set:
+    k, v = kv.split("=")
+    cur = getattr(get_settings("quick", a.dims), k)
+    over[k] = type(cur)(v) if not isinstance(cur, bool) else v == "1"
+s = dataclasses.replace(get_settings("quick", a.dims), **over)
+name = f"{a.dims}d-{a.strategy}-{a.design}-s{a.seed}" + "".join(f"-{kv}" for kv in a.set)
+out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+spec = datasets.get_task(f"phantom-{a.dims}d")
+task = prepare_task(spec, s, torch.device("cpu"), "auto", default_cache(), 0, False, inception=False)
+ev = task.evaluator
+floor = ev.fid(Sample(ev.other))
+unit = build_unit(task, a.strategy, a.seed, 0)
+z = torch.randn(64, s.z_dim, generator=torch.Generator().manual_seed(123))
+spread0 = spread_by_stage(unit.G, z)
+tic = time.time()
+res = train(task, unit, None, name)
+wall = time.time() - tic
+ceiling = res.curve[0]["fid"]
+rows = [{"step": r["step"], "fid": r["fid"], "pos": (r["fid"] - floor) / (ceiling - floor),
+         "modes": r.get("modes_covered"), "k": r.get("modes_k"), "cov": r.get("coverage")}
+        for r in res.curve]
+G = unit.G
+spread1 = spread_by_stage(G, z)
+rec = {"name": name, "modes_k": len(ev.modes.modes(ev.n)) if ev.modes else None, "settings": over, "precision": task.precision, "floor": floor,
+       "ceiling": ceiling, "train_seconds": res.train_seconds, "wall": wall,
+       "sec_per_step": res.train_seconds / s.steps, "curve": rows,
+       "spread_init": spread0, "spread_end": spread1}
+(out / f"{name}.json").write_text(json.dumps(rec, indent=1))
+torch.save(res.samples[:32], out / f"{name}.samples.pt")
+print(name, f"{rec['sec_per_step']:.3f}s/step", " ".join(
+    f"{r['step']}:{r['pos']:.3f}/{r['modes']}" for r in rows))
