@@ -141,7 +141,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--checks", default="all",
                    help="all or NAME[,NAME]: degradations and fakes to run (the real sets and the "
                         "untrained generator always run; see docs/evaluation.md)")
-    v.add_argument("--metrics", default="all", help="all or NAME[,NAME] (see `bench list metrics`)")
+    v.add_argument("--metrics", default="all", help="all or NAME[,NAME]: metrics to run (the registry's names, as in "
+                        "validation.csv; a wrong name lists them)")
     v.add_argument("--no-progress", action="store_true")
 
     rep = sub.add_parser("report", help="rebuild report.md and results.csv from run directories")

@@ -118,6 +118,12 @@ class NoiseStem(nn.Module):
         return self.body(x)
 
 
+def _zeroed(layer: nn.Linear) -> nn.Linear:
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
 class Modulation(nn.Module):
     """z -> a (scale, offset) pair for each of the trunk's instance norms: a fresh two-layer
     mapping of z (StyleGAN's mapping network, shortened), then one affine layer for all norms,
@@ -128,11 +134,7 @@ class Modulation(nn.Module):
         self.channels = channels
         self.mapping = nn.Sequential(nn.Linear(z_dim, z_dim), nn.LeakyReLU(0.2, True),
                                      nn.Linear(z_dim, z_dim), nn.LeakyReLU(0.2, True))
-        self.affine = nn.Linear(z_dim, 2 * sum(channels))
-
-    def start_as_identity(self) -> None:
-        nn.init.zeros_(self.affine.weight)
-        nn.init.zeros_(self.affine.bias)
+        self.affine = _zeroed(nn.Linear(z_dim, 2 * sum(channels)))
 
     def forward(self, z: torch.Tensor, spatial_dims: int):
         out = self.affine(self.mapping(z)).view(len(z), -1, *[1] * spatial_dims)
@@ -147,11 +149,7 @@ class BottleneckInput(nn.Module):
     def __init__(self, spatial_dims: int, image_size: int, z_dim: int, channels: int):
         super().__init__()
         self.shape = (channels, *[image_size // 4] * spatial_dims)
-        self.fc = nn.Linear(z_dim, channels * (image_size // 4) ** spatial_dims)
-
-    def start_as_identity(self) -> None:
-        nn.init.zeros_(self.fc.weight)
-        nn.init.zeros_(self.fc.bias)
+        self.fc = _zeroed(nn.Linear(z_dim, channels * (image_size // 4) ** spatial_dims))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.fc(z).view(len(z), *self.shape)
@@ -180,9 +178,6 @@ class NoiseToImageGenerator(nn.Module):
                                else None)
             self.bottleneck = (BottleneckInput(spatial_dims, image_size, z_dim, 4 * ngf)
                                if "bottleneck" in paths else None)
-        for path in (self.modulation, self.bottleneck):
-            if path is not None:
-                path.start_as_identity()
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         styles = (self.modulation(z, self.spatial_dims) if self.modulation is not None

@@ -1,7 +1,8 @@
 """Visible defects of generated images that the distances summarize but do not name: boxes of
 background inside the brain (cutout leaking into the samples: the augmentation erases with the
 background value) and period-2 checkerboard energy (stride-2 transposed convolutions, Odena et
-al. 2016). Both are measured per image, and the registry compares them with real images.
+al. 2016). Both are measured per image; docs/evaluation.md gives their levels on real images,
+and the generator's design record (docs/stabilized-recipe.md) uses them.
 
 Written here: no imaging library detects either.
 """
