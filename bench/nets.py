@@ -53,24 +53,38 @@ class ResidualBlock(nn.Module):
         return x + _run(self.body, x, styles)
 
 
+# How the trunk's decoder doubles the resolution: CycleGAN's stride-2 transposed convolution,
+# whose uneven kernel overlap paints a period-2 checkerboard (Odena et al. 2016), or
+# nearest-neighbour resizing followed by a 3x3 convolution, which has no such overlap. The
+# CycleGAN pretexts build their trunks with the same value, so weights still map one to one.
+UPSAMPLINGS = ("transposed", "resize")
+
+
+def _upsampling(dims: int, cin: int, cout: int, how: str) -> list[nn.Module]:
+    if how == "transposed":
+        return [Conv[Conv.CONVTRANS, dims](cin, cout, 3, stride=2, padding=1, output_padding=1)]
+    return [nn.Upsample(scale_factor=2, mode="nearest"),
+            _conv(dims, cin, cout, 3, pad=1, mode="reflect")]
+
+
 class ResnetTrunk(nn.Module):
     """CycleGAN's ResNet generator: 7x7 conv, two stride-2 downsamplings, residual blocks,
-    two upsamplings, 7x7 conv, tanh."""
+    two upsamplings (UPSAMPLINGS), 7x7 conv, tanh."""
 
     def __init__(self, spatial_dims: int, ngf: int = 64, n_blocks: int = 9,
-                 in_channels: int = 1, out_channels: int = 1):
+                 in_channels: int = 1, out_channels: int = 1, upsample: str = "transposed"):
         super().__init__()
+        if upsample not in UPSAMPLINGS:
+            raise ValueError(f"upsample {upsample!r}: choose one of {', '.join(UPSAMPLINGS)}")
         d = spatial_dims
-        up = Conv[Conv.CONVTRANS, d]
         self.encoder = nn.Sequential(
             _conv(d, in_channels, ngf, 7, pad=3, mode="reflect"), _norm(d, ngf), nn.ReLU(True),
             _conv(d, ngf, 2 * ngf, 3, stride=2, pad=1), _norm(d, 2 * ngf), nn.ReLU(True),
             _conv(d, 2 * ngf, 4 * ngf, 3, stride=2, pad=1), _norm(d, 4 * ngf), nn.ReLU(True))
         self.residual = nn.Sequential(*[ResidualBlock(d, 4 * ngf) for _ in range(n_blocks)])
         self.decoder = nn.Sequential(
-            up(4 * ngf, 2 * ngf, 3, stride=2, padding=1, output_padding=1), _norm(d, 2 * ngf),
-            nn.ReLU(True),
-            up(2 * ngf, ngf, 3, stride=2, padding=1, output_padding=1), _norm(d, ngf), nn.ReLU(True),
+            *_upsampling(d, 4 * ngf, 2 * ngf, upsample), _norm(d, 2 * ngf), nn.ReLU(True),
+            *_upsampling(d, 2 * ngf, ngf, upsample), _norm(d, ngf), nn.ReLU(True),
             _conv(d, ngf, out_channels, 7, pad=3, mode="reflect"), nn.Tanh())
 
     def norm_channels(self) -> list[int]:
@@ -163,13 +177,13 @@ NOISE_INPUTS = ("stem", "adain", "bottleneck", "adain+bottleneck")
 
 class NoiseToImageGenerator(nn.Module):
     def __init__(self, spatial_dims: int, image_size: int, z_dim: int, ngf: int, n_blocks: int,
-                 stem_channels: int, noise_input: str = "stem"):
+                 stem_channels: int, noise_input: str = "stem", upsample: str = "transposed"):
         super().__init__()
         if noise_input not in NOISE_INPUTS:
             raise ValueError(f"noise_input {noise_input!r}: choose one of {', '.join(NOISE_INPUTS)}")
         self.z_dim, self.spatial_dims, self.noise_input = z_dim, spatial_dims, noise_input
         self.stem = NoiseStem(spatial_dims, image_size, z_dim, stem_channels)
-        self.trunk = ResnetTrunk(spatial_dims, ngf, n_blocks)
+        self.trunk = ResnetTrunk(spatial_dims, ngf, n_blocks, upsample=upsample)
         paths = noise_input.split("+")
         # Built on a copy of the random state: the stem, the trunk and D get the same weights
         # for a seed whatever noise_input is, so the setting changes nothing else.
@@ -272,7 +286,7 @@ def build_networks(s, seed: int) -> tuple[nn.Module, nn.Module]:
     initialisation, deterministic in the seed."""
     torch.manual_seed(seed)
     G = NoiseToImageGenerator(s.dims, s.image_size, s.z_dim, s.ngf, s.n_blocks, s.stem_channels,
-                              s.noise_input)
+                              s.noise_input, s.upsample)
     # The fresh noise paths keep their own start: PyTorch's default mapping, zero affine layers.
     init_weights(G.stem), init_weights(G.trunk)
     D = init_weights(PatchDiscriminator(s.dims, s.image_size, s.ndf, mbstd_group=s.mbstd_group))

@@ -55,7 +55,8 @@ class PretextContext:
 
 
 def _trunk(s: Settings, device: torch.device) -> ResnetTrunk:
-    return fast_layout(init_weights(ResnetTrunk(s.dims, s.ngf, s.n_blocks)).to(device), s.dims)
+    trunk = ResnetTrunk(s.dims, s.ngf, s.n_blocks, upsample=s.upsample)
+    return fast_layout(init_weights(trunk).to(device), s.dims)
 
 
 def _disc(s: Settings, device: torch.device) -> PatchDiscriminator:
@@ -287,8 +288,8 @@ def get_pretext_kind(name: str) -> Pretext:
 
 # Only the numbers a pretext depends on: changing the GAN's own hyper-parameters (as tuning does)
 # must reuse the same pretext.
-PRETEXT_FIELDS = ("dims", "image_size", "ngf", "n_blocks", "ndf", "pretext_steps", "pretext_batch",
-                  "pretext_lr", "pretext_beta1", "pretext_beta2", "cycle_weight",
+PRETEXT_FIELDS = ("dims", "image_size", "ngf", "n_blocks", "upsample", "ndf", "pretext_steps",
+                  "pretext_batch", "pretext_lr", "pretext_beta1", "pretext_beta2", "cycle_weight",
                   "identity_weight", "pool_size")
 
 

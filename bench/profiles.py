@@ -30,6 +30,7 @@ class Settings:
     ndf: int
     stem_channels: int
     noise_input: str       # how z reaches G's trunk (bench.nets.NOISE_INPUTS)
+    upsample: str          # how the trunk's decoder upsamples (bench.nets.UPSAMPLINGS)
     batch_size: int
     steps: int
     eval_every: int

@@ -17,6 +17,7 @@ from bench.profiles import get_settings
 from bench.unit import prepare_task, build_unit, train, default_cache
 from bench.noise_path import spread_by_stage
 from bench.metrics.registry import Sample
+from bench.metrics.defects import dark_boxes, checkerboard_energy
 
 p = argparse.ArgumentParser()
 p.add_argument("--dims", type=int, default=2)
@@ -24,6 +25,8 @@ p.add_argument("--design", default="stem")
 p.add_argument("--seed", type=int, default=0)
 p.add_argument("--strategy", default="scratch")
 p.add_argument("--set", action="append", default=[], help="NAME=VALUE: a setting overridden")
+p.add_argument("--d-norm", default="instance", choices=["instance", "none"],
+               help="none: D without its instance norms (a candidate, not yet a setting)")
 p.add_argument("--out", default="runs/probe/out")
 a = p.parse_args()
 over = {"noise_input": a.design}
@@ -32,13 +35,18 @@ for kv in a.set:
     cur = getattr(get_settings("quick", a.dims), k)
     over[k] = type(cur)(v) if not isinstance(cur, bool) else v == "1"
 s = dataclasses.replace(get_settings("quick", a.dims), **over)
-name = f"{a.dims}d-{a.strategy}-{a.design}-s{a.seed}" + "".join(f"-{kv}" for kv in a.set)
+name = (f"{a.dims}d-{a.strategy}-{a.design}-s{a.seed}" + "".join(f"-{kv}" for kv in a.set)
+        + ("-dnorm=none" if a.d_norm == "none" else ""))
 out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
 spec = datasets.get_task(f"phantom-{a.dims}d")
 task = prepare_task(spec, s, torch.device("cpu"), "auto", default_cache(), 0, False, inception=False)
 ev = task.evaluator
 floor = ev.fid(Sample(ev.other))
 unit = build_unit(task, a.strategy, a.seed, 0)
+if a.d_norm == "none":
+    for i, m in enumerate(unit.D.model):
+        if isinstance(m, (torch.nn.InstanceNorm2d, torch.nn.InstanceNorm3d)):
+            unit.D.model[i] = torch.nn.Identity()
 z = torch.randn(64, s.z_dim, generator=torch.Generator().manual_seed(123))
 spread0 = spread_by_stage(unit.G, z)
 tic = time.time()
@@ -53,8 +61,14 @@ spread1 = spread_by_stage(G, z)
 rec = {"name": name, "modes_k": len(ev.modes.modes(ev.n)) if ev.modes else None, "settings": over, "precision": task.precision, "floor": floor,
        "ceiling": ceiling, "train_seconds": res.train_seconds, "wall": wall,
        "sec_per_step": res.train_seconds / s.steps, "curve": rows,
-       "spread_init": spread0, "spread_end": spread1}
+       "spread_init": spread0, "spread_end": spread1,
+       # the visible defects of the final samples against the other held-out split's images
+       "dark_boxes": float(dark_boxes(res.samples).float().mean()),
+       "dark_boxes_real": float(dark_boxes(ev.other).float().mean()),
+       "checkerboard": float(checkerboard_energy(res.samples).mean()),
+       "checkerboard_real": float(checkerboard_energy(ev.other).mean())}
 (out / f"{name}.json").write_text(json.dumps(rec, indent=1))
 torch.save(res.samples[:32], out / f"{name}.samples.pt")
-print(name, f"{rec['sec_per_step']:.3f}s/step", " ".join(
+print(name, f"{rec['sec_per_step']:.3f}s/step boxes {rec['dark_boxes']:.3f}"
+      f" checker {rec['checkerboard']:.4f}/{rec['checkerboard_real']:.4f}", " ".join(
     f"{r['step']}:{r['pos']:.3f}/{r['modes']}" for r in rows))

@@ -13,7 +13,7 @@ import torch
 
 from bench.metrics import degrade
 from bench.metrics.modes import (COVERED_SHARE, MIN_EXPECTED, ModeReference, accuracy,
-                                 get_mode_classifier, scores)
+                                 get_mode_classifier, level_scores, scores)
 from bench.metrics.registry import REGISTRY, Reference, Sample
 from bench.metrics.scores import MetricError
 from bench.profiles import get_settings
@@ -146,6 +146,39 @@ def test_level_histogram_sees_dropped_levels():
     upper = labels[labels[:, 0] < factors.LEVEL_BINS - 2]
     out = scores(ref, upper)
     assert out["modes_covered"] == factors.LEVEL_BINS - 2 and out["mode_tv"] == pytest.approx(1 / 3)
+
+
+class _Named(_Reads):
+    """_Reads with the column names a ModeClassifier carries."""
+
+    def __init__(self, columns: tuple[str, ...]):
+        super().__init__(len(columns))
+        self.columns = columns
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return images.flatten(1)[:, : len(self.columns)].round().long()
+
+
+def test_levels_covered_names_a_missing_level_among_joint_modes():
+    """Joint (level, head) modes: a set without the cerebellar levels covers fewer levels even
+    where the joint modes of the other levels are all there."""
+    bins = factors.level_bins(24)
+    labels = torch.stack([torch.cat([bins] * 20), torch.arange(480) % 2], 1)
+    freq = {m: c / len(labels) for m, c in
+            zip(*torch.unique(labels, dim=0, return_counts=True))}
+    ref = ModeReference(_Named((factors.LEVEL, "head")),
+                        {tuple(int(v) for v in m): float(c) for m, c in freq.items()})
+    ref_x = Reference(torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 4, 4), lambda x: x, object(),
+                      modes=ref)
+    assert REGISTRY["levels_covered"].values(ref_x, Sample(_as_images(labels))) == {
+        "levels_covered": factors.LEVEL_BINS, "levels_k": factors.LEVEL_BINS}
+    upper = labels[labels[:, 0] < factors.LEVEL_BINS - 2]
+    assert level_scores(ref, upper)["levels_covered"] == factors.LEVEL_BINS - 2
+    volumes = ModeReference(_Named(("head",)), {(0,): 0.5, (1,): 0.5})
+    with pytest.raises(MetricError, match="slice level"):
+        level_scores(volumes, labels[:, 1:])
+    with pytest.raises(MetricError, match="no mode labels"):
+        level_scores(None, labels)
 
 
 def test_registry_entries_reach_the_reference():

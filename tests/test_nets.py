@@ -3,7 +3,7 @@ import torch
 
 import dataclasses
 
-from bench.nets import (NOISE_INPUTS, NoiseStem, NoiseToImageGenerator, PatchDiscriminator,
+from bench.nets import (NOISE_INPUTS, UPSAMPLINGS, NoiseStem, NoiseToImageGenerator, PatchDiscriminator,
                         ResnetTrunk, build_networks, init_weights, patchgan_depth,
                         patchgan_receptive_field)
 from bench.profiles import get_settings
@@ -117,3 +117,42 @@ def test_modulation_carries_z_when_the_stem_is_silent():
 def test_unknown_noise_input_is_refused():
     with pytest.raises(ValueError, match="noise_input"):
         NoiseToImageGenerator(2, 32, 16, 4, 1, 8, noise_input="film")
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_resize_upsampling_starts_free_of_the_checkerboard(dims):
+    from bench.metrics.defects import checkerboard_energy
+    energy = {}
+    for upsample in UPSAMPLINGS:
+        s = dataclasses.replace(get_settings("smoke", dims), upsample=upsample)
+        values = []
+        for seed in range(3):
+            G, _ = build_networks(s, seed)
+            with torch.no_grad():
+                values.append(checkerboard_energy(G(torch.randn(4, s.z_dim))).mean())
+        energy[upsample] = torch.stack(values)
+    # Real images hold 0.006-0.024 of their power at period 2 (docs/evaluation.md).
+    assert energy["resize"].max() < 0.05
+    assert energy["transposed"].min() > 2 * energy["resize"].max()
+
+
+@pytest.mark.parametrize("upsample", UPSAMPLINGS)
+def test_the_trunk_loads_one_to_one_from_the_pretext_built_with_the_same_upsampling(upsample):
+    from bench.inflate import inflate_state
+    from bench.pretext import _trunk
+    from strategies import copy_trunk
+    s = dataclasses.replace(get_settings("smoke", 2), upsample=upsample)
+    G, _ = build_networks(s, 0)
+    source = _trunk(s, torch.device("cpu")).state_dict()
+    assert sum(copy_trunk(G, source).values()) == sum(p.numel() for p in G.trunk.parameters())
+    assert all(torch.equal(v, source[k].to(v.dtype)) for k, v in G.trunk.state_dict().items())
+    # the 3D task's 2D CycleGAN inflates into the 3D trunk of the same upsampling
+    s3 = dataclasses.replace(get_settings("smoke", 3), upsample=upsample)
+    trunk3d = ResnetTrunk(3, s.ngf, s.n_blocks, upsample=upsample)
+    trunk3d.load_state_dict(inflate_state(trunk3d, source))
+    assert trunk3d(torch.rand(1, 1, *[s3.image_size] * 3)).shape[2:] == (s3.image_size,) * 3
+
+
+def test_unknown_upsampling_is_refused():
+    with pytest.raises(ValueError, match="upsample"):
+        ResnetTrunk(2, 4, 1, upsample="pixelshuffle")

@@ -230,4 +230,5 @@ def test_the_pretext_key_ignores_the_gans_own_settings(smoke_2d):
     assert key(replace(s, beta1=0.0, lr_g=1e-3, r1_gamma=5.0, ema_decay=0.0)) == base
     assert key(replace(s, pretext_beta1=0.9)) != base
     assert key(replace(s, pretext_lr=1e-3)) != base
+    assert key(replace(s, upsample="resize")) != base  # another trunk
     assert key(s, seed=1) != base

@@ -207,3 +207,22 @@ def scores(reference: ModeReference | None, labels: torch.Tensor) -> dict:
     every = set(shares) | set(reference.frequencies)
     tv = 0.5 * sum(abs(shares.get(m, 0.0) - reference.frequencies.get(m, 0.0)) for m in every)
     return {"modes_covered": float(covered), "modes_k": float(len(judged)), "mode_tv": tv}
+
+
+def level_scores(reference: ModeReference | None, labels: torch.Tensor) -> dict:
+    """2D: levels_covered (of levels_k) by the rule of modes_covered, applied to the slice level
+    alone (vertex to cerebellum; datasets/factors.py), so a missing level shows by name."""
+    if reference is None:
+        raise MetricError(NO_LABELS)
+    columns = reference.classifier.columns
+    if factors.LEVEL not in columns:
+        raise MetricError("these images carry no slice level (only 2D slices do)")
+    at, n = columns.index(factors.LEVEL), len(labels)
+    expected: Counter = Counter()
+    for mode, share in reference.frequencies.items():
+        expected[mode[at]] += share
+    seen = Counter(int(v) for v in labels[:, at])
+    judged = [lv for lv, f in sorted(expected.items()) if f * n >= MIN_EXPECTED]
+    covered = sum(seen[lv] >= COVERED_SHARE * expected[lv] * n for lv in judged)
+    return {"levels_covered": float(covered), "levels_k": float(len(judged))}
+

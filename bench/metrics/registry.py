@@ -17,6 +17,7 @@ import torch
 
 from bench.errors import BenchError
 from bench.metrics import modes, scores
+from bench.metrics.defects import checkerboard_energy, dark_boxes
 from bench.metrics.fid import frechet_distance
 from bench.metrics.memorization import copies, memorization, nearest_distances
 
@@ -218,6 +219,19 @@ def _modes(name: str) -> Callable[[Reference, Sample], dict]:
     return compute
 
 
+def _levels(ref: Reference, x: Sample) -> dict:
+    if ref.modes is None:
+        raise scores.MetricError(modes.NO_LABELS)
+    labels = x.cached("mode_labels", lambda: ref.modes.classifier(x.images))
+    return modes.level_scores(ref.modes, labels)
+
+
+def _checkerboard(ref: Reference, x: Sample) -> dict:
+    """The samples' mean period-2 share, beside the held-out real images' (its only yardstick)."""
+    real = ref.cached("checkerboard", lambda: float(checkerboard_energy(ref.images).mean()))
+    return {"checkerboard": float(checkerboard_energy(x.images).mean()), "checkerboard_real": real}
+
+
 def inception_features(ref: Reference, x: Sample) -> dict[str, torch.Tensor]:
     """The sample's Inception features (per plane in 3D), computed once."""
     return x.cached("inception", lambda: ref.inception.features(x.images))
@@ -278,6 +292,15 @@ for _metric in (
            must_order=MODES, curve=True, validated=(2, 3)),
     Metric("mode_tv", "mode histogram distance (total variation)", _modes("mode_tv"), LOWER,
            MODES_FAMILY, must_order=MODES, must_tell_fakes=True, validated=(2, 3)),
+    Metric("levels_covered", "2D slice levels covered (of the levels judged)", _levels, HIGHER,
+           None, 1, (Part("levels_k", "slice levels judged", 0, (2,)),)),
+    # The published samples' visible faults (bench.metrics.defects): descriptive, for the
+    # generator's design record; real held-out images hold no dark box.
+    Metric("dark_boxes", "share of samples with a dark box inside the brain", lambda ref, x:
+           float(dark_boxes(x.images).float().mean()), LOWER, must_order=("dark_box",)),
+    Metric("checkerboard", "period-2 share of the brain's power (checkerboard)", _checkerboard,
+           worse=HIGHER, digits=4,
+           parts=(Part("checkerboard_real", "held-out real images' period-2 share", 4),)),
     Metric("ndb_k", "NDB/K", _ndb, LOWER, MODES_FAMILY,
            parts=(Part("ndb", "NDB (bins differing)", 1, better=LOWER),), must_order=MODES),
     Metric("memorized", "share nearer a training image than held-out images (features)",
