@@ -74,8 +74,14 @@ def new_row(task: str, strategy: str, seed: int, fid_final: float | None,
         "msssim_real": 0.28, "ndb": 2.0, "ndb_k": 0.2, "memorized": 0.05, "memorized_flag": 0.0,
         "memorized_pixels": 0.04, "memorized_pixels_flag": 0.0, "nn_ratio": 1.1,
         "nn_ratio_pixels": 1.0, "modes_covered": 15.0 + seed, "modes_k": 18.0, "mode_tv": 0.1,
+        "dark_boxes": 0.0, "checkerboard": 0.02, "checkerboard_real": 0.017,
     }
     missing: dict[str, str] = {}
+    if dims == 2:
+        metrics.update(levels_covered=6.0, levels_k=6.0)
+    else:
+        metrics.update(levels_covered=None)
+        missing["levels_covered"] = "these images carry no slice level (only 2D slices do)"
     if dims == 2:
         metrics.update(inception_fid=None, inception_kid_mean=None, inception_kid_std=None)
         missing.update({k: NO_INCEPTION for k in ("inception_fid", "inception_kid_mean",
@@ -525,8 +531,8 @@ def test_per_plane_inception_fids_share_the_missing_reason(tmp_path: Path) -> No
     row = new_row("phantom-3d", "scratch", 0, 30.0, 300, dims=3)
     names = [k for k in row["metrics"] if k.startswith("inception_")]
     row["metrics"].update({k: None for k in names})
-    row["metrics_missing"] = {k: NO_INCEPTION for k in ("inception_fid", "inception_kid_mean",
-                                                        "inception_kid_std")}
+    row["metrics_missing"].update({k: NO_INCEPTION for k in ("inception_fid", "inception_kid_mean",
+                                                             "inception_kid_std")})
     text = write_report([write_store(tmp_path / "run", [row])])["report"].read_text()
     line = line_with(text, "- inception_fid,", "inception_fid_sagittal")
     assert line.endswith(NO_INCEPTION) and "no reason recorded" not in text
