@@ -3,8 +3,8 @@ import torch
 
 import dataclasses
 
-from bench.nets import (NOISE_INPUTS, UPSAMPLINGS, NoiseStem, NoiseToImageGenerator, PatchDiscriminator,
-                        ResnetTrunk, build_networks, init_weights, patchgan_depth,
+from bench.nets import (NOISE_INPUTS, UPSAMPLINGS, NoiseStem, NoiseToImageGenerator,
+                        PatchDiscriminator, ResnetTrunk, build_networks, init_weights, patchgan_depth,
                         patchgan_receptive_field)
 from bench.profiles import get_settings
 

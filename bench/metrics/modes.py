@@ -201,12 +201,17 @@ def scores(reference: ModeReference | None, labels: torch.Tensor) -> dict:
     if n == 0:
         raise MetricError("no samples to classify")
     shares = histogram(labels)
-    judged = reference.modes(n)
-    covered = sum(shares.get(m, 0.0) * n >= COVERED_SHARE * reference.frequencies[m] * n
-                  for m in judged)
+    covered, judged = _covered(reference.frequencies, shares, n)
     every = set(shares) | set(reference.frequencies)
     tv = 0.5 * sum(abs(shares.get(m, 0.0) - reference.frequencies.get(m, 0.0)) for m in every)
-    return {"modes_covered": float(covered), "modes_k": float(len(judged)), "mode_tv": tv}
+    return {"modes_covered": float(covered), "modes_k": float(judged), "mode_tv": tv}
+
+
+def _covered(frequencies: dict, shares: dict, n: int) -> tuple[int, int]:
+    """(covered, judged): of the classes expected at least MIN_EXPECTED times among n, how many
+    hold at least COVERED_SHARE of their expected share."""
+    judged = [m for m, f in frequencies.items() if f * n >= MIN_EXPECTED]
+    return sum(shares.get(m, 0.0) >= COVERED_SHARE * frequencies[m] for m in judged), len(judged)
 
 
 def level_scores(reference: ModeReference | None, labels: torch.Tensor) -> dict:
@@ -217,12 +222,10 @@ def level_scores(reference: ModeReference | None, labels: torch.Tensor) -> dict:
     columns = reference.classifier.columns
     if factors.LEVEL not in columns:
         raise MetricError("these images carry no slice level (only 2D slices do)")
-    at, n = columns.index(factors.LEVEL), len(labels)
+    at = columns.index(factors.LEVEL)
     expected: Counter = Counter()
     for mode, share in reference.frequencies.items():
         expected[mode[at]] += share
-    seen = Counter(int(v) for v in labels[:, at])
-    judged = [lv for lv, f in sorted(expected.items()) if f * n >= MIN_EXPECTED]
-    covered = sum(seen[lv] >= COVERED_SHARE * expected[lv] * n for lv in judged)
-    return {"levels_covered": float(covered), "levels_k": float(len(judged))}
-
+    shares = {level: c / len(labels) for level, c in Counter(labels[:, at].tolist()).items()}
+    covered, judged = _covered(expected, shares, len(labels))
+    return {"levels_covered": float(covered), "levels_k": float(judged)}

@@ -202,12 +202,17 @@ def _copying(space: str, name: str) -> Callable[[Reference, Sample], dict]:
     return compute
 
 
+def _labels(ref: Reference, x: Sample) -> torch.Tensor:
+    """The sample's known modes as the classifier reads them, classified once per sample."""
+    if ref.modes is None:
+        raise scores.MetricError(modes.NO_LABELS)
+    return x.cached("mode_labels", lambda: ref.modes.classifier(x.images))
+
+
 def _modes(name: str) -> Callable[[Reference, Sample], dict]:
-    """The ground-truth mode scores (bench.metrics.modes), classified once per sample."""
+    """The ground-truth mode scores (bench.metrics.modes)."""
     def compute(ref: Reference, x: Sample) -> dict:
-        if ref.modes is None:
-            raise scores.MetricError(modes.NO_LABELS)
-        labels = x.cached("mode_labels", lambda: ref.modes.classifier(x.images))
+        labels = _labels(ref, x)
         out = x.cached("mode_scores", lambda: modes.scores(ref.modes, labels))
         if name == "mode_tv":
             return {name: out[name]}
@@ -220,10 +225,7 @@ def _modes(name: str) -> Callable[[Reference, Sample], dict]:
 
 
 def _levels(ref: Reference, x: Sample) -> dict:
-    if ref.modes is None:
-        raise scores.MetricError(modes.NO_LABELS)
-    labels = x.cached("mode_labels", lambda: ref.modes.classifier(x.images))
-    return modes.level_scores(ref.modes, labels)
+    return modes.level_scores(ref.modes, _labels(ref, x))
 
 
 def _checkerboard(ref: Reference, x: Sample) -> dict:
