@@ -18,6 +18,33 @@ from bench.unit import prepare_task, build_unit, train, default_cache
 from bench.noise_path import spread_by_stage
 from bench.metrics.registry import Sample
 from bench.metrics.defects import dark_boxes, checkerboard_energy
+from bench.nets import _conv, init_weights, count_parameters
+from monai.networks.layers.factories import Norm
+
+
+class ProgressiveControl(torch.nn.Module):
+    """A control for what this machine can learn at all, not a harness design: a DCGAN/ProGAN-
+    type generator (z -> a 4-pixel-side map, then per doubling: nearest resize and two 3x3
+    convolutions with batch norm and ReLU; a 3x3 convolution and tanh), of about the trunk's
+    cost at the probe's size (widths 8, 4, 2, 1 x ngf from the smallest map up)."""
+
+    def __init__(self, dims, image_size, z_dim, ngf):
+        super().__init__()
+        self.z_dim, self.dims = z_dim, dims
+        n_up = (image_size // 4).bit_length() - 1
+        ch = [ngf * 2 ** max(n_up - i, 0) for i in range(n_up + 1)]
+        self.fc = torch.nn.Linear(z_dim, ch[0] * 4 ** dims)
+        self.ch0 = ch[0]
+        layers = [Norm[Norm.BATCH, dims](ch[0]), torch.nn.ReLU(True)]
+        for cin, cout in zip(ch[:-1], ch[1:]):
+            layers += [torch.nn.Upsample(scale_factor=2, mode="nearest"),
+                       _conv(dims, cin, cout, 3, pad=1), Norm[Norm.BATCH, dims](cout), torch.nn.ReLU(True),
+                       _conv(dims, cout, cout, 3, pad=1), Norm[Norm.BATCH, dims](cout), torch.nn.ReLU(True)]
+        layers += [_conv(dims, ch[-1], 1, 3, pad=1), torch.nn.Tanh()]
+        self.body = torch.nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.body(self.fc(z).view(len(z), self.ch0, *[4] * self.dims))
 
 p = argparse.ArgumentParser()
 p.add_argument("--dims", type=int, default=2)
@@ -27,6 +54,8 @@ p.add_argument("--strategy", default="scratch")
 p.add_argument("--set", action="append", default=[], help="NAME=VALUE: a setting overridden")
 p.add_argument("--d-norm", default="instance", choices=["instance", "none"],
                help="none: D without its instance norms (a candidate, not yet a setting)")
+p.add_argument("--generator", default="trunk", choices=["trunk", "progressive"],
+               help="progressive: the ProgressiveControl generator instead of stem + trunk")
 p.add_argument("--out", default="runs/probe/out")
 a = p.parse_args()
 over = {"noise_input": a.design}
@@ -36,7 +65,8 @@ for kv in a.set:
     over[k] = type(cur)(v) if not isinstance(cur, bool) else v == "1"
 s = dataclasses.replace(get_settings("quick", a.dims), **over)
 name = (f"{a.dims}d-{a.strategy}-{a.design}-s{a.seed}" + "".join(f"-{kv}" for kv in a.set)
-        + ("-dnorm=none" if a.d_norm == "none" else ""))
+        + ("-dnorm=none" if a.d_norm == "none" else "")
+        + ("-progressive" if a.generator == "progressive" else ""))
 out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
 spec = datasets.get_task(f"phantom-{a.dims}d")
 task = prepare_task(spec, s, torch.device("cpu"), "auto", default_cache(), 0, False, inception=False)
@@ -47,8 +77,12 @@ if a.d_norm == "none":
     for i, m in enumerate(unit.D.model):
         if isinstance(m, (torch.nn.InstanceNorm2d, torch.nn.InstanceNorm3d)):
             unit.D.model[i] = torch.nn.Identity()
+if a.generator == "progressive":
+    torch.manual_seed(a.seed)
+    unit.G = init_weights(ProgressiveControl(a.dims, s.image_size, s.z_dim, s.ngf))
 z = torch.randn(64, s.z_dim, generator=torch.Generator().manual_seed(123))
-spread0 = spread_by_stage(unit.G, z)
+trunk = a.generator == "trunk"
+spread0 = spread_by_stage(unit.G, z) if trunk else None
 tic = time.time()
 res = train(task, unit, None, name)
 wall = time.time() - tic
@@ -57,8 +91,8 @@ rows = [{"step": r["step"], "fid": r["fid"], "pos": (r["fid"] - floor) / (ceilin
          "modes": r.get("modes_covered"), "k": r.get("modes_k"), "cov": r.get("coverage")}
         for r in res.curve]
 G = unit.G
-spread1 = spread_by_stage(G, z)
-rec = {"name": name, "modes_k": len(ev.modes.modes(ev.n)) if ev.modes else None, "settings": over, "precision": task.precision, "floor": floor,
+spread1 = spread_by_stage(G, z) if trunk else None
+rec = {"name": name, "modes_k": len(ev.modes.modes(ev.n)) if ev.modes else None, "settings": over, "precision": task.precision, "g_parameters": count_parameters(unit.G), "floor": floor,
        "ceiling": ceiling, "train_seconds": res.train_seconds, "wall": wall,
        "sec_per_step": res.train_seconds / s.steps, "curve": rows,
        "spread_init": spread0, "spread_end": spread1,

@@ -37,7 +37,7 @@ def _registered() -> list[Metric]:
     for m in REGISTRY.values():
         if m.name in LEADING.values():  # shown as fid_final, fid_best, ... from the curve
             continue
-        out.append(Metric(m.name, m.label, m.better, m.family, m.digits))
+        out.append(Metric(m.name, m.label, m.better, m.family, m.digits, m.dims))
         out += [Metric(p.name, p.label, p.better, None, p.digits, p.dims, missing_with=m.name)
                 for p in m.parts]
     return out

@@ -181,6 +181,15 @@ def test_levels_covered_names_a_missing_level_among_joint_modes():
         level_scores(None, labels)
 
 
+def test_a_2d_only_entry_is_neither_computed_nor_shown_in_3d():
+    from bench.metrics.registry import list_metrics
+    from reports.catalog import BY_NAME
+    assert "levels_covered" in [m.name for m in list_metrics(dims=2)]
+    assert "levels_covered" not in [m.name for m in list_metrics(dims=3)]
+    assert "modes_covered" in [m.name for m in list_metrics(dims=3)]
+    assert BY_NAME["levels_covered"].dims == (2,)
+
+
 def test_registry_entries_reach_the_reference():
     ref = Reference(torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 4, 4), lambda x: x, object(),
                     modes=_reference(6))

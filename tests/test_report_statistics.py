@@ -77,11 +77,8 @@ def new_row(task: str, strategy: str, seed: int, fid_final: float | None,
         "dark_boxes": 0.0, "checkerboard": 0.02, "checkerboard_real": 0.017,
     }
     missing: dict[str, str] = {}
-    if dims == 2:
+    if dims == 2:  # a 2D-only entry: 3D rows do not carry it
         metrics.update(levels_covered=6.0, levels_k=6.0)
-    else:
-        metrics.update(levels_covered=None)
-        missing["levels_covered"] = "these images carry no slice level (only 2D slices do)"
     if dims == 2:
         metrics.update(inception_fid=None, inception_kid_mean=None, inception_kid_std=None)
         missing.update({k: NO_INCEPTION for k in ("inception_fid", "inception_kid_mean",

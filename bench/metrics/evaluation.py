@@ -171,7 +171,7 @@ class Evaluator:
               precision: str) -> dict:
         """Per-evaluation statistics: `samples` from the evaluated G (EMA), `fakes` from the
         trained G, which is what D is trained against."""
-        curve = [m for m in list_metrics(inception=False) if m.curve]
+        curve = [m for m in list_metrics(inception=False, dims=self.s.dims) if m.curve]
         row = {"fid": None, **{m.name: None for m in curve}}
         if torch.isfinite(samples).all():
             sample = self._last = Sample(samples)
@@ -226,7 +226,7 @@ class Evaluator:
             planes = [f"inception_fid_{p}" for p in PLANES] if self.s.dims == 3 else []
             for name in ("inception_fid", *planes, "inception_kid_mean", "inception_kid_std"):
                 missing[name] = self.inception_missing
-        for m in list_metrics(inception=self.inception is not None):
+        for m in list_metrics(inception=self.inception is not None, dims=self.s.dims):
             if m.name != LEADING[self.s.dims]:
                 _attempt(out, missing, m, lambda: m.values(self.ref, sample))
         return out, missing

@@ -117,6 +117,7 @@ class Metric:
     # this entry requires (docs/evaluation.md): where the report may trust it against the
     # leading metric (the answer flags a comparison where a validated metric disagrees).
     validated: tuple[int, ...] = ()
+    dims: tuple[int, ...] = (2, 3)  # the dimensionalities whose images it can measure
 
     @property
     def worsens(self) -> str:
@@ -150,8 +151,10 @@ def register(metric: Metric) -> Metric:
     return metric
 
 
-def list_metrics(inception: bool = True) -> list[Metric]:
-    return [m for m in REGISTRY.values() if inception or not m.needs_inception]
+def list_metrics(inception: bool = True, dims: int | None = None) -> list[Metric]:
+    """The registered metrics (those for `dims` only, when given)."""
+    return [m for m in REGISTRY.values() if (inception or not m.needs_inception)
+            and (dims is None or dims in m.dims)]
 
 
 
@@ -295,7 +298,7 @@ for _metric in (
     Metric("mode_tv", "mode histogram distance (total variation)", _modes("mode_tv"), LOWER,
            MODES_FAMILY, must_order=MODES, must_tell_fakes=True, validated=(2, 3)),
     Metric("levels_covered", "2D slice levels covered (of the levels judged)", _levels, HIGHER,
-           None, 1, (Part("levels_k", "slice levels judged", 0, (2,)),)),
+           None, 1, (Part("levels_k", "slice levels judged", 0, (2,)),), dims=(2,)),
     # The published samples' visible faults (bench.metrics.defects): descriptive, for the
     # generator's design record; real held-out images hold no dark box.
     Metric("dark_boxes", "share of samples with a dark box inside the brain", lambda ref, x:

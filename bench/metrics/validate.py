@@ -108,7 +108,7 @@ def run_suite(data, s, domain, inception_extractor=None, draws: int = 3, seed: i
     `draws` times. `mode_classifier` (bench.metrics.modes) reads the known modes; without one
     the mode metrics are recorded as missing."""
     from bench.metrics.inception import InceptionFID
-    metrics = [m for m in list_metrics(inception_extractor is not None)
+    metrics = [m for m in list_metrics(inception_extractor is not None, s.dims)
                if names is None or m.name in names]
     check_size(data)
     kinds = [k for k in degrade.degradations(s.image_size) if checks is None or k.name in checks]
