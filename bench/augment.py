@@ -5,6 +5,11 @@ Written here because no installed library has it: MONAI's and TorchIO's transfor
 sample at a time outside autograd, and D must see the same random transform distribution on
 generated images, with G's gradient flowing through it. Vacated and erased voxels take -1, the
 background of a skull-stripped MR image, so a translation or a cutout never paints a frame.
+
+Each operation applies to a sample with probability `p` (ADA's p, Karras et al. 2020). At p = 1
+every image D sees holds an erased box, so D cannot tell a box G drew from one the augmentation
+erased, and G may draw them (a leak). Below 1 some of D's real images are never erased, and a
+generator that draws boxes is told apart (docs/stabilized-recipe.md measures both).
 """
 
 from __future__ import annotations
@@ -59,9 +64,22 @@ def cutout(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 OPERATIONS = {"translation": translate, "cutout": cutout}
 
 
-def augment(x: torch.Tensor, ops: tuple[str, ...], gen: torch.Generator) -> torch.Tensor:
-    """x with every operation of `ops` applied, each sample drawn apart from `gen` (a CPU
-    generator, so a unit's draws do not depend on the device)."""
+def check_probability(p: float) -> float:
+    if not 0 < p <= 1:
+        raise BenchError(f"augment_p {p:g} is not a probability in (0, 1]; set it between 0 "
+                         "(exclusive) and 1 in the profile or the trial")
+    return p
+
+
+def augment(x: torch.Tensor, ops: tuple[str, ...], gen: torch.Generator, p: float = 1.0
+            ) -> torch.Tensor:
+    """x with every operation of `ops` applied to each sample with probability `p`, each
+    sample drawn apart from `gen` (a CPU generator, so a unit's draws do not depend on the
+    device). At p = 1 no draw decides whether to apply: the draws are those of an older run."""
     for op in ops:
-        x = OPERATIONS[op](x, gen)
+        done = OPERATIONS[op](x, gen)
+        if p < 1:
+            applied = (torch.rand(len(x), generator=gen) < p).to(x.device)
+            done = torch.where(applied.view(-1, *[1] * (x.dim() - 1)), done, x)
+        x = done
     return x

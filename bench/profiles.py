@@ -72,6 +72,7 @@ class Settings:
     recipe: str
     mbstd_group: int       # minibatch standard deviation group in D's head; 0: none
     augment: str           # DiffAugment operations on everything D sees; "none"
+    augment_p: float       # each operation's probability per sample (bench/augment.py)
     r1_reduction: str      # R1 on D's patch outputs "sum"med (plain) or "mean"ed like the loss
     mode_seeking: float    # weight of the mode-seeking term in G's loss (Mao et al. 2019); 0: off
     splits: tuple[tuple[str, int], ...] | None = None

@@ -20,7 +20,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from bench.atomic import atomic_path
-from bench.augment import augment, check_policy
+from bench.augment import augment, check_policy, check_probability
 from bench.device import autocast, fast_layout, seeded_generator, synchronize
 from bench.metrics.evaluation import D_ACCURACY_IMAGES, Evaluator
 from bench.movement import PARTS, snapshot, weight_movement
@@ -203,7 +203,8 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
     gen = seeded_generator(seed, 3)
     eval_z = torch.randn(evaluator.n, s.z_dim, generator=seeded_generator(seed, 4))
     ops = check_policy(s.augment)
-    aug = (lambda x: augment(x, ops, gen)) if ops else _same
+    p = check_probability(s.augment_p)
+    aug = (lambda x: augment(x, ops, gen, p)) if ops else _same
     real_all = data.train.t1.to(device)
     result, start_step = UnitResult(), 0
     start = snapshot(G, D)  # where the strategy put them: a resumed unit is rebuilt there too

@@ -76,6 +76,36 @@ def test_real_and_fake_images_see_one_transform_distribution():
     assert torch.equal(torch.roll(a, (2, -2), (2, 3)), b)
 
 
+def _unerased_share(images: torch.Tensor, p: float, seed: int) -> float:
+    """Share of the views D gets of `images` (cutout, probability p) that hold no erased voxel."""
+    seen = augment(images, check_policy("cutout"), torch.Generator().manual_seed(seed), p)
+    return float((seen != -1).flatten(1).all(1).float().mean())
+
+
+def test_cutout_below_probability_one_tells_a_generator_that_draws_boxes():
+    """Synthetic case: real images are all brain (no background), a leaking generator's hold a
+    box of background. At p = 1 D's views of both hold erased voxels every time, so no D can tell
+    them apart by their boxes; at p = 0.5 half the real views are unerased and none of the
+    leaking generator's are."""
+    real = torch.ones(400, 1, 16, 16)
+    leaking = real.clone()
+    leaking[:, :, 4:12, 4:12] = -1
+    assert _unerased_share(real, 1.0, 0) == _unerased_share(leaking, 1.0, 0) == 0
+    assert _unerased_share(real, 0.5, 0) == pytest.approx(0.5, abs=0.08)
+    assert _unerased_share(leaking, 0.5, 0) == 0
+    # Applied or not, one draw decides per sample: the same seed draws the same views.
+    assert torch.equal(augment(real, ("cutout",), torch.Generator().manual_seed(3), 0.5),
+                       augment(real, ("cutout",), torch.Generator().manual_seed(3), 0.5))
+
+
+def test_augmentation_probability_outside_0_1_is_a_one_line_error():
+    from bench.augment import check_probability
+    assert check_probability(0.5) == 0.5
+    for bad in (0.0, 1.5, -0.1):
+        with pytest.raises(BenchError, match="not a probability in"):
+            check_probability(bad)
+
+
 def test_unknown_augmentation_is_a_one_line_error():
     assert check_policy("none") == () and check_policy("") == ()
     with pytest.raises(BenchError, match="unknown augmentation 'flip'"):
