@@ -62,6 +62,8 @@ p.add_argument("--d-norm", default="instance", choices=["instance", "none"],
                help="none: D without its instance norms (a candidate, not yet a setting)")
 p.add_argument("--generator", default="trunk", choices=["trunk", "progressive"],
                help="progressive: the ProgressiveControl generator instead of stem + trunk")
+p.add_argument("--pretext-only", action="store_true",
+               help="train (or load) the strategy's pretexts, print their scores and stop")
 p.add_argument("--out", default="runs/probe/out")
 a = p.parse_args()
 over = {"noise_input": a.design}
@@ -79,6 +81,10 @@ task = prepare_task(spec, s, torch.device("cpu"), "auto", default_cache(), 0, Fa
 ev = task.evaluator
 floor = ev.fid(Sample(ev.other))
 unit = build_unit(task, a.strategy, a.seed, 0)
+if a.pretext_only:
+    for art in unit.pretexts.values():
+        print(name, art.name, {k: v for k, v in art.info.items() if not isinstance(v, dict)})
+    raise SystemExit(0)
 if a.d_norm == "none":
     for i, m in enumerate(unit.D.model):
         if isinstance(m, (torch.nn.InstanceNorm2d, torch.nn.InstanceNorm3d)):

@@ -96,7 +96,8 @@ def test_the_trunk_loads_one_to_one_from_a_cyclegan_trunk(noise_input):
     s = dataclasses.replace(get_settings("smoke", 2), noise_input=noise_input)
     G, _ = build_networks(s, 0)
     torch.manual_seed(5)
-    source = init_weights(ResnetTrunk(2, s.ngf, s.n_blocks)).state_dict()  # as the pretext builds it
+    # as the pretext builds it
+    source = init_weights(ResnetTrunk(2, s.ngf, s.n_blocks, upsample=s.upsample)).state_dict()
     counts = copy_trunk(G, source)
     assert set(G.trunk.state_dict()) == set(source)
     assert all(torch.equal(v, source[k]) for k, v in G.trunk.state_dict().items())

@@ -3,7 +3,7 @@ import torch
 
 import strategies
 from bench.errors import BenchError
-from bench.nets import build_networks
+from bench.nets import UPSAMPLINGS, build_networks
 
 # strategy -> (pretext, source state dict, trunk parts it must transfer)
 EXPECTED = {
@@ -63,7 +63,8 @@ def test_unknown_strategy_is_a_one_line_error():
 
 def test_copy_into_refuses_mismatched_shapes(smoke_2d, smoke_pretexts):
     from bench.nets import ResnetTrunk
-    bigger = ResnetTrunk(2, ngf=smoke_2d[1].ngf * 2, n_blocks=smoke_2d[1].n_blocks)
+    bigger = ResnetTrunk(2, ngf=smoke_2d[1].ngf * 2, n_blocks=smoke_2d[1].n_blocks,
+                         upsample=smoke_2d[1].upsample)
     with pytest.raises(BenchError, match="shape mismatch"):
         strategies.copy_into(bigger, smoke_pretexts["cyclegan"].state["G_t2t1"], "encoder")
 
@@ -129,11 +130,13 @@ def test_shuffled_trunk_holds_the_same_values_in_another_order(smoke_2d, smoke_p
         assert torch.equal(a, b)  # seeded by the pretext: the same permutation for its units
 
 
-def test_inflated_trunk_on_a_depth_constant_volume_equals_the_2d_trunk_on_every_slice():
+@pytest.mark.parametrize("upsample", UPSAMPLINGS)
+def test_inflated_trunk_on_a_depth_constant_volume_equals_the_2d_trunk_on_every_slice(upsample):
     from bench.inflate import inflate_state
     from bench.nets import ResnetTrunk
     torch.manual_seed(0)
-    flat, deep = ResnetTrunk(2, ngf=4, n_blocks=1), ResnetTrunk(3, ngf=4, n_blocks=1)
+    flat = ResnetTrunk(2, ngf=4, n_blocks=1, upsample=upsample)
+    deep = ResnetTrunk(3, ngf=4, n_blocks=1, upsample=upsample)
     with torch.no_grad():  # weights far from the harness's N(0, 0.02), biases too
         for p in flat.parameters():
             p.normal_(0.0, 0.2)
@@ -230,5 +233,6 @@ def test_the_pretext_key_ignores_the_gans_own_settings(smoke_2d):
     assert key(replace(s, beta1=0.0, lr_g=1e-3, r1_gamma=5.0, ema_decay=0.0)) == base
     assert key(replace(s, pretext_beta1=0.9)) != base
     assert key(replace(s, pretext_lr=1e-3)) != base
-    assert key(replace(s, upsample="resize")) != base  # another trunk
+    other = next(u for u in UPSAMPLINGS if u != s.upsample)
+    assert key(replace(s, upsample=other)) != base  # another trunk
     assert key(s, seed=1) != base

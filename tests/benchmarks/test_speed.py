@@ -183,7 +183,7 @@ def test_compiled_training_loop(benchmark, speed, profile, dims):
 @pytest.mark.parametrize("dims", [2, 3])
 def test_cyclegan_generator_pass(benchmark, profile, dims):
     s = get_settings(profile, dims)
-    trunk = fast_layout(init_weights(ResnetTrunk(dims, s.ngf, s.n_blocks)), dims)
+    trunk = fast_layout(init_weights(ResnetTrunk(dims, s.ngf, s.n_blocks, upsample=s.upsample)), dims)
     x = torch.rand(s.pretext_batch, 1, *[s.image_size] * dims)
 
     def passes():
