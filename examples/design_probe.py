@@ -52,6 +52,28 @@ class ProgressiveControl(torch.nn.Module):
     def forward(self, z):
         return self.body(self.fc(z).view(len(z), self.ch0, *[4] * self.dims))
 
+class RichStem(torch.nn.Module):
+    """A candidate for the harness (the issue's richer stem), not yet a setting: the harness's G,
+    plus the progressive control's body (its ngf-channel, full-resolution features, no tanh)
+    through a fresh 1x1 projection added after the encoder's first block. The projection starts
+    at zero, so G starts as exactly the harness's G, and every trunk weight keeps its name."""
+
+    def __init__(self, G, s):
+        super().__init__()
+        self.stem, self.trunk, self.z_dim, self.dims = G.stem, G.trunk, G.z_dim, s.dims
+        body = ProgressiveControl(s.dims, s.image_size, s.z_dim, s.ngf)
+        init_weights(body)
+        self.fc, self.ch0 = body.fc, body.ch0
+        self.features = torch.nn.Sequential(*list(body.body)[:-2])
+        self.project = _conv(s.dims, s.ngf, s.ngf, 1)
+        torch.nn.init.zeros_(self.project.weight), torch.nn.init.zeros_(self.project.bias)
+
+    def forward(self, z):
+        f = self.features(self.fc(z).view(len(z), self.ch0, *[4] * self.dims))
+        x = self.trunk.encoder[:3](self.stem(z)) + self.project(f)
+        return self.trunk.decoder(self.trunk.residual(self.trunk.encoder[3:](x)))
+
+
 p = argparse.ArgumentParser()
 p.add_argument("--dims", type=int, default=2)
 p.add_argument("--design", default="stem")
@@ -60,8 +82,9 @@ p.add_argument("--strategy", default="scratch")
 p.add_argument("--set", action="append", default=[], help="NAME=VALUE: a setting overridden")
 p.add_argument("--d-norm", default="instance", choices=["instance", "none"],
                help="none: D without its instance norms (a candidate, not yet a setting)")
-p.add_argument("--generator", default="trunk", choices=["trunk", "progressive"],
-               help="progressive: the ProgressiveControl generator instead of stem + trunk")
+p.add_argument("--generator", default="trunk", choices=["trunk", "progressive", "richstem"],
+               help="progressive: the ProgressiveControl generator instead of stem + trunk; "
+                    "richstem: the RichStem candidate")
 p.add_argument("--pretext-only", action="store_true",
                help="train (or load) the strategy's pretexts, print their scores and stop")
 p.add_argument("--out", default="runs/probe/out")
@@ -74,7 +97,7 @@ for kv in a.set:
 s = dataclasses.replace(get_settings("quick", a.dims), **over)
 name = (f"{a.dims}d-{a.strategy}-{a.design}-s{a.seed}" + "".join(f"-{kv}" for kv in a.set)
         + ("-dnorm=none" if a.d_norm == "none" else "")
-        + ("-progressive" if a.generator == "progressive" else ""))
+        + ("" if a.generator == "trunk" else f"-{a.generator}"))
 out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
 spec = datasets.get_task(f"phantom-{a.dims}d")
 task = prepare_task(spec, s, torch.device("cpu"), "auto", default_cache(), 0, False, inception=False)
@@ -92,8 +115,16 @@ if a.d_norm == "none":
 if a.generator == "progressive":
     torch.manual_seed(a.seed)
     unit.G = init_weights(ProgressiveControl(a.dims, s.image_size, s.z_dim, s.ngf))
+if a.generator == "richstem":
+    with torch.no_grad():
+        before = unit.G(torch.randn(4, s.z_dim, generator=torch.Generator().manual_seed(1)))
+    torch.manual_seed(a.seed)
+    unit.G = RichStem(unit.G, s)
+    with torch.no_grad():  # the fresh path starts at zero: G is the harness's G
+        after = unit.G(torch.randn(4, s.z_dim, generator=torch.Generator().manual_seed(1)))
+    assert torch.equal(before, after)
 z = torch.randn(64, s.z_dim, generator=torch.Generator().manual_seed(123))
-trunk = a.generator == "trunk"
+trunk = a.generator != "progressive"
 spread0 = spread_by_stage(unit.G, z) if trunk else None
 tic = time.time()
 res = train(task, unit, None, name)
