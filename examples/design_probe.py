@@ -18,7 +18,7 @@ from bench.unit import prepare_task, build_unit, train, default_cache
 from bench.noise_path import spread_by_stage
 from bench.metrics.registry import Sample
 from bench.metrics.defects import dark_boxes, checkerboard_energy
-from bench.nets import _conv, init_weights, count_parameters
+from bench.nets import MinibatchStd, _conv, init_weights, count_parameters
 
 
 class PixelNorm(torch.nn.Module):
@@ -51,6 +51,33 @@ class ProgressiveControl(torch.nn.Module):
 
     def forward(self, z):
         return self.body(self.fc(z).view(len(z), self.ch0, *[4] * self.dims))
+
+class ProgressiveD(torch.nn.Module):
+    """A control for the fixed D, not a harness design: ProGAN's D at about the PatchGAN's cost
+    (per halving two 3x3 convolutions with LeakyReLU 0.2, then average pooling; widths from
+    max(ndf / 4, 8), doubling, at most 8 times that; no norm), the minibatch standard deviation
+    at 4 pixels, a 3x3 convolution and a linear layer to one score per image."""
+
+    def __init__(self, dims, image_size, ndf, mbstd_group):
+        super().__init__()
+        base = max(ndf // 4, 8)
+        n_down = (image_size // 4).bit_length() - 1
+        w = [min(base * 2 ** i, 8 * base) for i in range(n_down + 1)]
+        act = lambda: torch.nn.LeakyReLU(0.2, True)  # noqa: E731
+        pool = torch.nn.AvgPool2d if dims == 2 else torch.nn.AvgPool3d
+        layers = [_conv(dims, 1, w[0], 1), act()]
+        for cin, cout in zip(w[:-1], w[1:]):
+            layers += [_conv(dims, cin, cin, 3, pad=1), act(), _conv(dims, cin, cout, 3, pad=1),
+                       act(), pool(2)]
+        self.model = torch.nn.Sequential(*layers)
+        self.head = torch.nn.Sequential(
+            MinibatchStd(mbstd_group) if mbstd_group else torch.nn.Identity(),
+            _conv(dims, w[-1] + (mbstd_group > 0), w[-1], 3, pad=1), act(), torch.nn.Flatten(),
+            torch.nn.Linear(w[-1] * 4 ** dims, 1))
+
+    def forward(self, x):
+        return self.head(self.model(x))
+
 
 class RichStem(torch.nn.Module):
     """A candidate for the harness (the issue's richer stem), not yet a setting: the harness's G,
@@ -87,6 +114,8 @@ p.add_argument("--generator", default="trunk", choices=["trunk", "progressive", 
                     "richstem: the RichStem candidate")
 p.add_argument("--pretext-only", action="store_true",
                help="train (or load) the strategy's pretexts, print their scores and stop")
+p.add_argument("--discriminator", default="patchgan", choices=["patchgan", "progressive"],
+               help="progressive: the ProgressiveD control instead of the PatchGAN")
 p.add_argument("--out", default="runs/probe/out")
 a = p.parse_args()
 over = {"noise_input": a.design}
@@ -97,7 +126,8 @@ for kv in a.set:
 s = dataclasses.replace(get_settings("quick", a.dims), **over)
 name = (f"{a.dims}d-{a.strategy}-{a.design}-s{a.seed}" + "".join(f"-{kv}" for kv in a.set)
         + ("-dnorm=none" if a.d_norm == "none" else "")
-        + ("" if a.generator == "trunk" else f"-{a.generator}"))
+        + ("" if a.generator == "trunk" else f"-{a.generator}")
+        + ("" if a.discriminator == "patchgan" else f"-D{a.discriminator}"))
 out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
 spec = datasets.get_task(f"phantom-{a.dims}d")
 task = prepare_task(spec, s, torch.device("cpu"), "auto", default_cache(), 0, False, inception=False)
@@ -115,6 +145,9 @@ if a.d_norm == "none":
 if a.generator == "progressive":
     torch.manual_seed(a.seed)
     unit.G = init_weights(ProgressiveControl(a.dims, s.image_size, s.z_dim, s.ngf))
+if a.discriminator == "progressive":
+    torch.manual_seed(a.seed + 1000)
+    unit.D = ProgressiveD(a.dims, s.image_size, s.ndf, s.mbstd_group)  # PyTorch's own init: no norm
 if a.generator == "richstem":
     with torch.no_grad():
         before = unit.G(torch.randn(4, s.z_dim, generator=torch.Generator().manual_seed(1)))
@@ -135,7 +168,8 @@ rows = [{"step": r["step"], "fid": r["fid"], "pos": (r["fid"] - floor) / (ceilin
         for r in res.curve]
 G = unit.G
 spread1 = spread_by_stage(G, z) if trunk else None
-rec = {"name": name, "modes_k": len(ev.modes.modes(ev.n)) if ev.modes else None, "settings": over, "precision": task.precision, "g_parameters": count_parameters(unit.G), "floor": floor,
+rec = {"name": name, "modes_k": len(ev.modes.modes(ev.n)) if ev.modes else None, "settings": over, "precision": task.precision, "g_parameters": count_parameters(unit.G),
+       "d_parameters": count_parameters(unit.D), "floor": floor,
        "ceiling": ceiling, "train_seconds": res.train_seconds, "wall": wall,
        "sec_per_step": res.train_seconds / s.steps, "curve": rows,
        "spread_init": spread0, "spread_end": spread1,
