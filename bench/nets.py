@@ -71,8 +71,8 @@ class ResnetTrunk(nn.Module):
     """CycleGAN's ResNet generator: 7x7 conv, two stride-2 downsamplings, residual blocks,
     two upsamplings (UPSAMPLINGS), 7x7 conv, tanh."""
 
-    def __init__(self, spatial_dims: int, ngf: int = 64, n_blocks: int = 9,
-                 in_channels: int = 1, out_channels: int = 1, upsample: str = "transposed"):
+    def __init__(self, spatial_dims: int, ngf: int, n_blocks: int, *, upsample: str,
+                 in_channels: int = 1, out_channels: int = 1):
         super().__init__()
         if upsample not in UPSAMPLINGS:
             raise ValueError(f"upsample {upsample!r}: choose one of {', '.join(UPSAMPLINGS)}")
@@ -177,7 +177,7 @@ NOISE_INPUTS = ("stem", "adain", "bottleneck", "adain+bottleneck")
 
 class NoiseToImageGenerator(nn.Module):
     def __init__(self, spatial_dims: int, image_size: int, z_dim: int, ngf: int, n_blocks: int,
-                 stem_channels: int, noise_input: str = "stem", upsample: str = "transposed"):
+                 stem_channels: int, *, noise_input: str, upsample: str):
         super().__init__()
         if noise_input not in NOISE_INPUTS:
             raise ValueError(f"noise_input {noise_input!r}: choose one of {', '.join(NOISE_INPUTS)}")
@@ -286,7 +286,7 @@ def build_networks(s, seed: int) -> tuple[nn.Module, nn.Module]:
     initialisation, deterministic in the seed."""
     torch.manual_seed(seed)
     G = NoiseToImageGenerator(s.dims, s.image_size, s.z_dim, s.ngf, s.n_blocks, s.stem_channels,
-                              s.noise_input, s.upsample)
+                              noise_input=s.noise_input, upsample=s.upsample)
     # The fresh noise paths keep their own start: PyTorch's default mapping, zero affine layers.
     init_weights(G.stem), init_weights(G.trunk)
     D = init_weights(PatchDiscriminator(s.dims, s.image_size, s.ndf, mbstd_group=s.mbstd_group))

@@ -38,7 +38,9 @@ def _registered() -> list[Metric]:
         if m.name in LEADING.values():  # shown as fid_final, fid_best, ... from the curve
             continue
         out.append(Metric(m.name, m.label, m.better, m.family, m.digits, m.dims))
-        out += [Metric(p.name, p.label, p.better, None, p.digits, p.dims, missing_with=m.name)
+        # A part exists only where its metric does.
+        out += [Metric(p.name, p.label, p.better, None, p.digits,
+                       tuple(d for d in p.dims if d in m.dims), missing_with=m.name)
                 for p in m.parts]
     return out
 

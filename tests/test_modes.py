@@ -187,7 +187,7 @@ def test_a_2d_only_entry_is_neither_computed_nor_shown_in_3d():
     assert "levels_covered" in [m.name for m in list_metrics(dims=2)]
     assert "levels_covered" not in [m.name for m in list_metrics(dims=3)]
     assert "modes_covered" in [m.name for m in list_metrics(dims=3)]
-    assert BY_NAME["levels_covered"].dims == (2,)
+    assert BY_NAME["levels_covered"].dims == BY_NAME["levels_k"].dims == (2,)
 
 
 def test_registry_entries_reach_the_reference():

@@ -11,7 +11,8 @@ from bench.profiles import get_settings
 
 @pytest.mark.parametrize("dims,size", [(2, 32), (2, 64), (3, 16), (3, 32)])
 def test_generator_and_discriminator_shapes(dims, size):
-    G = NoiseToImageGenerator(dims, size, z_dim=16, ngf=4, n_blocks=2, stem_channels=8)
+    G = NoiseToImageGenerator(dims, size, z_dim=16, ngf=4, n_blocks=2, stem_channels=8,
+                              noise_input="stem", upsample="resize")
     D = PatchDiscriminator(dims, size, ndf=8)
     x = G(torch.randn(3, 16))
     assert x.shape == (3, 1, *[size] * dims)
@@ -21,7 +22,7 @@ def test_generator_and_discriminator_shapes(dims, size):
 
 
 def test_trunk_maps_images_to_images_and_has_named_parts():
-    trunk = ResnetTrunk(3, ngf=4, n_blocks=2)
+    trunk = ResnetTrunk(3, ngf=4, n_blocks=2, upsample="resize")
     assert [n for n, _ in trunk.named_children()] == ["encoder", "residual", "decoder"]
     assert trunk(torch.rand(2, 1, 16, 16, 16)).shape == (2, 1, 16, 16, 16)
 
@@ -55,7 +56,7 @@ def test_the_stem_normalizes_each_sample_alone_and_keeps_the_noise(dims, size):
 
 def test_stem_rejects_sizes_it_cannot_build():
     with pytest.raises(ValueError, match="multiple of 8"):
-        NoiseToImageGenerator(2, 36, 16, 4, 1, 8)
+        NoiseToImageGenerator(2, 36, 16, 4, 1, 8, noise_input="stem", upsample="resize")
 
 
 def test_fid_is_zero_for_identical_sets_and_missing_for_non_finite_features():
@@ -117,7 +118,7 @@ def test_modulation_carries_z_when_the_stem_is_silent():
 
 def test_unknown_noise_input_is_refused():
     with pytest.raises(ValueError, match="noise_input"):
-        NoiseToImageGenerator(2, 32, 16, 4, 1, 8, noise_input="film")
+        NoiseToImageGenerator(2, 32, 16, 4, 1, 8, noise_input="film", upsample="resize")
 
 
 @pytest.mark.parametrize("dims", [2, 3])

@@ -298,7 +298,7 @@ for _metric in (
     Metric("mode_tv", "mode histogram distance (total variation)", _modes("mode_tv"), LOWER,
            MODES_FAMILY, must_order=MODES, must_tell_fakes=True, validated=(2, 3)),
     Metric("levels_covered", "2D slice levels covered (of the levels judged)", _levels, HIGHER,
-           None, 1, (Part("levels_k", "slice levels judged", 0, (2,)),), dims=(2,)),
+           None, 1, (Part("levels_k", "slice levels judged", 0),), dims=(2,)),
     # The published samples' visible faults (bench.metrics.defects): descriptive, for the
     # generator's design record; real held-out images hold no dark box.
     Metric("dark_boxes", "share of samples with a dark box inside the brain", lambda ref, x:

@@ -25,7 +25,8 @@ from bench.profiles import get_settings
 
 def _gan_step(s, precision):
     G = init_weights(NoiseToImageGenerator(s.dims, s.image_size, s.z_dim, s.ngf, s.n_blocks,
-                                           s.stem_channels))
+                                           s.stem_channels, noise_input=s.noise_input,
+                                           upsample=s.upsample))
     D = init_weights(PatchDiscriminator(s.dims, s.image_size, s.ndf))
     G, D = fast_layout(G, s.dims), fast_layout(D, s.dims)  # as the training loop does
     z = torch.randn(s.batch_size, s.z_dim)
@@ -183,7 +184,8 @@ def test_compiled_training_loop(benchmark, speed, profile, dims):
 @pytest.mark.parametrize("dims", [2, 3])
 def test_cyclegan_generator_pass(benchmark, profile, dims):
     s = get_settings(profile, dims)
-    trunk = fast_layout(init_weights(ResnetTrunk(dims, s.ngf, s.n_blocks, upsample=s.upsample)), dims)
+    trunk = init_weights(ResnetTrunk(dims, s.ngf, s.n_blocks, upsample=s.upsample))
+    trunk = fast_layout(trunk, dims)
     x = torch.rand(s.pretext_batch, 1, *[s.image_size] * dims)
 
     def passes():
