@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -21,8 +23,8 @@ from monai.metrics import PSNRMetric, SSIMMetric
 from tqdm.auto import tqdm
 
 from bench.artifacts import load_or_train, nonfinite, weights_digest
-from bench.compute import pretext_steps
 from bench.device import autocast, by_voxels, fast_layout, seeded_generator, synchronize
+from bench.flops import META, count_flops, meta_batch
 from bench.metrics.fid import even_subset
 from bench.nets import PatchDiscriminator, ResnetTrunk, init_weights
 from bench.profiles import Settings
@@ -271,7 +273,7 @@ class Pretext:
 
 PRETEXTS: dict[str, Pretext] = {
     "cyclegan": Pretext(train_cyclegan, "cyclegan"),
-    # Trains for as many FLOPs as the CycleGAN (bench.compute.pretext_steps), so that "any
+    # Trains for as many FLOPs as the CycleGAN (pretext_steps below), so that "any
     # pretraining" is compared with the adversarial translation at the same cost.
     "autoencoder": Pretext(train_autoencoder, "autoencoder"),
     # A 2D CycleGAN on a 3D task's own axial slices, for the inflated 3D start.
@@ -284,6 +286,40 @@ def get_pretext_kind(name: str) -> Pretext:
         from bench.errors import BenchError
         raise BenchError(f"unknown pretext '{name}'; known: {', '.join(sorted(PRETEXTS))}")
     return PRETEXTS[name]
+
+
+@lru_cache(maxsize=None)
+def pretext_step_flops(name: str, s: Settings) -> int:
+    """One training step of pretext `name` on the task settings `s` (a 2D pretext of a 3D task
+    counts its own 2D step), counted on the very losses it trains with (bench/flops.py)."""
+    kind = get_pretext_kind(name)
+    s = kind.settings(s)
+    t1, t2 = (meta_batch(s.pretext_batch, s.dims, s.image_size) for _ in range(2))
+    if kind.loss == "cyclegan":
+        with META:
+            nets = cyclegan_nets(s, META)
+
+        def step() -> None:
+            loss_g, fake_t1, fake_t2 = cyclegan_g_loss(nets, t1, t2, s, META, "fp32")
+            loss_g.backward()
+            cyclegan_d_loss(nets, t1, t2, fake_t1.detach(), fake_t2.detach(), META, "fp32").backward()
+        return count_flops(step)
+    with META:
+        trunk = _trunk(s, META)
+    return count_flops(lambda: autoencoder_loss(trunk, t1, t2, META, "fp32").backward())
+
+
+def pretext_steps(name: str, s: Settings) -> int:
+    """The autoencoder trains for the fewest steps whose FLOPs reach the CycleGAN's: a control
+    for "any pretraining" at the adversarial translation's cost. The others train the profile's
+    `pretext_steps`."""
+    if name == "autoencoder":
+        return math.ceil(pretext_flops("cyclegan", s) / pretext_step_flops("autoencoder", s))
+    return s.pretext_steps
+
+
+def pretext_flops(name: str, s: Settings) -> int:
+    return pretext_steps(name, s) * pretext_step_flops(name, s)
 
 
 # Only the numbers a pretext depends on: changing the GAN's own hyper-parameters (as tuning does)

@@ -18,12 +18,13 @@ import torch
 from tqdm.auto import tqdm
 
 import strategies
-from bench.compute import evaluation_flops, gan_flops, pretext_flops, steps_for
+from bench.compute import evaluation_flops, gan_flops, steps_for
 from bench.device import hardware, resolve_precision
 from bench.errors import BenchError, memory_error, out_of_memory
 from bench.metrics.evaluation import Evaluator
 from bench.metrics.events import convergence, detect_events
 from bench.nets import build_networks
+from bench.pretext import pretext_flops
 from bench.profiles import DEFAULT_RECIPE, DEFAULT_SEEDS, Settings
 from bench.stability import draws
 from bench.store import RunStore, unit_id, unit_stem

@@ -23,6 +23,7 @@ from datasets.discover import LAYOUTS, SLICE_LAYOUTS, Found, discover
 from datasets.preprocess import BadScan, prepare_pair
 from datasets.slices import prepare_slices
 from datasets.spec import SPLIT_NAMES, TaskSpec
+from datasets.splits import Split, TaskData, data_identity, fingerprint, stack_split, subject_images
 
 REAL_SOURCES = LAYOUTS
 PREPROCESS_VERSION = 2  # bump when preprocessing changes what a cached entry holds (2: levels)
@@ -82,17 +83,16 @@ def source_identity(spec: TaskSpec) -> str | None:
 
 
 def build_real(spec: TaskSpec, size: int, cache_dir: Path, data_seed: int, progress: bool):
-    from datasets.build import Split, TaskData, _fingerprint, _identity
     found = check_source(spec)
     counts = dict(spec.splits) if spec.splits else None
-    identity = _identity(spec, size, data_seed, counts or {"auto": True})
+    identity = data_identity(spec, size, data_seed, counts or {"auto": True})
     key = cache.digest([identity, _files_identity(found),
                         f"preprocess={PREPROCESS_VERSION}".encode()])
     path = Path(cache_dir) / f"{spec.name}-{size}px-seed{data_seed}-{key}.pt"
     payload = cache.load(path, key) if path.exists() else None
     if payload is None:
         payload = _prepare(spec, size, data_seed, found, counts, progress)
-        payload["fingerprint"] = _fingerprint(
+        payload["fingerprint"] = fingerprint(
             identity, {n: Split(**payload["splits"][n]) for n in SPLIT_NAMES})
         cache.save_atomic({"key": key, **payload}, path)
     splits = {n: Split(**payload["splits"][n]) for n in SPLIT_NAMES}
@@ -111,7 +111,6 @@ def build_real(spec: TaskSpec, size: int, cache_dir: Path, data_seed: int, progr
 
 def _prepare(spec: TaskSpec, size: int, data_seed: int, found: Found,
              counts: dict[str, int] | None, progress: bool) -> dict:
-    from datasets.build import _images, stack_split
     order = np.random.default_rng(data_seed).permutation(len(found.pairs))
     need = sum(counts.values()) if counts else len(found.pairs)
     usable, bad = [], []
@@ -127,7 +126,8 @@ def _prepare(spec: TaskSpec, size: int, data_seed: int, found: Found,
                     images = (t1, t2, None)  # files in any order: no known level
                     bad += [(f"{pair.subject}/{path.name}", why) for path, why in bad_slices]
                 else:
-                    images = _images(prepare_pair(pair.t1, pair.t2, size, spec.spacing), spec)
+                    volume = prepare_pair(pair.t1, pair.t2, size, spec.spacing)
+                    images = subject_images(volume, spec)
             except BadScan as err:  # skipped and counted; an error only if too few remain
                 bad.append((pair.subject, str(err)))
                 continue

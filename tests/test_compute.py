@@ -7,8 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from bench.compute import (count_flops, gan_flops, gan_step_flops, pretext_flops,
-                           pretext_step_flops, steps_for)
+from bench.compute import gan_flops, gan_step_flops, steps_for
+from bench.flops import count_flops
+from bench.pretext import pretext_flops, pretext_step_flops
 from bench.profiles import get_settings
 from bench.run import RunConfig, baseline_budgets, run
 
@@ -53,7 +54,7 @@ def test_matched_budgets_arithmetic(dims):
 
 @pytest.mark.parametrize("profile,dims", [("smoke", 2), ("smoke", 3), ("quick", 2), ("quick", 3)])
 def test_the_autoencoder_trains_for_the_cyclegans_flops(profile, dims):
-    from bench.compute import pretext_steps
+    from bench.pretext import pretext_steps
     s = get_settings(profile, dims)
     steps, per = pretext_steps("autoencoder", s), pretext_step_flops("autoencoder", s)
     cyclegan = pretext_flops("cyclegan", s)

@@ -13,6 +13,7 @@ import torch
 
 import datasets
 import datasets.build as build
+import datasets.splits as splits
 import datasets.cache
 from bench.errors import BenchError
 from datasets import (
@@ -130,7 +131,7 @@ def test_slice_levels_skip_empty_and_spread_evenly():
     brain = torch.zeros(64, 64, 64, dtype=torch.bool)
     brain[10:50, 8:56, 8:56] = True  # levels 10..49 are mostly brain
     brain[5:10, 30:32, 30:32] = True  # a sliver: near-empty levels
-    levels = build.slice_levels(brain, Slicing("axial", 24, 0.15))
+    levels = splits.slice_levels(brain, Slicing("axial", 24, 0.15))
     assert len(levels) == 24 == len(set(levels))
     assert levels[0] == 10 and levels[-1] == 49 and levels == sorted(levels)
 

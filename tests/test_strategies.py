@@ -151,7 +151,7 @@ def test_inflated_trunk_on_a_depth_constant_volume_equals_the_2d_trunk_on_every_
 
 
 def test_inflated_strategy_starts_3d_tasks_from_the_2d_pretext_of_their_slices(smoke_3d, cache_dir):
-    from bench.compute import pretext_flops, pretext_step_flops
+    from bench.pretext import pretext_flops, pretext_step_flops
     from bench.inflate import inflate_state
     from bench.pretext import PretextContext, get_pretext
     spec, s, data = smoke_3d

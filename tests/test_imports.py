@@ -1,0 +1,44 @@
+"""The project's modules import one another without circles (DESIGN.md: imports run downward
+only). Imports inside functions count too: a circle hidden in a function is still a circle."""
+import ast
+from pathlib import Path
+
+import networkx as nx
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("bench", "datasets", "reports", "strategies")
+
+
+def import_graph() -> nx.DiGraph:
+    modules = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            modules[name.removesuffix(".__init__")] = path
+    graph = nx.DiGraph()
+    graph.add_nodes_from(modules)
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                # `from datasets import cache` imports the module datasets.cache, not the package
+                found = [f"{node.module}.{a.name}" for a in node.names]
+                targets = [t for t in found if t in modules] or [node.module]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            graph.add_edges_from((name, t) for t in targets if t in modules and t != name)
+    return graph
+
+
+def test_no_module_imports_itself_through_others():
+    circles = [sorted(c) for c in nx.strongly_connected_components(import_graph()) if len(c) > 1]
+    assert circles == []
+
+
+def test_the_graph_sees_a_circle_where_there_is_one():
+    graph = import_graph()
+    assert graph.has_edge("bench.pretext", "datasets.spec")  # imported inside axial_slices
+    assert graph.has_edge("datasets.build", "datasets.cache")  # `from datasets import cache`
+    graph.add_edge("bench.flops", "bench.pretext")
+    assert any(len(c) > 1 for c in nx.strongly_connected_components(graph))
