@@ -27,18 +27,16 @@ def _norm(dims: int, ch: int) -> nn.Module:
 _INSTANCE_NORMS = (nn.InstanceNorm2d, nn.InstanceNorm3d)
 
 
-def _run(layers: nn.Sequential, x: torch.Tensor, styles) -> torch.Tensor:
-    """`layers` on x; with `styles` (an iterator of (scale, offset) pairs, one per instance norm
-    in order), every instance norm's output is scaled by 1 + scale and shifted by offset
-    (adaptive instance normalization, Huang & Belongie 2017)."""
+def _run(layers: nn.Sequential, x: torch.Tensor, hooks) -> torch.Tensor:
+    """`layers` on x; with `hooks` (an iterator of functions, one per instance norm in order),
+    every instance norm's output goes through its function (Modulation's and PixelNoise's)."""
     for layer in layers:
         if isinstance(layer, ResidualBlock):
-            x = layer(x, styles)
+            x = layer(x, hooks)
             continue
         x = layer(x)
-        if styles is not None and isinstance(layer, _INSTANCE_NORMS):
-            scale, offset = next(styles)
-            x = x * (1 + scale) + offset
+        if hooks is not None and isinstance(layer, _INSTANCE_NORMS):
+            x = next(hooks)(x)
     return x
 
 
@@ -49,8 +47,8 @@ class ResidualBlock(nn.Module):
             _conv(dims, ch, ch, 3, pad=1, mode="reflect"), _norm(dims, ch), nn.ReLU(True),
             _conv(dims, ch, ch, 3, pad=1, mode="reflect"), _norm(dims, ch))
 
-    def forward(self, x: torch.Tensor, styles=None) -> torch.Tensor:
-        return x + _run(self.body, x, styles)
+    def forward(self, x: torch.Tensor, hooks=None) -> torch.Tensor:
+        return x + _run(self.body, x, hooks)
 
 
 # How the trunk's decoder doubles the resolution: CycleGAN's stride-2 transposed convolution,
@@ -91,14 +89,18 @@ class ResnetTrunk(nn.Module):
         """The channel count of every instance norm, in the order `forward` meets them."""
         return [m.num_features for m in self.modules() if isinstance(m, _INSTANCE_NORMS)]
 
-    def forward(self, x: torch.Tensor, styles=None, bottleneck: torch.Tensor | None = None
+    def norm_strides(self) -> list[int]:
+        """How many times smaller than the image each instance norm's maps are, in that order."""
+        return [1, 2, 4] + [4] * 2 * len(self.residual) + [2, 1]
+
+    def forward(self, x: torch.Tensor, hooks=None, bottleneck: torch.Tensor | None = None
                 ) -> torch.Tensor:
-        """`styles`: per-norm (scale, offset) pairs (see `_run`); `bottleneck`: a feature map
-        added to the encoder's output, before the residual blocks."""
-        x = _run(self.encoder, x, styles)
+        """`hooks`: one function per instance norm's output (see `_run`); `bottleneck`: a
+        feature map added to the encoder's output, before the residual blocks."""
+        x = _run(self.encoder, x, hooks)
         if bottleneck is not None:
             x = x + bottleneck
-        return _run(self.decoder, _run(self.residual, x, styles), styles)
+        return _run(self.decoder, _run(self.residual, x, hooks), hooks)
 
 
 class NoiseStem(nn.Module):
@@ -150,10 +152,10 @@ class Modulation(nn.Module):
                                      nn.Linear(z_dim, z_dim), nn.LeakyReLU(0.2, True))
         self.affine = _zeroed(nn.Linear(z_dim, 2 * sum(channels)))
 
-    def forward(self, z: torch.Tensor, spatial_dims: int):
+    def forward(self, z: torch.Tensor, spatial_dims: int) -> list:
         out = self.affine(self.mapping(z)).view(len(z), -1, *[1] * spatial_dims)
         parts = out.split([c for c in self.channels for _ in (0, 1)], dim=1)
-        return iter(zip(parts[0::2], parts[1::2]))
+        return [lambda x, s=s, o=o: x * (1 + s) + o for s, o in zip(parts[0::2], parts[1::2])]
 
 
 class BottleneckInput(nn.Module):
@@ -169,10 +171,45 @@ class BottleneckInput(nn.Module):
         return self.fc(z).view(len(z), *self.shape)
 
 
+class PixelNoise(nn.Module):
+    """Per-pixel noise added to every instance norm's output, scaled per channel by fresh weights
+    that start at zero (StyleGAN's noise inputs): a source of fine texture that the trunk's
+    smooth maps of z lack. The noise is a fixed pseudo-random function of z, not a fresh draw,
+    so that a sample stays a function of its z (evaluations, the pairing of strategies by seed
+    and the mode-seeking term all rely on that): per resolution, z times a fixed Gaussian matrix
+    gives each pixel a value of spread sqrt(z_dim); the sine of a multiple of it, different per
+    norm, is close to independent between pixels and norms, with variance 1 after sqrt(2)."""
+
+    def __init__(self, spatial_dims: int, image_size: int, z_dim: int, channels: list[int],
+                 strides: list[int]):
+        super().__init__()
+        self.spatial_dims, self.strides = spatial_dims, strides
+        self.sides = {s: image_size // s for s in strides}
+        self.scales = nn.ParameterList([nn.Parameter(torch.zeros(c)) for c in channels])
+        gen = torch.Generator().manual_seed(20170703)  # fixed: the same noise for every seed
+        here = torch.empty(0).device  # meta while the compute accounting builds networks
+        for stride in sorted(set(strides)):
+            side = image_size // stride
+            field = torch.randn(z_dim, side ** spatial_dims, generator=gen)
+            self.register_buffer(f"field{stride}", field.to(here), persistent=False)
+
+    def forward(self, z: torch.Tensor) -> list:
+        # in fp32 whatever the autocast: bf16 would round the field before the sine spreads it
+        with torch.autocast("cuda" if z.is_cuda else "cpu", enabled=False):
+            base = {s: z.float() @ getattr(self, f"field{s}") for s in self.sides}
+            hooks, shape = [], (1, -1) + (1,) * self.spatial_dims
+            for i, (scale, stride) in enumerate(zip(self.scales, self.strides)):
+                noise = 2 ** 0.5 * torch.sin((i + 1) * base[stride] + i)
+                noise = noise.view(len(z), 1, *[self.sides[stride]] * self.spatial_dims)
+                hooks.append(lambda x, n=noise, s=scale.view(shape): x + s * n)
+        return hooks
+
+
 # How z reaches the trunk: through the stem's image alone ("stem", the CycleGAN's own input
 # path), also through modulated instance norms ("adain"), also as a feature map at the
-# bottleneck ("bottleneck"), or both ("adain+bottleneck"). Measured in docs/stabilized-recipe.md.
-NOISE_INPUTS = ("stem", "adain", "bottleneck", "adain+bottleneck")
+# bottleneck ("bottleneck"), or both ("adain+bottleneck"); "pixel" adds per-pixel noise after
+# every norm. Measured in docs/stabilized-recipe.md.
+NOISE_INPUTS = ("stem", "adain", "bottleneck", "adain+bottleneck", "pixel")
 
 
 class NoiseToImageGenerator(nn.Module):
@@ -192,12 +229,24 @@ class NoiseToImageGenerator(nn.Module):
                                else None)
             self.bottleneck = (BottleneckInput(spatial_dims, image_size, z_dim, 4 * ngf)
                                if "bottleneck" in paths else None)
+            self.pixel_noise = (PixelNoise(spatial_dims, image_size, z_dim,
+                                           self.trunk.norm_channels(), self.trunk.norm_strides())
+                                if "pixel" in paths else None)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        styles = (self.modulation(z, self.spatial_dims) if self.modulation is not None
-                  else None)
+        per_norm = [m(z, self.spatial_dims) for m in (self.modulation,) if m is not None]
+        per_norm += [self.pixel_noise(z)] if self.pixel_noise is not None else []
+        hooks = None
+        if per_norm:  # each norm's output: modulated first, then its noise added
+            hooks = iter([lambda x, fs=fs: _compose(fs, x) for fs in zip(*per_norm)])
         extra = self.bottleneck(z) if self.bottleneck is not None else None
-        return self.trunk(self.stem(z), styles, extra)
+        return self.trunk(self.stem(z), hooks, extra)
+
+
+def _compose(functions, x: torch.Tensor) -> torch.Tensor:
+    for f in functions:
+        x = f(x)
+    return x
 
 
 def patchgan_receptive_field(n_layers: int) -> int:

@@ -85,7 +85,7 @@ def test_every_noise_input_starts_as_the_stem_design(dims, noise_input):
     assert torch.allclose(out, G0.eval()(z), atol=1e-6)
     assert all(torch.equal(a, b) for a, b in zip(D.state_dict().values(), D0.state_dict().values()))
     G.train()(z).square().mean().backward()
-    fresh = [m for m in (G.modulation, G.bottleneck) if m is not None]
+    fresh = [m for m in (G.modulation, G.bottleneck, G.pixel_noise) if m is not None]
     assert len(fresh) == len(noise_input.split("+")) - (noise_input == "stem")
     for module in fresh:
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
@@ -114,6 +114,31 @@ def test_modulation_carries_z_when_the_stem_is_silent():
         assert (G(z) - G(z[:1])).abs().max() < 1e-6
         G.modulation.affine.weight.normal_(0, 0.1)
         assert (G(z) - G(z[:1])).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_pixel_noise_is_fine_texture_fixed_by_z(dims):
+    """Each norm's noise: unit variance, nearly independent between neighbouring pixels and
+    between norms, and the same for the same z, so that G stays a function of z."""
+    s = dataclasses.replace(get_settings("smoke", dims), noise_input="pixel")
+    G, _ = build_networks(s, 0)
+    z = torch.randn(8, s.z_dim)
+    ones = [torch.ones(1, c, *[s.image_size // k] * dims)
+            for c, k in zip(G.trunk.norm_channels(), G.trunk.norm_strides())]
+    with torch.no_grad():
+        for p in G.pixel_noise.scales:
+            p.fill_(1.0)
+        first = [hook(x) - x for hook, x in zip(G.pixel_noise(z), ones)]
+        again = [hook(x) - x for hook, x in zip(G.pixel_noise(z), ones)]
+        assert all(torch.equal(a, b) for a, b in zip(first, again))
+        full = first[0][:, 0]  # the encoder's first norm: full resolution
+        assert 0.9 < float(full.std()) < 1.1
+        pairs = torch.stack([full[..., :-1].flatten(), full[..., 1:].flatten()])
+        assert abs(float(torch.corrcoef(pairs)[0, 1])) < 0.1
+        other = first[-1][:, 0]  # the decoder's last norm, at the same resolution
+        assert abs(float(torch.corrcoef(torch.stack([full.flatten(), other.flatten()]))[0, 1])) < 0.1
+        out = G(z)
+        assert torch.equal(out, G(z)) and (out - G(torch.randn(8, s.z_dim))).abs().max() > 1e-3
 
 
 def test_unknown_noise_input_is_refused():
