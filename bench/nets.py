@@ -145,15 +145,15 @@ class Modulation(nn.Module):
     mapping of z (StyleGAN's mapping network, shortened), then one affine layer for all norms,
     zero at the start so the trunk starts as exactly the function it was given."""
 
-    def __init__(self, z_dim: int, channels: list[int]):
+    def __init__(self, spatial_dims: int, z_dim: int, channels: list[int]):
         super().__init__()
-        self.channels = channels
+        self.spatial_dims, self.channels = spatial_dims, channels
         self.mapping = nn.Sequential(nn.Linear(z_dim, z_dim), nn.LeakyReLU(0.2, True),
                                      nn.Linear(z_dim, z_dim), nn.LeakyReLU(0.2, True))
         self.affine = _zeroed(nn.Linear(z_dim, 2 * sum(channels)))
 
-    def forward(self, z: torch.Tensor, spatial_dims: int) -> list:
-        out = self.affine(self.mapping(z)).view(len(z), -1, *[1] * spatial_dims)
+    def forward(self, z: torch.Tensor) -> list:
+        out = self.affine(self.mapping(z)).view(len(z), -1, *[1] * self.spatial_dims)
         parts = out.split([c for c in self.channels for _ in (0, 1)], dim=1)
         return [lambda x, s=s, o=o: x * (1 + s) + o for s, o in zip(parts[0::2], parts[1::2])]
 
@@ -188,8 +188,7 @@ class PixelNoise(nn.Module):
         self.scales = nn.ParameterList([nn.Parameter(torch.zeros(c)) for c in channels])
         gen = torch.Generator().manual_seed(20170703)  # fixed: the same noise for every seed
         here = torch.empty(0).device  # meta while the compute accounting builds networks
-        for stride in sorted(set(strides)):
-            side = image_size // stride
+        for stride, side in self.sides.items():
             field = torch.randn(z_dim, side ** spatial_dims, generator=gen)
             self.register_buffer(f"field{stride}", field.to(here), persistent=False)
 
@@ -225,8 +224,8 @@ class NoiseToImageGenerator(nn.Module):
         # Built on a copy of the random state: the stem, the trunk and D get the same weights
         # for a seed whatever noise_input is, so the setting changes nothing else.
         with torch.random.fork_rng(devices=[]):
-            self.modulation = (Modulation(z_dim, self.trunk.norm_channels()) if "adain" in paths
-                               else None)
+            self.modulation = (Modulation(spatial_dims, z_dim, self.trunk.norm_channels())
+                               if "adain" in paths else None)
             self.bottleneck = (BottleneckInput(spatial_dims, image_size, z_dim, 4 * ngf)
                                if "bottleneck" in paths else None)
             self.pixel_noise = (PixelNoise(spatial_dims, image_size, z_dim,
@@ -234,11 +233,10 @@ class NoiseToImageGenerator(nn.Module):
                                 if "pixel" in paths else None)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        per_norm = [m(z, self.spatial_dims) for m in (self.modulation,) if m is not None]
-        per_norm += [self.pixel_noise(z)] if self.pixel_noise is not None else []
-        hooks = None
-        if per_norm:  # each norm's output: modulated first, then its noise added
-            hooks = iter([lambda x, fs=fs: _compose(fs, x) for fs in zip(*per_norm)])
+        # each norm's output: modulated first, then its noise added
+        per_norm = [m(z) for m in (self.modulation, self.pixel_noise) if m is not None]
+        hooks = (iter([lambda x, fs=fs: _compose(fs, x) for fs in zip(*per_norm)]) if per_norm
+                 else None)
         extra = self.bottleneck(z) if self.bottleneck is not None else None
         return self.trunk(self.stem(z), hooks, extra)
 
