@@ -114,4 +114,9 @@ def get_settings(profile: str, dims: int, recipe: str = DEFAULT_RECIPE) -> Setti
     values.update(own.get(recipe, {}))
     if "splits" in values:
         values["splits"] = tuple(sorted(values["splits"].items()))
+    from bench.nets import NOISE_INPUTS, UPSAMPLINGS  # the networks' own lists of choices
+    for key, choices in (("noise_input", NOISE_INPUTS), ("upsample", UPSAMPLINGS)):
+        if values[key] not in choices:
+            raise BenchError(f"{key} = {values[key]!r} in bench/profiles.toml is not known; "
+                             f"set it to one of {', '.join(choices)}")
     return Settings(profile=profile, dims=dims, recipe=recipe, **values)

@@ -114,6 +114,19 @@ def test_bad_run_arguments_are_one_line_errors(tmp_path, run_env, capsys, args, 
     assert not out.exists()  # nothing half-written
 
 
+@pytest.mark.parametrize("key", ["noise_input", "upsample"])
+def test_an_unknown_network_choice_in_the_profiles_is_a_one_line_error(tmp_path, run_env, capsys,
+                                                                        monkeypatch, key):
+    from bench import profiles
+    table = {**profiles._table(), "defaults": {**profiles._table()["defaults"], key: "film"}}
+    monkeypatch.setattr(profiles, "_table", lambda: table)
+    out = tmp_path / "run"
+    rc = main(["run", "--profile", "smoke", "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"{key} = 'film' in bench/profiles.toml" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
 def test_strategy_all_leaves_out_what_applies_to_none_of_the_tasks_and_seeds_follow_the_plan(
         monkeypatch):
     import bench.cli
