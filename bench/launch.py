@@ -204,12 +204,27 @@ def _failure(job, what: str, error: BaseException | None) -> BenchError:
     """A failed job as one line: its last error line and where its log is."""
     if error is None:  # no result file to read: asking submitit would wait on it
         detail = "it left the queue without a result (cancelled, or its node died)"
+        last = _last_state(job.job_id)
+        if last:
+            detail += f"; SLURM last said {last}"
     else:  # submitit's FailedJobError holds the job's traceback
         lines = [line.strip() for line in str(error).splitlines() if line.strip()]
         errors = [line for line in lines if re.match(r"[\w.]*(Error|Exception)\b", line)]
         detail = (errors or lines or [type(error).__name__])[-1]
     return BenchError(f"{what} (job {job.job_id}) failed: {detail}; its log: "
                       f"{job.paths.stderr}")
+
+
+def _last_state(job_id: str) -> str:
+    """What the controller still holds of a finished job (its state, reason and exit code, for
+    MinJobAge after the end), or "" once it has forgotten it."""
+    try:
+        shown = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True,
+                               text=True, timeout=60).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    fields = dict(re.findall(r"\b(JobState|Reason|ExitCode|Restarts)=(\S+)", shown))
+    return " ".join(f"{k}={v}" for k, v in fields.items())
 
 
 def _in_queue(job_id: str) -> bool | None:
