@@ -9,7 +9,7 @@ from pathlib import Path
 from bench.errors import BenchError
 from bench.profiles import DEFAULT_RECIPE, DEFAULT_SEEDS
 
-PRIMARY_PAIR = "scratch,cyclegan-t2t1"  # reports.endpoint: BASELINE and PRIMARY_STRATEGY
+PRIMARY_PAIR = "scratch,cyclegan-t2t1"  # bench.plan: BASELINE and PRIMARY_STRATEGY
 
 
 def _names(value: str, known: list[str], what: str) -> list[str]:
@@ -356,7 +356,7 @@ def _run(args: argparse.Namespace) -> None:
     import strategies
     from bench.run import RunConfig, default_cache, parse_shard
     strategies.load_plugins(args.plugin)
-    from reports.endpoint import plan_seeds
+    from bench.plan import plan_seeds
     launch = _launch(args)  # checked before _tasks, which may --download
     _announce_precision(args, launch)
     tasks, axes = _tasks(args), _axes(args)
@@ -374,16 +374,19 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _run_or_launch(cfg, launch, plugins: list[str]) -> None:
+    """Run the plan here or through a launcher, then report it: the CLI is where the harness and
+    the reports meet (nothing else in `bench` imports `reports`)."""
     from bench.run import run
+    from reports import write_report
     if launch is None:
-        print(f"report: {run(cfg)}")
+        print(f"report: {write_report([run(cfg)])['report']}")
         return
     if cfg.shard != (0, 1):
         raise BenchError("--shard with --launcher: the launcher shards the plan itself")
     from bench.launch import launch_run
-    report = launch_run(cfg, launch, plugins)
-    if report is not None:
-        print(f"report: {report}")
+    shards = launch_run(cfg, launch, plugins)
+    if shards is not None:
+        print(f"report: {write_report(shards, cfg.out)['report']}")
 
 
 def _stability(args: argparse.Namespace) -> None:

@@ -391,9 +391,9 @@ def _check_device(cfg, launch: Launch):
     return dataclasses.replace(cfg, device="cpu") if launch.kind == "slurm" else cfg
 
 
-def launch_run(cfg, launch: Launch, plugins: list[str]) -> Path | None:
-    """Run `cfg` (a run or a stability study) through the launcher: the merged report's path,
-    or None with --no-wait."""
+def launch_run(cfg, launch: Launch, plugins: list[str]) -> list[Path] | None:
+    """Run `cfg` (a run or a stability study) through the launcher: the shards' run directories
+    once every worker is done (the CLI reports them, merged), or None with --no-wait."""
     from bench.run import check_plan, pretext_seed
     cfg = _resolved(cfg)
     if (cfg.out / "results.jsonl").exists():
@@ -437,8 +437,7 @@ def launch_run(cfg, launch: Launch, plugins: list[str]) -> Path | None:
                   lambda: bar.update(sum(_rows(s.out) for s in shards) - bar.n))
     finally:
         bar.close()
-    from reports import write_report
-    return write_report([s.out for s in shards], cfg.out)["report"]
+    return [s.out for s in shards]
 
 
 def launch_tune(cfg, launch: Launch, plugins: list[str]) -> bool:

@@ -13,7 +13,7 @@ from bench.errors import BenchError
 PROFILE_FILE = Path(__file__).with_name("profiles.toml")
 # Seeds per (task, strategy) unless told otherwise: the fewest with which a strategy better on
 # every seed passes the primary family (two exact signed-rank tests, Holm): 2 / 2^7 = 0.016,
-# doubled 0.031 < 0.05, where six seeds give 0.0625 (reports/endpoint.py).
+# doubled 0.031 < 0.05, where six seeds give 0.0625 (bench/plan.py).
 DEFAULT_SEEDS = 7
 DEFAULT_RECIPE = "stabilized"
 

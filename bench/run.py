@@ -29,9 +29,9 @@ from bench.profiles import DEFAULT_RECIPE, DEFAULT_SEEDS, Settings
 from bench.stability import draws
 from bench.store import RunStore, unit_id, unit_stem
 from bench.train import UnitResult
-from bench.variants import plan_variants
 from bench.unit import (PretextFailed, Task, build_unit, check_inputs, default_cache, prepare_task,
                         task_data, train)
+from bench.variants import plan_variants
 
 
 @dataclass
@@ -62,7 +62,7 @@ class RunConfig:
     train_subjects: list[int] | None = None
     pretext_scales: list[float] | None = None
     threads: int | None = None  # torch's intra-op threads; None: its default
-    report: bool = True  # False (a launcher's worker): the launcher writes the merged report
+    report: bool = True  # False: a launcher's worker (its shard's rows; the launch is reported)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -340,7 +340,7 @@ def check_plan(cfg: RunConfig) -> tuple[list[tuple[str, int]], int]:
 
 
 def run(cfg: RunConfig) -> Path:
-    """The report (or, for a launcher's worker, the run directory)."""
+    """Every unit of the plan not yet in the run store; the run directory (the CLI reports it)."""
     device, specs, settings, variants, groups, plan = _plan(cfg)
     precision = resolve_precision(cfg.precision, device).name
     if cfg.report and (Path(cfg.out) / "launch.json").exists():
@@ -409,7 +409,4 @@ def run(cfg: RunConfig) -> Path:
             store.append(row)
             bar.update(1)
     bar.close()
-    if not cfg.report:
-        return store.root
-    from reports import write_report
-    return write_report([store.root])["report"]
+    return store.root

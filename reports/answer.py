@@ -4,14 +4,14 @@ steps and at equal compute, one line per secondary strategy, then the baseline's
 from __future__ import annotations
 
 from bench.metrics.registry import LEADING, MEMORIZATION, REGISTRY
+from bench.plan import (ALPHA, BASELINE, PRIMARY_STRATEGY, SMALLEST_EFFECT, family_sizes,
+                        primary_metric, seeds_for)
 from datasets.spec import GENERATED_SOURCES
 from reports import fmt
 from reports.analysis import Analysis
 from reports.catalog import metric
 from reports.comparisons import PairedComparison, is_variant
-from reports.endpoint import (BASELINE, PRIMARY_STRATEGY, SMALLEST_EFFECT, family_sizes,
-                              primary_metric, seeds_for)
-from reports.stats import ALPHA, fisher_p
+from reports.stats import fisher_p
 
 MATCHING_WORDS = {"step": "at equal steps", "compute": "at equal compute"}
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.plan import BASELINE, primary_metric
 from reports import fmt
 from reports.analysis import Analysis
 from reports.answer import MATCHING_WORDS
 from reports.catalog import metric
 from reports.comparisons import PairedComparison
-from reports.endpoint import BASELINE, primary_metric
 from reports.figures import new_figure, save_png
 from reports.tables import strategy_order
 

@@ -3,7 +3,7 @@
 Seed k of every strategy shares the noise, the batch order and the fresh layers' initialization
 (and, by default, pretext k), so strategy and baseline are compared pair by pair: the per-seed
 differences, a bootstrap interval of their mean, and an exact Wilcoxon signed-rank test, with
-Holm's correction within the primary, the secondary or the exploratory family (reports.endpoint).
+Holm's correction within the primary, the secondary or the exploratory family (bench.plan).
 
 Intention to treat: a unit that ran and has no value (diverged, its pretext failed, non-finite
 final images) stays in its pair. It takes the worst rank in the test, and in the mean the worst
@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 
 from bench.metrics import states
+from bench.plan import (ALPHA, BASELINE, FAMILIES, MATCHINGS, PLANNED_STRATEGIES, SMALLEST_EFFECT,
+                        STEP_ONLY, family, family_sizes, primary_metric)
 from reports import fmt
 from reports.catalog import HIGHER, Metric, bound_columns
-from reports.endpoint import (BASELINE, FAMILIES, MATCHINGS, PLANNED_STRATEGIES, SMALLEST_EFFECT,
-                              STEP_ONLY, family, family_sizes, primary_metric)
-from reports.stats import ALPHA, MIN_SEEDS_FOR_INTERVAL, holm, paired_interval, signed_rank_p
+from reports.stats import MIN_SEEDS_FOR_INTERVAL, holm, paired_interval, signed_rank_p
 
 CSV_COLUMNS = ("task", "strategy", "baseline", "metric", "family", "matching", "n_pairs",
                "n_diverged", "diff_mean", "ci_low", "ci_high", "p", "p_holm", "verdict", "why",
@@ -337,7 +337,7 @@ def is_variant(in_task: pd.DataFrame) -> bool:
 def compare_task(in_task: pd.DataFrame, metrics: list[Metric],
                  curves: dict[str, pd.DataFrame] | None = None) -> list[PairedComparison]:
     """Every other strategy against the baseline on each compared metric of one task, at equal
-    steps and at equal compute, with Holm-adjusted p within each family (reports.endpoint).
+    steps and at equal compute, with Holm-adjusted p within each family (bench.plan).
     A metric no unit of the task has is left out."""
     if BASELINE not in set(in_task["strategy"]):
         return []

@@ -3,14 +3,13 @@ only from the summary, the comparisons and the convergence numbers."""
 
 from __future__ import annotations
 
+from bench.plan import ALPHA, BASELINE, primary_metric
 from reports import fmt
 from reports.analysis import Analysis
 from reports.answer import MATCHING_WORDS
 from reports.catalog import metric
 from reports.comparisons import PairedComparison
 from reports.convergence import strategy_convergence
-from reports.endpoint import BASELINE, primary_metric
-from reports.stats import ALPHA
 from reports.tables import strategy_order
 
 

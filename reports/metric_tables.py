@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from bench.plan import ALPHA, SMALLEST_EFFECT
 from reports import fmt
 from reports.analysis import Analysis
 from reports.catalog import Metric, bound_columns, metric
-from reports.fmt import table
 from reports.comparisons import PairedComparison
-from reports.endpoint import SMALLEST_EFFECT
-from reports.stats import ALPHA
+from reports.fmt import table
 from reports.summary import UNIT_STATISTICS
 from reports.tables import BASELINE, strategy_order
 

@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 
 from bench.metrics import states
+from bench.plan import ALPHA, BASELINE, primary_metric
 from reports import fmt
 from reports.analysis import Analysis
 from reports.catalog import metric
 from reports.comparisons import paired, strategy_side
-from reports.endpoint import BASELINE, primary_metric
 from reports.figures import new_figure, save_png
-from reports.stats import ALPHA, holm, wilson
+from reports.stats import holm, wilson
 
 
 def is_stability(frame: pd.DataFrame) -> bool:

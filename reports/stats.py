@@ -17,7 +17,6 @@ from scipy import stats
 CONFIDENCE = 0.95
 N_RESAMPLES = 9999
 MIN_SEEDS_FOR_INTERVAL = 3
-ALPHA = 0.05  # a verdict also needs the Holm-adjusted paired p below this
 BOOTSTRAP_SEED = 0  # fixed, so the same run store always gives the same report
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from reports.endpoint import BASELINE
+from bench.plan import BASELINE
 from reports.load import STATUSES
 
 __all__ = ["BASELINE", "MIN_SEEDS", "strategy_order", "summarize"]

@@ -9,6 +9,7 @@ import torch
 
 from bench.errors import BenchError
 from bench.variants import Variant, parse_values, plan_variants
+from reports import write_report
 
 
 def test_train_subsets_are_nested_by_subject_and_leave_val_and_test_whole(smoke_2d):
@@ -94,7 +95,7 @@ def test_a_run_along_both_axes(tmp_path, cache_dir):
     base = RunConfig(strategies=["scratch", "cyclegan-t2t1"], tasks=["phantom-2d"],
                      out=tmp_path / "subjects", profile="smoke", seeds=1, device="cpu",
                      precision="fp32", cache_dir=cache_dir, progress=False, train_subjects=[3, 6])
-    run(base)
+    write_report([run(base)])
     rows = {(r["task"], r["strategy"]): r for r in _rows(base.out)}
     assert set(rows) == {(t, s) for t in ("phantom-2d@3", "phantom-2d@6")
                          for s in ("scratch", "cyclegan-t2t1")}
@@ -115,7 +116,7 @@ def test_a_run_along_both_axes(tmp_path, cache_dir):
     assert {c["family"] for c in comparisons if c["metric"] == "fid_final"} == {"secondary"}
 
     scaled = replace(base, out=tmp_path / "pretext", train_subjects=None, pretext_scales=[0.5, 2.0])
-    run(scaled)
+    write_report([run(scaled)])
     rows = {r["task"]: r for r in _rows(scaled.out) if r["strategy"] == "cyclegan-t2t1"}
     steps = {task: r["pretexts"]["cyclegan"]["steps"] for task, r in rows.items()}
     assert steps == {"phantom-2d@pretext0.5": 2, "phantom-2d@pretext2": 8}  # smoke: 4 steps

@@ -42,3 +42,12 @@ def test_the_graph_sees_a_circle_where_there_is_one():
     assert graph.has_edge("datasets.build", "datasets.cache")  # `from datasets import cache`
     graph.add_edge("bench.flops", "bench.pretext")
     assert any(len(c) > 1 for c in nx.strongly_connected_components(graph))
+
+
+def test_the_harness_does_not_reach_up_into_the_reports():
+    # The CLI composes the two (`bench run` ends with the report); nothing below it may.
+    graph = import_graph()
+    upward = sorted((a, b) for a, b in graph.edges
+                    if a.startswith("bench") and b.startswith("reports") and a != "bench.cli")
+    assert upward == []
+    assert graph.has_edge("bench.cli", "reports")  # the one composition the rule allows

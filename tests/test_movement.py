@@ -6,6 +6,7 @@ import torch
 from bench.movement import PARTS, snapshot, weight_movement
 from bench.nets import build_networks
 from bench.profiles import get_settings
+from reports import write_report
 
 
 def test_movement_on_a_known_change():
@@ -33,9 +34,9 @@ def test_units_record_movement_and_the_report_shows_it(tmp_path, cache_dir):
 
     from bench.run import RunConfig, run
     out = tmp_path / "run"
-    run(RunConfig(strategies=["scratch", "cyclegan-t2t1"], tasks=["phantom-2d"], out=out,
-                  profile="smoke", seeds=1, device="cpu", precision="fp32", cache_dir=cache_dir,
-                  progress=False))
+    write_report([run(RunConfig(strategies=["scratch", "cyclegan-t2t1"], tasks=["phantom-2d"],
+                                out=out, profile="smoke", seeds=1, device="cpu", precision="fp32",
+                                cache_dir=cache_dir, progress=False))])
     rows = {r["strategy"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
     for row in rows.values():
         assert set(row["movement"]) == set(PARTS)

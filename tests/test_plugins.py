@@ -102,3 +102,28 @@ def test_a_metric_plugin_reaches_rows_curves_and_the_report(tmp_path, run_env):
     curve = list(csv.DictReader(open(out / row["files"]["curve"])))
     assert all(r["brightness"] for r in curve)
     assert "mean brain brightness" in (out / "report.md").read_text()
+
+
+def test_a_built_in_strategy_is_one_file_and_joins_the_plan(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from bench.plan import BASELINE, PLANNED_STRATEGIES
+    assert set(PLANNED_STRATEGIES) == set(strategies.list_strategies()) - {BASELINE} - {
+        s for s in strategies.list_strategies() if strategies.strategy_origin(s) != "built-in"}
+    # A copy of the package with one more file and nothing else changed: the file's strategy is
+    # a registered built-in, the plan compares it, and the secondary family grows by two tests.
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copytree(repo / "strategies", tmp_path / "strategies",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "strategies" / "my_new.py").write_text(PLUGIN.format(name="my-new"))
+    code = ("import strategies; from bench.plan import PLANNED_STRATEGIES, family_sizes; "
+            "print(strategies.strategy_origin('my-new'), 'my-new' in PLANNED_STRATEGIES, "
+            "family_sizes([], 2)['secondary'])")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env={"PYTHONPATH": f"{tmp_path}:{repo}", "PATH": ""}, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    from bench.plan import family_sizes
+    assert shown.stdout.split() == ["built-in", "True", str(family_sizes([], 2)["secondary"] + 2)]

@@ -11,9 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.metrics.states import position
 from bench.cli import main
-from reports.endpoint import BASELINE, PRIMARY_STRATEGY, primary_metric
+from bench.metrics.states import position
+from bench.plan import BASELINE, PRIMARY_STRATEGY, primary_metric
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results"

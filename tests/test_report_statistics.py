@@ -20,14 +20,14 @@ import pytest
 from matplotlib.image import imread, imsave
 from scipy import stats
 
+from bench.plan import ALPHA, SMALLEST_EFFECT, family_sizes, plan_seeds, seeds_for
+from bench.run import RunConfig
 from reports import write_report
 from reports.analysis import analyse
 from reports.convergence import first_reach
 from reports.load import load_rows
-from bench.run import RunConfig
-from reports.endpoint import SMALLEST_EFFECT, family_sizes, plan_seeds, seeds_for
-from reports.stats import (ALPHA, CONFIDENCE, N_RESAMPLES, fisher_p, holm, paired_interval,
-                           signed_rank_p, smallest_exact_p)
+from reports.stats import (CONFIDENCE, N_RESAMPLES, fisher_p, holm, paired_interval, signed_rank_p,
+                           smallest_exact_p)
 from reports.summary import COLUMNS
 
 NO_INCEPTION = "no Inception weights: run `bench fetch-inception`"

@@ -9,6 +9,7 @@ import bench.run
 from bench.cli import main
 from bench.errors import BenchError
 from bench.run import RunConfig, parse_shard, run
+from reports import write_report
 from strategies import Strategy, register_strategy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,7 +44,7 @@ def test_finished_units_are_not_rerun(tmp_path, cache_dir, monkeypatch):
 
 def test_a_nan_unit_is_diverged_and_the_others_finish(tmp_path, cache_dir, nan_strategy):
     out = tmp_path / "run"
-    report = run(_config(out, cache_dir, strategies=("nan-init", "scratch")))
+    report = write_report([run(_config(out, cache_dir, strategies=("nan-init", "scratch")))])["report"]
     rows = {r["strategy"]: r for r in _rows(out)}
     assert rows["nan-init"]["status"] == "diverged"
     assert rows["nan-init"]["diverged_step"] == 0
@@ -132,6 +133,7 @@ def test_strategy_all_leaves_out_what_applies_to_none_of_the_tasks_and_seeds_fol
     import bench.cli
     seen = {}
     monkeypatch.setattr("bench.run.run", lambda cfg: seen.setdefault("cfg", cfg))
+    monkeypatch.setattr("reports.write_report", lambda dirs, out=None: {"report": "report.md"})
     for task, inflated, seeds in (("phantom-2d", False, 9), ("phantom-2d,phantom-3d", True, 10)):
         assert bench.cli.main(["run", "--task", task, "--no-progress"]) == 0
         cfg = seen.pop("cfg")
@@ -146,7 +148,7 @@ def test_strategy_all_leaves_out_what_applies_to_none_of_the_tasks_and_seeds_fol
 def test_the_plain_recipe_runs_is_recorded_and_does_not_mix_with_stabilized(tmp_path, cache_dir,
                                                                            capsys):
     out = tmp_path / "plain"
-    run(_config(out, cache_dir, strategies=("scratch", "cyclegan-t2t1"), recipe="plain"))
+    write_report([run(_config(out, cache_dir, strategies=("scratch", "cyclegan-t2t1"), recipe="plain"))])
     rows = _rows(out)
     assert [r["status"] for r in rows] == ["ok", "ok"]
     for r in rows:
@@ -225,7 +227,7 @@ def test_shards_keep_a_seed_together_and_each_seed_has_its_pretext(tmp_path, cac
     base = _config(tmp_path / "x", cache_dir, strategies=("scratch", "cyclegan-t2t1"), seeds=3)
     dirs = [tmp_path / f"shard{i}" for i in range(2)]
     for i, out in enumerate(dirs):
-        run(replace(base, out=out, shard=(i, 2)))
+        write_report([run(replace(base, out=out, shard=(i, 2)))])
     rows = [_rows(out) for out in dirs]
     # (task, seed) groups 0 and 2 on the first machine, 1 on the second, both strategies each.
     assert [sorted((r["seed"], r["strategy"]) for r in shard) for shard in rows] == [

@@ -8,8 +8,8 @@ import pytest
 
 from bench.cli import PRIMARY_PAIR, main
 from bench.metrics import states
+from bench.plan import BASELINE, PRIMARY_STRATEGY
 from bench.stability import draws
-from reports.endpoint import BASELINE, PRIMARY_STRATEGY
 from reports.stability import health_table, unit_health
 
 

@@ -15,7 +15,7 @@ from bench.trials import effort
 from bench.tune import COUNTED, TuneConfig, storage_url, study_name, suggest_harness, tune
 from bench.tune_storage import open_storage
 from bench.unit import TUNING_SEEDS
-
+from reports import write_report
 
 # Tests that play a worker with study.ask(), which Optuna warns about on a heartbeat storage.
 plays_a_worker = pytest.mark.filterwarnings("ignore:Heartbeat of storage")
@@ -72,9 +72,9 @@ def test_run_tuned_applies_and_records_the_best_trial(tmp_path, cache_dir):
     cfg = _config(tmp_path / "tune", cache_dir)
     studies = tune(cfg)
     out = tmp_path / "run"
-    run(RunConfig(strategies=list(cfg.strategies), tasks=["phantom-2d"], out=out,
-                  profile="smoke", seeds=1, device="cpu", precision="fp32", cache_dir=cache_dir,
-                  progress=False, tuned=storage_url(cfg)))
+    write_report([run(RunConfig(strategies=list(cfg.strategies), tasks=["phantom-2d"], out=out,
+                                profile="smoke", seeds=1, device="cpu", precision="fp32",
+                                cache_dir=cache_dir, progress=False, tuned=storage_url(cfg)))])
     rows = {r["strategy"]: r for _, r in read_jsonl(out / "results.jsonl")}
     for name in cfg.strategies:
         best = studies[study_name("smoke", "phantom-2d", name)].best_trial
