@@ -394,7 +394,8 @@ def _check_device(cfg, launch: Launch):
 def launch_run(cfg, launch: Launch, plugins: list[str]) -> list[Path] | None:
     """Run `cfg` (a run or a stability study) through the launcher: the shards' run directories
     once every worker is done (the CLI reports them, merged), or None with --no-wait."""
-    from bench.run import check_plan, pretext_seed
+    from bench.run import check_plan
+    from bench.unit import pretext_seed
     cfg = _resolved(cfg)
     if (cfg.out / "results.jsonl").exists():
         raise BenchError(f"{cfg.out} holds a run of one process; launch into a new --out, or "

@@ -1,36 +1,25 @@
-"""`bench run`: every (task, strategy, seed) unit under one fixed harness, into the run store.
-
-Data flows one way: task data -> pretexts the chosen strategies need -> strategy initializes the
-fixed G/D -> the fixed loop trains and evaluates -> one row per finished unit -> report.
+"""`bench run`: the plan of (task, strategy, seed) units under one fixed harness, every input
+checked before anything is written, and each unit not yet in the run store handed to its
+lifecycle (bench/unit/) in (task, seed) groups. The CLI reports the run directory it fills.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import platform
-import time
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 import strategies
-from bench.compute import evaluation_flops, gan_flops, steps_for
-from bench.device import hardware, resolve_precision
+from bench.device import resolve_precision
 from bench.errors import BenchError, memory_error, out_of_memory
-from bench.metrics.evaluation import Evaluator
-from bench.metrics.events import convergence, detect_events
-from bench.nets import build_networks
-from bench.pretext import pretext_flops
-from bench.profiles import DEFAULT_RECIPE, DEFAULT_SEEDS, Settings
+from bench.profiles import DEFAULT_RECIPE, DEFAULT_SEEDS
 from bench.stability import draws
-from bench.store import RunStore, unit_id, unit_stem
-from bench.train import UnitResult
-from bench.unit import (PretextFailed, Task, build_unit, check_inputs, default_cache, prepare_task,
-                        task_data, train)
+from bench.store import RunStore, unit_id
+from bench.unit import (PretextFailed, baseline_budgets, check_inputs, default_cache, failed_row,
+                        prepare_task, reference_record, run_unit, task_data)
 from bench.variants import plan_variants
 
 
@@ -74,230 +63,6 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not 0 <= i < n:
         raise BenchError(f"--shard {text}: need 0 <= I < N (the shards of 4 machines are 0/4 .. 3/4)")
     return i, n
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg, dist in [("torch", "torch"), ("monai", "monai"), ("torchio", "torchio"),
-                      ("numpy", "numpy"), ("bench", "gan-init-bench")]:
-        try:
-            out[pkg] = version(dist)
-        except PackageNotFoundError:
-            out[pkg] = None
-    return out
-
-
-def _why_no_fid(rows: list[dict]) -> str:
-    """Why the last of these evaluations without a domain FID has none, as the evaluator
-    recorded it (rows of older checkpoints and a divergence's closing row have no reason)."""
-    reasons = [r["fid_missing"] for r in rows if r.get("fid") is None and r.get("fid_missing")]
-    return reasons[-1] if reasons else "reason not recorded"
-
-
-def _metrics(result: UnitResult, evaluator: Evaluator) -> tuple[dict, dict]:
-    """Domain-FID curve summaries, then the final-sample metrics (only for a finished unit)."""
-    fids = result.fids()
-    metrics = {"fid_init": None, "fid_final": None, "fid_best": None, "fid_best_step": None,
-               "fid_gap": None, **convergence(result.curve)}
-    missing: dict[str, str] = {}
-    first = result.curve[0] if result.curve else None
-    if first is not None and first["step"] == 0 and first["fid"] is not None:
-        metrics["fid_init"] = first["fid"]
-    else:
-        missing["fid_init"] = (_why_no_fid([first]) if first is not None and first["step"] == 0
-                               else "the initialized generator was not evaluated")
-    if fids:
-        step, best = min(fids, key=lambda sf: sf[1])
-        metrics["fid_best"], metrics["fid_best_step"] = best, step
-    else:
-        why = f"no evaluation gave a domain FID: {_why_no_fid(result.curve)}"
-        for name in ("fid_best", "fid_best_step", "fid_auc"):
-            missing[name] = why
-    last = [r for r in result.curve if r["step"] == result.steps and r["fid"] is not None]
-    if result.status == "ok" and last:
-        metrics["fid_final"] = last[-1]["fid"]
-        metrics["fid_gap"] = metrics["fid_final"] - metrics["fid_best"]
-        final, final_missing = evaluator.final(result.samples)
-        metrics.update(final)
-        missing.update(final_missing)
-    else:
-        at_end = [r for r in result.curve if r["step"] == result.steps]
-        reason = result.reason or f"the final evaluation: {_why_no_fid(at_end)}"
-        # An area over a curve cut short is not comparable with full-length ones.
-        metrics["fid_auc"] = None
-        missing["fid_final"] = missing["fid_gap"] = missing["fid_auc"] = reason
-        missing["final_samples"] = f"no final-sample metrics: {reason}"
-    return metrics, missing
-
-
-def _pretext_summary(artifacts: dict) -> dict:
-    keep = ("key", "seed", "weights", "steps", "seconds", "ssim", "psnr", "ssim_identity",
-            "psnr_identity", "val_l1")
-    return {n: {k: a.info.get(k) for k in keep if k in a.info} for n, a in artifacts.items()}
-
-
-def pretext_seed(cfg: RunConfig, seed: int) -> int:
-    return seed if cfg.pretext_seed is None else cfg.pretext_seed
-
-
-def _row(spec, strategy_name: str, seed: int, cfg: RunConfig, device: torch.device, data,
-         s: Settings, **fields) -> dict:
-    """The keys every row has, finished or failed: what ran, where, on which data."""
-    return {
-        "unit": unit_id(spec.name, strategy_name, seed), "task": spec.name,
-        "strategy": strategy_name, "seed": seed, "status": "failed", "reason": None,
-        "diverged_step": None, "metrics": {}, "metrics_missing": {},
-        "settings": {"profile": cfg.profile, "recipe": cfg.recipe, "device": str(device),
-                     **_precision(cfg, device),
-                     "data_fingerprint": data.fingerprint, "data_seed": cfg.data_seed,
-                     "data_source": spec.source, "data_skipped": len(data.skipped),
-                     "train_subjects_used": int(data.train.subject.unique().numel()),
-                     "pretext_seed": pretext_seed(cfg, seed),
-                     "pretext_shared": cfg.pretext_seed is not None, "seeds": cfg.seeds,
-                     "image_size": s.image_size, "dims": s.dims,
-                     "batch_size": s.batch_size, "steps": s.steps, "harness": s.as_dict(),
-                     **spec.record()},
-        "versions": versions(), "hardware": hardware(device),
-        **fields,
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def _precision(cfg: RunConfig, device: torch.device) -> dict:
-    chosen = resolve_precision(cfg.precision, device)
-    return {"precision": chosen.name, "precision_reason": chosen.reason}
-
-
-def _failed_row(spec, strategy_name: str, seed: int, cfg: RunConfig, device: torch.device, data,
-                s: Settings, reason: str, failure: str, tuned: dict | None,
-                draw: dict | None = None) -> dict:
-    """`failure`: "pretext" (its pretext diverged in training: the report counts the unit as
-    lost) or "error" (anything else, e.g. out of memory: no verdict is given until a rerun, which
-    retries every failed unit, finishes it)."""
-    return _row(spec, strategy_name, seed, cfg, device, data, s, reason=reason, failure=failure,
-                tuned=tuned, draw=draw, metrics_missing={"all": f"the unit failed: {reason}"})
-
-
-def unit_compute(s: Settings, needs) -> dict:
-    """FLOPs a unit of a strategy needing `needs` costs, pretexts included."""
-    gan = gan_flops(s, s.steps)
-    pretexts = {name: pretext_flops(name, s) for name in needs}
-    return {"gan_flops": gan, "pretext_flops": pretexts, "total_flops": gan + sum(pretexts.values())}
-
-
-def baseline_budgets(s: Settings, names: list[str]) -> dict[str, dict]:
-    """Per other strategy of the run: its (pretext + GAN) FLOPs, and the baseline's training
-    steps that first reach them (never fewer than the common step budget)."""
-    out = {}
-    for name in names:
-        if name != strategies.BASELINE and strategies.applies(name, s.dims):
-            flops = unit_compute(s, strategies.get_strategy(name).needs)["total_flops"]
-            out[name] = {"flops": flops, "step": max(s.steps, steps_for(s, flops))}
-    return out
-
-
-def _at_budgets(result: UnitResult, metrics: dict, budgets: dict, s: Settings,
-                evaluator: Evaluator) -> dict:
-    """The baseline's leading metric and final-sample metrics at each strategy's budget."""
-    rows = [r for r in [*result.curve, *result.extension] if "d_acc_real" in r]  # evaluations
-    evaluated = {r["step"] for r in rows}
-    fids = {r["step"]: r["fid"] for r in rows if r.get("fid") is not None}
-    stopped = result.extension_diverged_step
-    finals: dict[int, dict] = {}
-    out = {}
-    for name, budget in budgets.items():
-        step = budget["step"]
-        entry = {"flops": budget["flops"], "step": step, "gan_flops": gan_flops(s, step)}
-        if step not in fids:
-            # Diverged before it (or its images were not finite): lost, counted at the worst.
-            # Never evaluated there (a checkpoint of a run planned with other budgets): missing.
-            lost = (result.status != "ok" or step in evaluated
-                    or (stopped is not None and step > stopped))
-            out[name] = {**entry, "status": "diverged" if lost else "not evaluated"}
-            continue
-        if step == s.steps:
-            # The step-matched values themselves; the curve's summaries are not final metrics.
-            values = {k: v for k, v in metrics.items() if k == "fid_final" or not k.startswith("fid_")}
-        else:
-            if step not in finals:
-                finals[step] = evaluator.final(result.budget_samples[step])[0]
-            values = {"fid_final": fids[step], **finals[step]}
-        out[name] = {**entry, "status": "ok", **values}
-    return out
-
-
-def _with_flops(curve: list[dict], s: Settings, before: int) -> list[dict]:
-    """Curve rows with the cumulative FLOPs at each step, `before` (the pretexts') included."""
-    return [{**row, "flops": before + gan_flops(s, row["step"])} for row in curve]
-
-
-def run_unit(task: Task, strategy_name: str, seed: int, cfg: RunConfig, store: RunStore,
-             reference: dict, real_samples: str, tuned: dict | None = None,
-             budgets: dict | None = None, draw: dict | None = None) -> dict:
-    """`budgets` (the baseline only): train on to each strategy's compute budget; `draw` (a
-    stability study): the hyper-parameters this seed trains with."""
-    spec, data, evaluator, device = task.spec, task.data, task.evaluator, task.device
-    stem = unit_stem(spec.name, strategy_name, seed)
-    budgets = budgets or {}
-    unit = build_unit(task, strategy_name, seed, pretext_seed(cfg, seed), tuned or draw)
-    start = time.perf_counter()  # a pretext trained for this seed counts in its own seconds
-    s, G, used, transfer = unit.s, unit.G, unit.pretexts, unit.transfer
-    result = train(task, unit, store.checkpoint_path(stem), f"{spec.name} {strategy_name} seed{seed}",
-                   budget_steps=tuple(sorted({b["step"] for b in budgets.values()})),
-                   log_dir=store.tensorboard_dir(stem))
-    tic = time.perf_counter()
-    metrics, missing = _metrics(result, evaluator)
-    final_seconds = time.perf_counter() - tic
-    events = detect_events(result.curve, s, reference["floors"].get("coverage"),
-                           result.diverged_step if result.status == "diverged" else None,
-                           reference["floors"].get("modes_covered"))
-    spent = {n: {"flops": pretext_flops(n, s), "seconds": a.info.get("seconds")}
-             for n, a in used.items()}
-    pretext_flops_total = sum(p["flops"] for p in spent.values())
-    compute = {"gan_flops": gan_flops(s, result.steps), "gan_seconds": round(result.train_seconds, 2),
-               "pretexts": spent,
-               "evaluation_flops": evaluation_flops(G, s, evaluator, sum(
-                   "d_acc_real" in r for r in [*result.curve, *result.extension]))}
-    compute["total_flops"] = compute["gan_flops"] + pretext_flops_total
-    files = {"curve": store.write_curve(stem, _with_flops(result.curve, s, pretext_flops_total)),
-             "extension_curve": None, "samples": None, "samples_nifti": None, "closest": None,
-             "real_samples": real_samples}
-    at_budgets = None
-    if budgets:
-        tic = time.perf_counter()
-        at_budgets = _at_budgets(result, metrics, budgets, s, evaluator)
-        final_seconds += time.perf_counter() - tic
-        last = max([s.steps, *(r["step"] for r in result.extension)])
-        compute["extension"] = {"steps": last - s.steps,
-                                "flops": gan_flops(s, last) - gan_flops(s, s.steps),
-                                "seconds": round(result.extension_seconds, 2),
-                                "diverged_step": result.extension_diverged_step}
-        if result.extension:
-            files["extension_curve"] = store.write_curve(
-                f"{stem}__extension", _with_flops(result.extension, s, pretext_flops_total))
-    if result.samples is not None:
-        files.update(store.write_samples(stem, result.samples, s.dims))
-        files["closest"] = store.write_closest(stem, result.samples, data.train.t1, s.dims)
-    # The final metrics' fixed cost, apart: what remains of `seconds` past training is the
-    # evaluations during training and the bookkeeping.
-    compute["final_metrics_seconds"] = round(final_seconds, 2)
-    return _row(spec, strategy_name, seed, cfg, device, data, s,
-                status=result.status, reason=result.reason, diverged_step=result.diverged_step,
-                steps=result.steps, train_seconds=round(result.train_seconds, 2),
-                seconds=round(time.perf_counter() - start, 2), metrics=metrics,
-                resumed_step=result.resumed_step,
-                metrics_missing=missing, events=events, reference=reference, transfer=transfer,
-                movement=result.movement,
-                pretexts=_pretext_summary(used), compute=compute, budgets=at_budgets,
-                mode_counts=evaluator.mode_counts(result.samples),
-                tuned=tuned, draw=draw, strategy_origin=strategies.strategy_origin(strategy_name),
-                files=files)
-
-
-def _reference(evaluator: Evaluator, s: Settings, device: torch.device, precision: str) -> dict:
-    G, _ = build_networks(s, 0)
-    z = torch.randn(evaluator.n, s.z_dim, generator=torch.Generator().manual_seed(0))
-    return evaluator.reference(evaluator.generate(G.to(device), z, precision))
 
 
 def _data_identities(specs) -> dict:
@@ -386,7 +151,7 @@ def run(cfg: RunConfig) -> Path:
                             cfg.cache_dir, cfg.data_seed, cfg.progress,
                             data=datas[variant.spec.name])
         s = task.s
-        reference = _reference(task.evaluator, s, device, precision)
+        reference = reference_record(task.evaluator, s, device, precision)
         real_samples = store.write_real_samples(variant.name, task.evaluator.held_out, s.dims)
         # A stability study compares draws step for step: no compute-matched extension.
         budgets = baseline_budgets(s, cfg.strategies) if drawn is None else None
@@ -398,13 +163,13 @@ def run(cfg: RunConfig) -> Path:
                 row = run_unit(task, st, seed, cfg, store, reference, real_samples, trial,
                                budgets if st == strategies.BASELINE else None, draw)
             except PretextFailed as err:
-                row = _failed_row(variant, st, seed, cfg, device, task.data, s, str(err), "pretext",
+                row = failed_row(variant, st, seed, cfg, device, task.data, s, str(err), "pretext",
                                   trial, draw)
             except Exception as err:  # one broken unit or plugin must not sink the others
                 if out_of_memory(err):  # every later unit would fail alike: stop, say what to lower
                     raise memory_error(cfg.profile, f"training {variant.name} {st} seed {seed} "
                                        f"on {device}", s) from None
-                row = _failed_row(variant, st, seed, cfg, device, task.data, s,
+                row = failed_row(variant, st, seed, cfg, device, task.data, s,
                                   f"{type(err).__name__}: {err}", "error", trial, draw)
             store.append(row)
             bar.update(1)

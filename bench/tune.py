@@ -35,7 +35,8 @@ from bench.trials import COUNTED, effort, live, retry_dead, worker_id
 from bench.tune_storage import StudyLock, open_storage, public_url, warn_if_one_worker_only
 from bench.variants import plan_variants
 from bench.unit import (HARNESS, SETTINGS, TUNING_SEEDS, apply_tuned, build_unit, check_inputs,
-                        default_cache, prepare_task, split_identity, suggest_harness, train)
+                        default_cache, final_fid, prepare_task, split_identity, suggest_harness,
+                        train)
 
 __all__ = ["HARNESS", "SETTINGS", "TuneConfig", "tune", "load_tuned", "check_tuned",
            "apply_tuned", "study_name", "suggest_harness", "storage_url", "effort"]
@@ -316,9 +317,8 @@ def _objective(name: str, task, cfg: TuneConfig, lock: StudyLock, checkpoints: P
         checkpoint.unlink(missing_ok=True)  # the trial's outcome is decided
         trial.set_user_attr("train_seconds", round(result.train_seconds, 2))
         trial.set_user_attr("resumed_step", result.resumed_step)
-        final = result.curve[-1]["fid"] if result.status == "ok" else None
+        final, reason = final_fid(result)
         if final is None:
-            reason = result.reason or "the final evaluation produced non-finite images"
             trial.set_user_attr("reason", reason)
             trial.set_user_attr("diverged", True)
             raise Diverged(reason)

@@ -11,7 +11,8 @@ from bench.compute import gan_flops, gan_step_flops, steps_for
 from bench.flops import count_flops
 from bench.pretext import pretext_flops, pretext_step_flops
 from bench.profiles import get_settings
-from bench.run import RunConfig, baseline_budgets, run
+from bench.run import RunConfig, run
+from bench.unit import baseline_budgets
 
 
 def test_flops_of_a_small_conv_net_match_a_hand_count():
@@ -120,7 +121,7 @@ def test_a_budget_reached_before_the_extension_diverged_keeps_its_values():
     """Diverging right after the evaluation at one budget marks only the later budgets."""
     from types import SimpleNamespace
 
-    from bench.run import _at_budgets
+    from bench.unit import metrics_at_budgets
     from bench.train import UnitResult
     s = get_settings("smoke", 2)
     first, second = s.steps + 2, s.steps + 4
@@ -133,7 +134,7 @@ def test_a_budget_reached_before_the_extension_diverged_keeps_its_values():
     evaluator = SimpleNamespace(final=lambda samples: ({"coverage": 0.5}, {}))
     budgets = {"a": {"flops": 1, "step": first}, "b": {"flops": 2, "step": second},
                "c": {"flops": 0, "step": s.steps}}
-    out = _at_budgets(result, {"fid_final": 9.0, "coverage": 0.4, "fid_auc": 10.0}, budgets, s,
+    out = metrics_at_budgets(result, {"fid_final": 9.0, "coverage": 0.4, "fid_auc": 10.0}, budgets, s,
                       evaluator)
     assert out["a"]["status"] == "ok" and out["a"]["fid_final"] == 7.0 and out["a"]["coverage"] == 0.5
     assert out["b"]["status"] == "diverged"
@@ -141,4 +142,4 @@ def test_a_budget_reached_before_the_extension_diverged_keeps_its_values():
     assert "fid_auc" not in out["c"]
     # A budget the loop never evaluated (a checkpoint planned with other budgets) is missing.
     result.extension_diverged_step, result.extension = None, result.extension[:1]
-    assert _at_budgets(result, {}, {"b": budgets["b"]}, s, evaluator)["b"]["status"] == "not evaluated"
+    assert metrics_at_budgets(result, {}, {"b": budgets["b"]}, s, evaluator)["b"]["status"] == "not evaluated"

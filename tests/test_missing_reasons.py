@@ -10,7 +10,7 @@ import torch
 from bench.metrics import scores
 from bench.metrics.evaluation import Evaluator
 from bench.metrics.registry import Sample
-from bench.run import _metrics
+from bench.unit import unit_metrics
 
 
 def test_prdc_does_not_warn_about_scikit_learns_delayed_when_the_filters_are_empty():
@@ -49,13 +49,13 @@ def test_unit_metrics_carry_the_evaluations_reason_not_a_guess():
     why = "the domain FID needs at least 2 feature rows a side, got 24 generated and 1 held-out"
     curve = [{"step": s, "fid": None, "fid_missing": why} for s in (0, 3, 6)]
     curve.append({"step": 8, "fid": None})  # a divergence's closing row: no evaluation, no reason
-    metrics, missing = _metrics(_result(curve, status="diverged", reason=None), evaluator=None)
+    metrics, missing = unit_metrics(_result(curve, status="diverged", reason=None), evaluator=None)
     assert missing["fid_init"] == why
     assert missing["fid_best"].endswith(why)
     assert missing["fid_final"].endswith("reason not recorded")  # nothing was evaluated at step 8
     assert "non-finite" not in " ".join(missing.values())
     late = [{"step": 3, "fid": 5.0}, {"step": 6, "fid": 4.0}]  # resumed past step 0's row
-    _, missing = _metrics(_result(late, status="diverged", reason="non-finite loss_g at step 6"),
+    _, missing = unit_metrics(_result(late, status="diverged", reason="non-finite loss_g at step 6"),
                           evaluator=None)
     assert missing["fid_init"] == "the initialized generator was not evaluated"
     assert missing["fid_final"] == "non-finite loss_g at step 6"

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 import bench.run
+import bench.unit.lifecycle
 from bench.cli import main
 from bench.errors import BenchError
 from bench.run import RunConfig, parse_shard, run
@@ -33,8 +34,8 @@ def test_finished_units_are_not_rerun(tmp_path, cache_dir, monkeypatch):
     assert first[0]["status"] == "ok" and first[0]["metrics"]["fid_final"] > 0
 
     calls = []
-    real_train = bench.run.train
-    monkeypatch.setattr(bench.run, "train", lambda *a, **k: calls.append(a[1].seed) or real_train(*a, **k))
+    real_train = bench.unit.lifecycle.train
+    monkeypatch.setattr(bench.unit.lifecycle, "train", lambda *a, **k: calls.append(a[1].seed) or real_train(*a, **k))
     run(_config(out, cache_dir, seeds=2))
     assert calls == [1]  # only the new seed trained
     rows = _rows(out)

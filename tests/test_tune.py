@@ -228,5 +228,7 @@ def test_run_and_tune_share_the_unit_builder_without_importing_each_other():
     code = ("import sys, bench.tune, bench.unit; "
             "assert 'bench.run' not in sys.modules; "
             "assert bench.tune.build_unit is bench.unit.build_unit; "
-            "import bench.run; assert bench.run.build_unit is bench.unit.build_unit")
+            "import bench.run, bench.unit.lifecycle; "
+            "assert bench.run.run_unit is bench.unit.lifecycle.run_unit; "
+            "assert bench.unit.lifecycle.build_unit is bench.unit.build_unit")
     subprocess.run([sys.executable, "-c", code], check=True)

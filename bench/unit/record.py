@@ -1,0 +1,78 @@
+"""A unit's row in the run store: what ran, where, on which data, and what came of it. Every row
+has the same keys, finished or failed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+from importlib.metadata import PackageNotFoundError, version
+
+import torch
+
+from bench.device import hardware, resolve_precision
+from bench.profiles import Settings
+from bench.store import unit_id
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg, dist in [("torch", "torch"), ("monai", "monai"), ("torchio", "torchio"),
+                      ("numpy", "numpy"), ("bench", "gan-init-bench")]:
+        try:
+            out[pkg] = version(dist)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+
+def pretext_summary(artifacts: dict) -> dict:
+    keep = ("key", "seed", "weights", "steps", "seconds", "ssim", "psnr", "ssim_identity",
+            "psnr_identity", "val_l1")
+    return {n: {k: a.info.get(k) for k in keep if k in a.info} for n, a in artifacts.items()}
+
+
+
+def pretext_seed(cfg, seed: int) -> int:
+    return seed if cfg.pretext_seed is None else cfg.pretext_seed
+
+
+
+def unit_row(spec, strategy_name: str, seed: int, cfg, device: torch.device, data,
+         s: Settings, **fields) -> dict:
+    """The keys every row has, finished or failed: what ran, where, on which data."""
+    return {
+        "unit": unit_id(spec.name, strategy_name, seed), "task": spec.name,
+        "strategy": strategy_name, "seed": seed, "status": "failed", "reason": None,
+        "diverged_step": None, "metrics": {}, "metrics_missing": {},
+        "settings": {"profile": cfg.profile, "recipe": cfg.recipe, "device": str(device),
+                     **precision_record(cfg, device),
+                     "data_fingerprint": data.fingerprint, "data_seed": cfg.data_seed,
+                     "data_source": spec.source, "data_skipped": len(data.skipped),
+                     "train_subjects_used": int(data.train.subject.unique().numel()),
+                     "pretext_seed": pretext_seed(cfg, seed),
+                     "pretext_shared": cfg.pretext_seed is not None, "seeds": cfg.seeds,
+                     "image_size": s.image_size, "dims": s.dims,
+                     "batch_size": s.batch_size, "steps": s.steps, "harness": s.as_dict(),
+                     **spec.record()},
+        "versions": versions(), "hardware": hardware(device),
+        **fields,
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+
+def precision_record(cfg, device: torch.device) -> dict:
+    chosen = resolve_precision(cfg.precision, device)
+    return {"precision": chosen.name, "precision_reason": chosen.reason}
+
+
+
+def failed_row(spec, strategy_name: str, seed: int, cfg, device: torch.device, data,
+                s: Settings, reason: str, failure: str, tuned: dict | None,
+                draw: dict | None = None) -> dict:
+    """`failure`: "pretext" (its pretext diverged in training: the report counts the unit as
+    lost) or "error" (anything else, e.g. out of memory: no verdict is given until a rerun, which
+    retries every failed unit, finishes it)."""
+    return unit_row(spec, strategy_name, seed, cfg, device, data, s, reason=reason, failure=failure,
+                tuned=tuned, draw=draw, metrics_missing={"all": f"the unit failed: {reason}"})
