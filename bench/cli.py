@@ -419,7 +419,7 @@ def _stability(args: argparse.Namespace) -> None:
 def _tune(args: argparse.Namespace) -> None:
     import strategies
     from bench.run import default_cache
-    from bench.tune import TuneConfig, effort, load_studies, tune
+    from bench.tuning.tune import TuneConfig, effort, load_studies, tune
     strategies.load_plugins(args.plugin)
     launch = _launch(args)
     _announce_precision(args, launch)

@@ -171,7 +171,7 @@ class TuneWorker(Checkpointable):
 
     def __call__(self, cfg, plugins: list[str]) -> str:
         _setup(plugins, None)
-        from bench.tune import tune
+        from bench.tuning.tune import tune
         tune(cfg)
         return "done"
 
@@ -444,7 +444,7 @@ def launch_run(cfg, launch: Launch, plugins: list[str]) -> list[Path] | None:
 def launch_tune(cfg, launch: Launch, plugins: list[str]) -> bool:
     """`bench tune` in `launch.workers` workers on one storage; True once they are done (the
     caller then reads the finished studies), False with --no-wait."""
-    from bench.tune import check_config, storage_url
+    from bench.tuning.tune import check_config, storage_url
     cfg = _resolved(cfg)
     check_config(_check_device(cfg, launch))  # before anything is submitted
     n = 1 if launch.workers is None else launch.workers

@@ -16,8 +16,8 @@ import strategies
 from bench.device import resolve_precision
 from bench.errors import BenchError, memory_error, out_of_memory
 from bench.profiles import DEFAULT_RECIPE, DEFAULT_SEEDS
-from bench.stability import draws
 from bench.store import RunStore, unit_id
+from bench.tuning.stability import draws
 from bench.unit import (PretextFailed, baseline_budgets, check_inputs, default_cache, failed_row,
                         prepare_task, reference_record, run_unit, task_data)
 from bench.variants import plan_variants
@@ -44,7 +44,7 @@ class RunConfig:
     tuned: str | None = None  # Optuna storage URL: each (task, strategy) with its best trial
     recipe: str = DEFAULT_RECIPE  # bench/profiles.toml [recipes]: the same for every strategy
     # `bench stability`: seed k trains with draw k of the harness search space, drawn with this
-    # seed (bench/stability.py); None for a comparison run.
+    # seed (bench/tuning/stability.py); None for a comparison run.
     draw_seed: int | None = None
     # The axes (bench/variants.py): each value a task variant of its own. None: the task file's
     # `train_subjects` (if any) and the profile's pretext steps.
@@ -124,7 +124,7 @@ def run(cfg: RunConfig) -> Path:
         raise BenchError("a stability study draws its hyper-parameters: it takes no --tuned")
     drawn = draws(cfg.seeds, cfg.draw_seed) if cfg.draw_seed is not None else None
     if cfg.tuned:
-        from bench.tune import check_tuned, load_tuned
+        from bench.tuning.tune import check_tuned, load_tuned
         tuned = {(v.name, st): load_tuned(cfg.tuned, cfg.profile, v.name, st)
                  for v in variants for st in cfg.strategies if strategies.applies(st, v.dims)}
         # The split is checked before anything is written: a study tuned on other subjects

@@ -242,7 +242,7 @@ def test_a_t1_reaching_further_than_the_t2_is_still_aligned(tmp_path):
 
 
 def test_tuning_on_edited_scans_is_refused_not_mixed(tmp_path):
-    from bench.tune import TuneConfig, tune
+    from bench.tuning.tune import TuneConfig, tune
     root = _paired_folder(tmp_path / "scans", 3)
     spec = datasets.get_task(str(_task(tmp_path, root)))
     cfg = TuneConfig(strategies=["scratch"], tasks=[spec], out=tmp_path / "tune", trials=1,

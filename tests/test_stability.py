@@ -9,7 +9,7 @@ import pytest
 from bench.cli import PRIMARY_PAIR, main
 from bench.metrics import states
 from bench.plan import BASELINE, PRIMARY_STRATEGY
-from bench.stability import draws
+from bench.tuning.stability import draws
 from reports.stability import health_table, unit_health
 
 

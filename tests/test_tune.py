@@ -11,9 +11,9 @@ from bench.errors import BenchError
 from bench.profiles import get_settings
 from bench.run import RunConfig, run
 from bench.store import read_jsonl
-from bench.trials import effort
-from bench.tune import COUNTED, TuneConfig, storage_url, study_name, suggest_harness, tune
-from bench.tune_storage import open_storage
+from bench.tuning.storage import open_storage
+from bench.tuning.trials import effort
+from bench.tuning.tune import COUNTED, TuneConfig, storage_url, study_name, suggest_harness, tune
 from bench.unit import TUNING_SEEDS
 from reports import write_report
 
@@ -181,8 +181,8 @@ def test_a_bad_storage_url_is_a_one_line_error(tmp_path, cache_dir):
 @plays_a_worker
 def test_a_trial_whose_worker_stopped_beating_is_failed_and_run_again(tmp_path, cache_dir,
                                                                         monkeypatch):
-    import bench.tune
-    monkeypatch.setattr(bench.tune, "POLL_SECONDS", 0.2)
+    import bench.tuning.tune
+    monkeypatch.setattr(bench.tuning.tune, "POLL_SECONDS", 0.2)
     cfg = _config(tmp_path / "tune", cache_dir, strategies=("scratch",), heartbeat=1)
     (tmp_path / "tune").mkdir()
     storage = open_storage(storage_url(cfg), 1, 3)
@@ -207,8 +207,8 @@ def test_a_trial_whose_worker_stopped_beating_is_failed_and_run_again(tmp_path, 
 @plays_a_worker
 def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_run_again(tmp_path, cache_dir,
                                                                              monkeypatch):
-    import bench.tune
-    monkeypatch.setattr(bench.tune, "POLL_SECONDS", 0.2)
+    import bench.tuning.tune
+    monkeypatch.setattr(bench.tuning.tune, "POLL_SECONDS", 0.2)
     cfg = _config(tmp_path / "tune", cache_dir, strategies=("scratch",), trials=1, heartbeat=1)
     (tmp_path / "tune").mkdir()
     study = optuna.create_study(storage=open_storage(storage_url(cfg), 1, 3),
@@ -225,9 +225,9 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_run_again(tmp_p
 def test_run_and_tune_share_the_unit_builder_without_importing_each_other():
     import subprocess
     import sys
-    code = ("import sys, bench.tune, bench.unit; "
+    code = ("import sys, bench.tuning.tune, bench.unit; "
             "assert 'bench.run' not in sys.modules; "
-            "assert bench.tune.build_unit is bench.unit.build_unit; "
+            "assert bench.tuning.tune.build_unit is bench.unit.build_unit; "
             "import bench.run, bench.unit.lifecycle; "
             "assert bench.run.run_unit is bench.unit.lifecycle.run_unit; "
             "assert bench.unit.lifecycle.build_unit is bench.unit.build_unit")

@@ -17,9 +17,9 @@ import optuna
 import pytest
 import torch
 
-from bench.trials import COUNTED, effort, live
-from bench.tune import study_name
-from bench.tune_storage import open_storage
+from bench.tuning.storage import open_storage
+from bench.tuning.trials import COUNTED, effort, live
+from bench.tuning.tune import study_name
 
 REPO = Path(__file__).resolve().parents[1]
 STRATEGIES = ("scratch", "cyclegan-t2t1")

@@ -31,8 +31,8 @@ from tqdm.auto import tqdm
 import strategies
 from bench.errors import BenchError
 from bench.profiles import DEFAULT_RECIPE
-from bench.trials import COUNTED, effort, live, retry_dead, worker_id
-from bench.tune_storage import StudyLock, open_storage, public_url, warn_if_one_worker_only
+from bench.tuning.storage import StudyLock, open_storage, public_url, warn_if_one_worker_only
+from bench.tuning.trials import COUNTED, effort, live, retry_dead, worker_id
 from bench.variants import plan_variants
 from bench.unit import (HARNESS, SETTINGS, TUNING_SEEDS, apply_tuned, build_unit, check_inputs,
                         default_cache, final_fid, prepare_task, split_identity, suggest_harness,
