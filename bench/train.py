@@ -179,6 +179,120 @@ def g_loss(G: torch.nn.Module, D: torch.nn.Module, z: torch.Tensor, device: torc
     return loss + seeking * mode_seeking(fake, z) if seeking else loss
 
 
+@dataclass
+class _Nets:
+    """What a training step changes, and what a checkpoint saves and a resume restores."""
+
+    G: torch.nn.Module
+    D: torch.nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    ema: AveragedModel | None
+    gen: torch.Generator
+
+    @property
+    def evaluated(self) -> torch.nn.Module:
+        return self.ema.module if self.ema is not None else self.G
+
+    def state(self) -> dict:
+        return {"G": self.G.state_dict(), "D": self.D.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else None,
+                "gen": self.gen.get_state()}
+
+    def restore(self, ck: dict) -> None:
+        self.G.load_state_dict(ck["G"]), self.D.load_state_dict(ck["D"])
+        self.opt_g.load_state_dict(ck["opt_g"]), self.opt_d.load_state_dict(ck["opt_d"])
+        if self.ema is not None:
+            self.ema.load_state_dict(ck["ema"])
+        self.gen.set_state(ck["gen"])
+
+
+def _build_nets(G: torch.nn.Module, D: torch.nn.Module, s: Settings, seed: int,
+                transferred: dict[str, int] | None, device: torch.device) -> _Nets:
+    fast_layout(G.to(device), s.dims).train()
+    fast_layout(D.to(device), s.dims).train()
+    opt_g = adam(G, s.lr_g, s, transferred_prefixes(transferred, "G"))
+    opt_d = adam(D, s.lr_d, s, transferred_prefixes(transferred, "D"))
+    ema = (AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(s.ema_decay), use_buffers=True)
+           if s.ema_decay > 0 else None)
+    return _Nets(G, D, opt_g, opt_d, ema, seeded_generator(seed, 3))
+
+
+def _usable_checkpoint(checkpoint: Path | None, evaluator: Evaluator) -> dict | None:
+    ck = _load_checkpoint(checkpoint)
+    if ck is not None and ck.get("metric") != evaluator.identity:
+        # Its curve was measured with another domain encoder: mixing the two would be wrong.
+        warnings.warn(f"ignoring checkpoint {checkpoint}: its curve was measured with "
+                      f"{ck.get('metric')}, not {evaluator.identity}; the unit starts again")
+        return None
+    return ck
+
+
+def _resume(nets: _Nets, ck: dict, result: UnitResult) -> int:
+    """Networks, optimizers, EMA, random stream and the evaluations so far, as the checkpoint
+    left them; its step."""
+    nets.restore(ck)
+    result.curve, result.train_seconds = ck["curve"], ck["train_seconds"]
+    result.extension = ck.get("extension", [])
+    result.budget_samples = ck.get("budget_samples", {})
+    result.extension_seconds = ck.get("extension_seconds", 0.0)
+    result.movement = ck.get("movement")
+    result.resumed_step = ck["step"]
+    return ck["step"]
+
+
+def _progress(result: UnitResult, step: int, s: Settings, evaluator: Evaluator) -> dict:
+    """The checkpoint's record of the evaluations so far (the networks' state aside)."""
+    return {"curve": result.curve, "train_seconds": result.train_seconds, "step": step,
+            "metric": evaluator.identity, "extension": result.extension,
+            "budget_samples": result.budget_samples,
+            "extension_seconds": result.extension_seconds, "movement": result.movement,
+            "samples": result.samples if step > s.steps else None}
+
+
+def _train_step(nets: _Nets, real_all: torch.Tensor, s: Settings, step: int, device: torch.device,
+                precision: str, aug: Augment, result: UnitResult
+                ) -> tuple[float | None, float | None]:
+    """One D step (with R1 when due), then one G step and the EMA: the two losses, the first
+    non-finite one None (the unit stops there; the other is the last finite value)."""
+    G, D, gen = nets.G, nets.D, nets.gen
+    real = real_all[torch.randint(len(real_all), (s.batch_size,), generator=gen)]
+    z = torch.randn(s.batch_size, s.z_dim, generator=gen).to(device)
+    loss_d_t = d_loss(G, D, z, real, device, precision, aug)
+    if r1_due(step, s):
+        loss_d_t = loss_d_t + r1_loss(D, aug(real), s)
+    loss_d = _optimize(loss_d_t, nets.opt_d, "loss_d", step, result, s.steps)
+    if loss_d is None:
+        return None, None
+    D.requires_grad_(False)
+    z = torch.randn(s.batch_size, s.z_dim, generator=gen).to(device)
+    loss_g_t = g_loss(G, D, z, device, precision, aug, s.mode_seeking)
+    D.requires_grad_(True)
+    loss_g = _optimize(loss_g_t, nets.opt_g, "loss_g", step, result, s.steps)
+    if loss_g is None:
+        return loss_d, None
+    if nets.ema is not None:
+        nets.ema.update_parameters(G)
+    return loss_d, loss_g
+
+
+def _close(result: UnitResult, s: Settings, loss_g: float | None, loss_d: float | None,
+           start: dict, nets: _Nets) -> None:
+    """The unit's step count, and the closing rows of a divergence (in training or past the
+    common budget)."""
+    result.steps = result.diverged_step if result.status == "diverged" else s.steps
+    if result.extension_diverged_step is not None:
+        result.extension.append({"step": result.extension_diverged_step, "fid": None,
+                                 "seconds": round(result.train_seconds + result.extension_seconds, 3),
+                                 "loss_g": loss_g, "loss_d": loss_d})
+    if result.status == "diverged":
+        # The optimizer never stepped on the non-finite loss: the weights are where it stopped.
+        result.movement = weight_movement(start, nets.G, nets.D)
+        result.curve.append({"step": result.diverged_step, "seconds": round(result.train_seconds, 3),
+                             "fid": None, "loss_g": loss_g, "loss_d": loss_d})
+
+
 def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: int,
                device: torch.device, precision: str, evaluator: Evaluator,
                checkpoint: Path | None = None, progress: bool = True, label: str = "",
@@ -194,41 +308,18 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
     if any(step < s.steps for step in budget_steps):
         # An evaluation inside the common budget would change the step-matched curve.
         raise ValueError(f"budget steps {sorted(budget_steps)} must not be below {s.steps}")
-    fast_layout(G.to(device), s.dims).train()
-    fast_layout(D.to(device), s.dims).train()
-    opt_g = adam(G, s.lr_g, s, transferred_prefixes(transferred, "G"))
-    opt_d = adam(D, s.lr_d, s, transferred_prefixes(transferred, "D"))
-    ema = (AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(s.ema_decay), use_buffers=True)
-           if s.ema_decay > 0 else None)
-    gen = seeded_generator(seed, 3)
+    nets = _build_nets(G, D, s, seed, transferred, device)
     eval_z = torch.randn(evaluator.n, s.z_dim, generator=seeded_generator(seed, 4))
     ops = check_policy(s.augment)
     p = check_probability(s.augment_p)
-    aug = (lambda x: augment(x, ops, gen, p)) if ops else _same
+    aug = (lambda x: augment(x, ops, nets.gen, p)) if ops else _same
     real_all = data.train.t1.to(device)
     result, start_step = UnitResult(), 0
     start = snapshot(G, D)  # where the strategy put them: a resumed unit is rebuilt there too
 
-    ck = _load_checkpoint(checkpoint)
-    if ck is not None and ck.get("metric") != evaluator.identity:
-        # Its curve was measured with another domain encoder: mixing the two would be wrong.
-        warnings.warn(f"ignoring checkpoint {checkpoint}: its curve was measured with "
-                      f"{ck.get('metric')}, not {evaluator.identity}; the unit starts again")
-        ck = None
+    ck = _usable_checkpoint(checkpoint, evaluator)
     if ck is not None:
-        G.load_state_dict(ck["G"]), D.load_state_dict(ck["D"])
-        opt_g.load_state_dict(ck["opt_g"]), opt_d.load_state_dict(ck["opt_d"])
-        if ema is not None:
-            ema.load_state_dict(ck["ema"])
-        gen.set_state(ck["gen"])
-        result.curve, result.train_seconds, start_step = ck["curve"], ck["train_seconds"], ck["step"]
-        result.extension = ck.get("extension", [])
-        result.budget_samples = ck.get("budget_samples", {})
-        result.extension_seconds = ck.get("extension_seconds", 0.0)
-        result.movement = ck.get("movement")
-        result.resumed_step = start_step
-
-    evaluated = ema.module if ema is not None else G
+        start_step = _resume(nets, ck, result)
     if log is not None:
         log.start(start_step, resumed=ck is not None)
     if ck is not None:
@@ -236,12 +327,12 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
         # are what gets saved if the unit ends (or diverges) before its next evaluation. Past
         # the common budget, G has moved on: the step-matched samples come from the checkpoint.
         result.samples = (ck["samples"] if start_step > s.steps
-                          else evaluator.generate(evaluated, eval_z, precision).cpu())
+                          else evaluator.generate(nets.evaluated, eval_z, precision).cpu())
         for row in result.curve if on_evaluate is not None else ():
             on_evaluate(row["step"], row["fid"])  # a new listener hears the evaluations it missed
 
     def evaluate(step: int, loss_g: float | None, loss_d: float | None) -> None:
-        samples = evaluator.generate(evaluated, eval_z, precision)
+        samples = evaluator.generate(nets.evaluated, eval_z, precision)
         fakes = evaluator.generate(G, eval_z[:D_ACCURACY_IMAGES], precision)
         row = {"step": step, "seconds": round(result.train_seconds + result.extension_seconds, 3),
                "loss_g": loss_g, "loss_d": loss_d, **evaluator.track(samples, fakes, D, precision)}
@@ -257,14 +348,7 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
         if step in budget_steps:
             result.budget_samples[step] = samples.cpu()
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, {
-                "G": G.state_dict(), "D": D.state_dict(), "opt_g": opt_g.state_dict(),
-                "opt_d": opt_d.state_dict(), "ema": ema.state_dict() if ema is not None else None,
-                "gen": gen.get_state(), "curve": result.curve, "train_seconds": result.train_seconds,
-                "step": step, "metric": evaluator.identity, "extension": result.extension,
-                "budget_samples": result.budget_samples,
-                "extension_seconds": result.extension_seconds, "movement": result.movement,
-                "samples": result.samples if step > s.steps else None})
+            _save_checkpoint(checkpoint, {**nets.state(), **_progress(result, step, s, evaluator)})
         if on_evaluate is not None and step <= s.steps:
             on_evaluate(step, row["fid"])
 
@@ -276,24 +360,15 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
     loss_g = loss_d = None
     for step in bar:
         tic = time.perf_counter()
-        real = real_all[torch.randint(len(real_all), (s.batch_size,), generator=gen)]
-        z = torch.randn(s.batch_size, s.z_dim, generator=gen).to(device)
-        loss_d_t = d_loss(G, D, z, real, device, precision, aug)
-        if r1_due(step, s):
-            loss_d_t = loss_d_t + r1_loss(D, aug(real), s)
-        loss_d = _optimize(loss_d_t, opt_d, "loss_d", step, result, s.steps)
-        if loss_d is None:
+        new_d, new_g = _train_step(nets, real_all, s, step, device, precision, aug, result)
+        # As the closing row of a divergence records them: the failed loss None, the other
+        # the last finite one.
+        loss_d = new_d
+        if new_d is None:
             break
-
-        D.requires_grad_(False)
-        z = torch.randn(s.batch_size, s.z_dim, generator=gen).to(device)
-        loss_g_t = g_loss(G, D, z, device, precision, aug, s.mode_seeking)
-        D.requires_grad_(True)
-        loss_g = _optimize(loss_g_t, opt_g, "loss_g", step, result, s.steps)
-        if loss_g is None:
+        loss_g = new_g
+        if new_g is None:
             break
-        if ema is not None:
-            ema.update_parameters(G)
         synchronize(device)  # a GPU queues work: the clock counts it once it is done
         if step < s.steps:
             result.train_seconds += time.perf_counter() - tic
@@ -303,14 +378,5 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
         if (step + 1) % s.eval_every == 0 or step + 1 == s.steps or step + 1 in budget_steps:
             evaluate(step + 1, loss_g, loss_d)
     bar.close()
-    result.steps = result.diverged_step if result.status == "diverged" else s.steps
-    if result.extension_diverged_step is not None:
-        result.extension.append({"step": result.extension_diverged_step, "fid": None,
-                                 "seconds": round(result.train_seconds + result.extension_seconds, 3),
-                                 "loss_g": loss_g, "loss_d": loss_d})
-    if result.status == "diverged":
-        # The optimizer never stepped on the non-finite loss: the weights are where it stopped.
-        result.movement = weight_movement(start, G, D)
-        result.curve.append({"step": result.diverged_step, "seconds": round(result.train_seconds, 3),
-                             "fid": None, "loss_g": loss_g, "loss_d": loss_d})
+    _close(result, s, loss_g, loss_d, start, nets)
     return result
