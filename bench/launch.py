@@ -417,7 +417,7 @@ def launch_run(cfg, launch: Launch, plugins: list[str]) -> list[Path] | None:
     cfg.out.mkdir(parents=True, exist_ok=True)
     plugins = _plugins(plugins)
     shards = [dataclasses.replace(cfg, shard=(k, n), out=cfg.out / "shards" / str(k),
-                                  progress=False, report=False, threads=threads)
+                                  progress=False, worker=True, threads=threads)
               for k in range(n)]
     # Each (task, seed) group, and so each pretext seed's pretexts, belongs to one worker,
     # which trains them in parallel with the others; a pretext seed shared by several workers

@@ -51,7 +51,7 @@ class RunConfig:
     train_subjects: list[int] | None = None
     pretext_scales: list[float] | None = None
     threads: int | None = None  # torch's intra-op threads; None: its default
-    report: bool = True  # False: a launcher's worker (its shard's rows; the launch is reported)
+    worker: bool = False  # a launcher's worker, filling its shard of a launched run
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -108,7 +108,7 @@ def run(cfg: RunConfig) -> Path:
     """Every unit of the plan not yet in the run store; the run directory (the CLI reports it)."""
     device, specs, settings, variants, groups, plan = _plan(cfg)
     precision = resolve_precision(cfg.precision, device).name
-    if cfg.report and (Path(cfg.out) / "launch.json").exists():
+    if not cfg.worker and (Path(cfg.out) / "launch.json").exists():
         raise BenchError(f"{cfg.out} holds a launched run (its rows are in shards/); rerun it "
                          "with the same --launcher, or use a new --out")
     if cfg.threads:

@@ -8,15 +8,14 @@ import time
 import torch
 
 import strategies
-from bench.compute import evaluation_flops, gan_flops
 from bench.metrics.evaluation import Evaluator
 from bench.metrics.events import detect_events
 from bench.nets import build_networks
-from bench.pretext import pretext_flops
 from bench.profiles import Settings
 from bench.store import RunStore, unit_stem
 from bench.unit.build import Task, build_unit, train
-from bench.unit.outcome import metrics_at_budgets, unit_metrics, with_flops
+from bench.unit.outcome import (extension_spent, metrics_at_budgets, spent, unit_metrics,
+                                with_flops)
 from bench.unit.record import pretext_seed, pretext_summary, unit_row
 
 
@@ -40,15 +39,9 @@ def run_unit(task: Task, strategy_name: str, seed: int, cfg, store: RunStore,
     events = detect_events(result.curve, s, reference["floors"].get("coverage"),
                            result.diverged_step if result.status == "diverged" else None,
                            reference["floors"].get("modes_covered"))
-    spent = {n: {"flops": pretext_flops(n, s), "seconds": a.info.get("seconds")}
-             for n, a in used.items()}
-    pretext_flops_total = sum(p["flops"] for p in spent.values())
-    compute = {"gan_flops": gan_flops(s, result.steps), "gan_seconds": round(result.train_seconds, 2),
-               "pretexts": spent,
-               "evaluation_flops": evaluation_flops(G, s, evaluator, sum(
-                   "d_acc_real" in r for r in [*result.curve, *result.extension]))}
-    compute["total_flops"] = compute["gan_flops"] + pretext_flops_total
-    files = {"curve": store.write_curve(stem, with_flops(result.curve, s, pretext_flops_total)),
+    compute = spent(result, s, G, evaluator, used)
+    before = sum(p["flops"] for p in compute["pretexts"].values())  # a curve's FLOPs start here
+    files = {"curve": store.write_curve(stem, with_flops(result.curve, s, before)),
              "extension_curve": None, "samples": None, "samples_nifti": None, "closest": None,
              "real_samples": real_samples}
     at_budgets = None
@@ -56,14 +49,10 @@ def run_unit(task: Task, strategy_name: str, seed: int, cfg, store: RunStore,
         tic = time.perf_counter()
         at_budgets = metrics_at_budgets(result, metrics, budgets, s, evaluator)
         final_seconds += time.perf_counter() - tic
-        last = max([s.steps, *(r["step"] for r in result.extension)])
-        compute["extension"] = {"steps": last - s.steps,
-                                "flops": gan_flops(s, last) - gan_flops(s, s.steps),
-                                "seconds": round(result.extension_seconds, 2),
-                                "diverged_step": result.extension_diverged_step}
+        compute["extension"] = extension_spent(result, s)
         if result.extension:
             files["extension_curve"] = store.write_curve(
-                f"{stem}__extension", with_flops(result.extension, s, pretext_flops_total))
+                f"{stem}__extension", with_flops(result.extension, s, before))
     if result.samples is not None:
         files.update(store.write_samples(stem, result.samples, s.dims))
         files["closest"] = store.write_closest(stem, result.samples, data.train.t1, s.dims)
@@ -71,20 +60,20 @@ def run_unit(task: Task, strategy_name: str, seed: int, cfg, store: RunStore,
     # evaluations during training and the bookkeeping.
     compute["final_metrics_seconds"] = round(final_seconds, 2)
     return unit_row(spec, strategy_name, seed, cfg, device, data, s,
-                status=result.status, reason=result.reason, diverged_step=result.diverged_step,
-                steps=result.steps, train_seconds=round(result.train_seconds, 2),
-                seconds=round(time.perf_counter() - start, 2), metrics=metrics,
-                resumed_step=result.resumed_step,
-                metrics_missing=missing, events=events, reference=reference, transfer=transfer,
-                movement=result.movement,
-                pretexts=pretext_summary(used), compute=compute, budgets=at_budgets,
-                mode_counts=evaluator.mode_counts(result.samples),
-                tuned=tuned, draw=draw, strategy_origin=strategies.strategy_origin(strategy_name),
-                files=files)
+                    status=result.status, reason=result.reason,
+                    diverged_step=result.diverged_step, steps=result.steps,
+                    train_seconds=round(result.train_seconds, 2),
+                    seconds=round(time.perf_counter() - start, 2), metrics=metrics,
+                    resumed_step=result.resumed_step, metrics_missing=missing, events=events,
+                    reference=reference, transfer=transfer, movement=result.movement,
+                    pretexts=pretext_summary(used), compute=compute, budgets=at_budgets,
+                    mode_counts=evaluator.mode_counts(result.samples), tuned=tuned, draw=draw,
+                    strategy_origin=strategies.strategy_origin(strategy_name), files=files)
 
 
-
-def reference_record(evaluator: Evaluator, s: Settings, device: torch.device, precision: str) -> dict:
+def reference_record(evaluator: Evaluator, s: Settings, device: torch.device,
+                     precision: str) -> dict:
+    """The evaluator's floors and ceilings for a task: its untrained generator is seed 0's."""
     G, _ = build_networks(s, 0)
     z = torch.randn(evaluator.n, s.z_dim, generator=torch.Generator().manual_seed(0))
     return evaluator.reference(evaluator.generate(G.to(device), z, precision))

@@ -5,7 +5,7 @@ strategy's compute budget."""
 from __future__ import annotations
 
 import strategies
-from bench.compute import gan_flops, steps_for
+from bench.compute import evaluation_flops, gan_flops, steps_for
 from bench.metrics.evaluation import Evaluator
 from bench.metrics.events import convergence
 from bench.pretext import pretext_flops
@@ -18,7 +18,6 @@ def _why_no_fid(rows: list[dict]) -> str:
     recorded it (rows of older checkpoints and a divergence's closing row have no reason)."""
     reasons = [r["fid_missing"] for r in rows if r.get("fid") is None and r.get("fid_missing")]
     return reasons[-1] if reasons else "reason not recorded"
-
 
 
 def final_fid(result: UnitResult) -> tuple[float | None, str | None]:
@@ -64,13 +63,11 @@ def unit_metrics(result: UnitResult, evaluator: Evaluator) -> tuple[dict, dict]:
     return metrics, missing
 
 
-
 def unit_compute(s: Settings, needs) -> dict:
     """FLOPs a unit of a strategy needing `needs` costs, pretexts included."""
     gan = gan_flops(s, s.steps)
     pretexts = {name: pretext_flops(name, s) for name in needs}
     return {"gan_flops": gan, "pretext_flops": pretexts, "total_flops": gan + sum(pretexts.values())}
-
 
 
 def baseline_budgets(s: Settings, names: list[str]) -> dict[str, dict]:
@@ -84,9 +81,8 @@ def baseline_budgets(s: Settings, names: list[str]) -> dict[str, dict]:
     return out
 
 
-
 def metrics_at_budgets(result: UnitResult, metrics: dict, budgets: dict, s: Settings,
-                evaluator: Evaluator) -> dict:
+                       evaluator: Evaluator) -> dict:
     """The baseline's leading metric and final-sample metrics at each strategy's budget."""
     rows = [r for r in [*result.curve, *result.extension] if "d_acc_real" in r]  # evaluations
     evaluated = {r["step"] for r in rows}
@@ -114,6 +110,25 @@ def metrics_at_budgets(result: UnitResult, metrics: dict, budgets: dict, s: Sett
         out[name] = {**entry, "status": "ok", **values}
     return out
 
+
+def spent(result: UnitResult, s: Settings, G, evaluator: Evaluator, pretexts: dict) -> dict:
+    """What the unit cost: the GAN's FLOPs and seconds, each pretext's, the evaluations' FLOPs
+    and, past the common budget (the baseline), the extension's."""
+    used = {n: {"flops": pretext_flops(n, s), "seconds": a.info.get("seconds")}
+            for n, a in pretexts.items()}
+    compute = {"gan_flops": gan_flops(s, result.steps),
+               "gan_seconds": round(result.train_seconds, 2), "pretexts": used,
+               "evaluation_flops": evaluation_flops(G, s, evaluator, sum(
+                   "d_acc_real" in r for r in [*result.curve, *result.extension]))}
+    compute["total_flops"] = compute["gan_flops"] + sum(p["flops"] for p in used.values())
+    return compute
+
+
+def extension_spent(result: UnitResult, s: Settings) -> dict:
+    last = max([s.steps, *(r["step"] for r in result.extension)])
+    return {"steps": last - s.steps, "flops": gan_flops(s, last) - gan_flops(s, s.steps),
+            "seconds": round(result.extension_seconds, 2),
+            "diverged_step": result.extension_diverged_step}
 
 
 def with_flops(curve: list[dict], s: Settings, before: int) -> list[dict]:

@@ -25,21 +25,18 @@ def versions() -> dict[str, str]:
     return out
 
 
-
 def pretext_summary(artifacts: dict) -> dict:
     keep = ("key", "seed", "weights", "steps", "seconds", "ssim", "psnr", "ssim_identity",
             "psnr_identity", "val_l1")
     return {n: {k: a.info.get(k) for k in keep if k in a.info} for n, a in artifacts.items()}
 
 
-
 def pretext_seed(cfg, seed: int) -> int:
     return seed if cfg.pretext_seed is None else cfg.pretext_seed
 
 
-
-def unit_row(spec, strategy_name: str, seed: int, cfg, device: torch.device, data,
-         s: Settings, **fields) -> dict:
+def unit_row(spec, strategy_name: str, seed: int, cfg, device: torch.device, data, s: Settings,
+             **fields) -> dict:
     """The keys every row has, finished or failed: what ran, where, on which data."""
     return {
         "unit": unit_id(spec.name, strategy_name, seed), "task": spec.name,
@@ -61,18 +58,17 @@ def unit_row(spec, strategy_name: str, seed: int, cfg, device: torch.device, dat
     }
 
 
-
 def precision_record(cfg, device: torch.device) -> dict:
     chosen = resolve_precision(cfg.precision, device)
     return {"precision": chosen.name, "precision_reason": chosen.reason}
 
 
-
 def failed_row(spec, strategy_name: str, seed: int, cfg, device: torch.device, data,
-                s: Settings, reason: str, failure: str, tuned: dict | None,
-                draw: dict | None = None) -> dict:
+               s: Settings, reason: str, failure: str, tuned: dict | None,
+               draw: dict | None = None) -> dict:
     """`failure`: "pretext" (its pretext diverged in training: the report counts the unit as
     lost) or "error" (anything else, e.g. out of memory: no verdict is given until a rerun, which
     retries every failed unit, finishes it)."""
-    return unit_row(spec, strategy_name, seed, cfg, device, data, s, reason=reason, failure=failure,
-                tuned=tuned, draw=draw, metrics_missing={"all": f"the unit failed: {reason}"})
+    return unit_row(spec, strategy_name, seed, cfg, device, data, s, reason=reason,
+                    failure=failure, tuned=tuned, draw=draw,
+                    metrics_missing={"all": f"the unit failed: {reason}"})
