@@ -10,7 +10,7 @@ from typing import Callable, TypeVar
 
 import torch
 
-from bench.atomic import atomic_path
+from ground.atomic import atomic_path
 
 T = TypeVar("T")
 

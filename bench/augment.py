@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from bench.errors import BenchError
+from ground.errors import BenchError
 
 TRANSLATION = 1 / 8  # of the image size, in each direction (DiffAugment's ratio)
 CUTOUT = 1 / 2       # side of the erased square or cube, relative to the image

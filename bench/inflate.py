@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.errors import BenchError
+from ground.errors import BenchError
 
 
 def depth_taps(module: nn.Module) -> torch.Tensor:

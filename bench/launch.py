@@ -28,8 +28,8 @@ import submitit
 from submitit.helpers import Checkpointable
 from tqdm.auto import tqdm
 
-from bench.atomic import write_atomic
-from bench.errors import BenchError
+from ground.atomic import write_atomic
+from ground.errors import BenchError
 
 LAUNCHERS = ("local", "slurm")
 POLL_SECONDS = 5

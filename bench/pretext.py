@@ -28,6 +28,7 @@ from bench.flops import META, count_flops, meta_batch
 from bench.metrics.fid import even_subset
 from bench.nets import PatchDiscriminator, ResnetTrunk, init_weights
 from bench.profiles import Settings
+from ground.errors import BenchError
 
 ARTIFACT_VERSION = 3  # 3: the autoencoder's steps match the CycleGAN's FLOPs
 
@@ -283,7 +284,6 @@ PRETEXTS: dict[str, Pretext] = {
 
 def get_pretext_kind(name: str) -> Pretext:
     if name not in PRETEXTS:
-        from bench.errors import BenchError
         raise BenchError(f"unknown pretext '{name}'; known: {', '.join(sorted(PRETEXTS))}")
     return PRETEXTS[name]
 
@@ -342,7 +342,6 @@ def get_pretext(name: str, ctx: PretextContext, cache_dir: Path) -> PretextArtif
     """Load the cached artifact or train it once; the file appears only when complete."""
     kind = get_pretext_kind(name)
     if ctx.settings.dims not in kind.dims:
-        from bench.errors import BenchError
         raise BenchError(f"pretext {name} applies to {' and '.join(f'{d}D' for d in kind.dims)} "
                          f"tasks only, not to {ctx.data.spec.name}; set the strategy's `dims`")
     key = pretext_key(name, ctx)

@@ -1,4 +1,5 @@
-"""Profiles are data: bench/profiles.toml, read into one frozen settings object per dims."""
+"""Profiles are data: bench/profiles.toml, read into one frozen settings object per dims, its
+numbers grouped by concern (networks, training, pretexts, evaluation, budgets)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from bench.errors import BenchError
+from ground.errors import BenchError
+
 
 PROFILE_FILE = Path(__file__).with_name("profiles.toml")
 # Seeds per (task, strategy) unless told otherwise: the fewest with which a strategy better on
@@ -18,26 +20,28 @@ DEFAULT_SEEDS = 7
 DEFAULT_RECIPE = "stabilized"
 
 
+# Settings by concern. Each is a table of profiles.toml's [defaults]; a profile's own tables
+# ([NAME.2d], [NAME.3d]) override any of them by name, since no two concerns share a name.
 @dataclass(frozen=True)
-class Settings:
-    """Every number the harness uses for one (profile, dims); the same for every strategy."""
+class Networks:
+    """The fixed G and D every strategy trains (and the pretexts' networks share)."""
 
-    profile: str
-    dims: int
     image_size: int
     ngf: int
     n_blocks: int
     ndf: int
     stem_channels: int
+    z_dim: int
     noise_input: str       # how z reaches G's trunk (bench.nets.NOISE_INPUTS)
     upsample: str          # how the trunk's decoder upsamples (bench.nets.UPSAMPLINGS)
+
+
+@dataclass(frozen=True)
+class Training:
+    """The noise-to-image GAN's optimisation; the recipe's values ([recipes] in profiles.toml)
+    are the last six."""
+
     batch_size: int
-    steps: int
-    eval_every: int
-    pretext_steps: int
-    pretext_batch: int
-    fid_samples: int
-    z_dim: int
     lr_g: float
     lr_d: float
     beta1: float
@@ -46,12 +50,32 @@ class Settings:
     r1_every: int
     ema_decay: float
     transfer_lr_scale: float
+    mbstd_group: int       # minibatch standard deviation group in D's head; 0: none
+    augment: str           # DiffAugment operations on everything D sees; "none"
+    augment_p: float       # each operation's probability per sample (bench/augment.py)
+    r1_reduction: str      # R1 on D's patch outputs "sum"med (plain) or "mean"ed like the loss
+    mode_seeking: float    # weight of the mode-seeking term in G's loss (Mao et al. 2019); 0: off
+
+
+@dataclass(frozen=True)
+class Pretexts:
+    """The CycleGAN (and autoencoder) pretexts' own training."""
+
+    pretext_batch: int
     pretext_lr: float
     pretext_beta1: float
     pretext_beta2: float
     cycle_weight: float
     identity_weight: float
     pool_size: int
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The metrics, their sample sizes and the networks they train, and the training statistics
+    (divergence, saturation, collapse); the same for every strategy."""
+
+    fid_samples: int
     domain_steps: int
     domain_features: int
     domain_batch: int
@@ -68,19 +92,58 @@ class Settings:
     saturation_accuracy: float
     saturation_patience: int
     collapse_patience: int
-    # The training recipe ([recipes] in profiles.toml): what `plain` and `stabilized` change.
-    recipe: str
-    mbstd_group: int       # minibatch standard deviation group in D's head; 0: none
-    augment: str           # DiffAugment operations on everything D sees; "none"
-    augment_p: float       # each operation's probability per sample (bench/augment.py)
-    r1_reduction: str      # R1 on D's patch outputs "sum"med (plain) or "mean"ed like the loss
-    mode_seeking: float    # weight of the mode-seeking term in G's loss (Mao et al. 2019); 0: off
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """How long things train and how often they are evaluated."""
+
+    steps: int
+    pretext_steps: int
+    eval_every: int
+
+
+GROUPS = {"networks": Networks, "training": Training, "pretexts": Pretexts,
+          "evaluation": Evaluation, "budgets": Budgets}
+
+
+@dataclass(frozen=True)
+class Settings(Budgets, Evaluation, Pretexts, Training, Networks):
+    """Every number the harness uses for one (profile, dims); the same for every strategy. Its
+    fields are those of the groups, read flat (`s.lr_g`) or by concern (`s.group("training")`)."""
+
+    profile: str
+    dims: int
+    recipe: str            # the training recipe whose values `Training` holds
     splits: tuple[tuple[str, int], ...] | None = None
+
+    def group(self, name: str) -> dict:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(GROUPS[name])}
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["splits"] = dict(self.splits) if self.splits else None
         return d
+
+
+def _group_of() -> dict[str, str]:
+    return {f.name: name for name, group in GROUPS.items() for f in dataclasses.fields(group)}
+
+
+def _defaults(table: dict) -> dict:
+    """[defaults] flattened, each value under the table of its concern."""
+    values, where = {}, _group_of()
+    for name, group in table["defaults"].items():
+        if name not in GROUPS or not isinstance(group, dict):
+            raise BenchError(f"bench/profiles.toml: [defaults] holds the tables "
+                             f"{', '.join(GROUPS)}, not {name!r}: move it into one of them")
+        for key, value in group.items():
+            if where.get(key) != name:
+                home = f"[defaults.{where[key]}]" if key in where else "no table (not a setting)"
+                raise BenchError(f"bench/profiles.toml: {key} in [defaults.{name}] belongs in "
+                                 f"{home}")
+            values[key] = value
+    return values
 
 
 @lru_cache(maxsize=1)
@@ -107,7 +170,7 @@ def get_settings(profile: str, dims: int, recipe: str = DEFAULT_RECIPE) -> Setti
     if recipe not in list_recipes():
         raise BenchError(f"unknown recipe '{recipe}'; choose one of: {', '.join(list_recipes())}")
     recipes = table["recipes"]
-    values = dict(table["defaults"])
+    values = _defaults(table)
     values.update({k: v for k, v in recipes[recipe].items() if k != "description"})
     own = table[profile][f"{dims}d"]
     values.update({k: v for k, v in own.items() if k not in recipes})

@@ -6,7 +6,7 @@ lifecycle (bench/unit/) in (task, seed) groups. The CLI reports the run director
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -14,43 +14,30 @@ from tqdm.auto import tqdm
 
 import strategies
 from bench.device import resolve_precision
-from bench.errors import BenchError, memory_error, out_of_memory
-from bench.profiles import DEFAULT_RECIPE, DEFAULT_SEEDS
+from bench.memory import memory_error, out_of_memory
+from bench.config import UnitsConfig
+from bench.profiles import DEFAULT_SEEDS
 from bench.store import RunStore, unit_id
 from bench.tuning.stability import draws
-from bench.unit import (PretextFailed, baseline_budgets, check_inputs, default_cache, failed_row,
+from bench.unit import (PretextFailed, baseline_budgets, check_inputs, failed_row,
                         prepare_task, reference_record, run_unit, task_data)
 from bench.variants import plan_variants
+from ground.errors import BenchError
 
 
-@dataclass
-class RunConfig:
-    strategies: list[str]
-    tasks: list  # built-in names, task .toml paths or TaskSpecs (`--source`)
-    out: Path
-    profile: str = "quick"
+@dataclass(kw_only=True)
+class RunConfig(UnitsConfig):
     seeds: int = DEFAULT_SEEDS
-    device: str = "auto"
-    precision: str = "auto"  # bench.device.resolve_precision: bf16 where computed natively
-    cache_dir: Path = field(default_factory=default_cache)
-    data_seed: int = 0
     # None: seed k's units use pretext k, so intervals over seeds include the pretext's own
     # variance; N: one pretext shared by every seed (an amortized study), recorded as such.
     pretext_seed: int | None = None
-    progress: bool = True
     # (i, n): this machine runs every n-th (task, seed) from the i-th, all strategies of each, so
     # a seed's units (and, unless --pretext-seed shares one, its pretext) stay on one machine.
     shard: tuple[int, int] = (0, 1)
     tuned: str | None = None  # Optuna storage URL: each (task, strategy) with its best trial
-    recipe: str = DEFAULT_RECIPE  # bench/profiles.toml [recipes]: the same for every strategy
     # `bench stability`: seed k trains with draw k of the harness search space, drawn with this
     # seed (bench/tuning/stability.py); None for a comparison run.
     draw_seed: int | None = None
-    # The axes (bench/variants.py): each value a task variant of its own. None: the task file's
-    # `train_subjects` (if any) and the profile's pretext steps.
-    train_subjects: list[int] | None = None
-    pretext_scales: list[float] | None = None
-    threads: int | None = None  # torch's intra-op threads; None: its default
     worker: bool = False  # a launcher's worker, filling its shard of a launched run
 
 

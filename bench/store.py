@@ -14,10 +14,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from bench.atomic import atomic_path, write_atomic  # noqa: E402
-from bench.errors import BenchError  # noqa: E402
 from bench.metrics.fid import even_subset  # noqa: E402
 from bench.metrics.memorization import nearest  # noqa: E402
+from bench.records import UnitRecord  # noqa: E402
+from ground.atomic import atomic_path, write_atomic  # noqa: E402
+from ground.errors import BenchError  # noqa: E402
 
 CLOSEST_PAIRS = 8
 
@@ -70,18 +71,23 @@ class RunStore:
             settings = {**old, **settings}
         write_atomic(path, json.dumps(settings, indent=2, sort_keys=True))
 
-    def rows(self) -> list[dict]:
-        return [row for _, row in read_jsonl(self.results)]
+    def records(self) -> list[tuple[int, UnitRecord]]:
+        """(line number, record) for every row, in the order written."""
+        return [(n, UnitRecord.from_json(row, f"{self.results} line {n}"))
+                for n, row in read_jsonl(self.results)]
+
+    def rows(self) -> list[UnitRecord]:
+        return [record for _, record in self.records()]
 
     def finished(self) -> set[str]:
         """Units with a final status; failed units (exceptions) are retried on a rerun."""
-        return {r["unit"] for r in self.rows() if r.get("status") in ("ok", "diverged")}
+        return {r.unit for r in self.rows() if r.finished}
 
-    def append(self, row: dict) -> None:
+    def append(self, record: UnitRecord) -> None:
         """Rewrite-and-rename, so a reader or a crash never sees half a row. A retried unit's
-        earlier failed row is replaced."""
-        keep = [r for r in self.rows() if r["unit"] != row["unit"]]
-        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in [*keep, row])
+        earlier failed row is replaced; the other rows are written back as they were read."""
+        keep = [r for r in self.rows() if r.unit != record.unit]
+        text = "".join(json.dumps(r.to_json(), sort_keys=True) + "\n" for r in [*keep, record])
         write_atomic(self.results, text)
 
     def checkpoint_path(self, stem: str) -> Path:

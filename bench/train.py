@@ -19,13 +19,13 @@ import torch.nn.functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from bench.atomic import atomic_path
 from bench.augment import augment, check_policy, check_probability
 from bench.device import autocast, fast_layout, seeded_generator, synchronize
 from bench.metrics.evaluation import D_ACCURACY_IMAGES, Evaluator
 from bench.movement import PARTS, snapshot, weight_movement
 from bench.profiles import Settings
 from bench.tensorboard_log import UnitLog
+from ground.atomic import atomic_path
 
 
 @dataclass

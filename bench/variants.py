@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from bench.errors import BenchError
 from bench.profiles import Settings
+from ground.errors import BenchError
 
 
 @dataclass(frozen=True)

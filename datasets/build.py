@@ -13,11 +13,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from bench.errors import BenchError
 from datasets import cache, factors, phantom
 from datasets.spec import SPLIT_NAMES, TaskSpec, parse_splits
 from datasets.splits import (Split, TaskData, data_identity, fingerprint, stack_split,
                              subject_images, subject_indices)
+from ground.errors import BenchError
 
 # A source renders subject `index` of a data seed on a size^3 cube.
 Renderer = Callable[[int, int, int], phantom.Subject]

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from bench.atomic import atomic_path
+from ground.atomic import atomic_path
 
 CACHE_FORMAT = 1  # layout of the cache file itself
 

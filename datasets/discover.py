@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.errors import BenchError
+from ground.errors import BenchError
 
 LAYOUTS: tuple[str, ...] = ("ixi", "brats", "paired-folder", "bids", "paired-slices")
 # Layouts of 2D slices: usable by 2D tasks only.

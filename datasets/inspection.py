@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.atomic import atomic_path
 from datasets.build import TaskData, build_task_data
 from datasets.spec import SPLIT_NAMES, TaskSpec
+from ground.atomic import atomic_path
 
 MONTAGE_SUBJECTS = 3  # per split
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.errors import BenchError
+from ground.errors import BenchError
 
 ARCHIVES = "https://brain-development.org/ixi-dataset/ (IXI-T1.tar and IXI-T2.tar)"
 

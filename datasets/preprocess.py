@@ -26,8 +26,8 @@ import torch
 import torchio as tio
 from scipy import ndimage
 
-from bench.errors import BenchError
 from datasets.anatomy import MARGIN_FRACTION
+from ground.errors import BenchError
 
 # Foreground rule (as FSL BET's default threshold): 10% of the way from the background level to
 # the bright end of the robust range. Background is the bulk of a head scan's voxels, so the 2nd

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from bench.errors import BenchError
 from datasets import cache, factors
 from datasets.discover import LAYOUTS, SLICE_LAYOUTS, Found, discover
 from datasets.preprocess import BadScan, prepare_pair
 from datasets.slices import prepare_slices
 from datasets.spec import SPLIT_NAMES, TaskSpec
 from datasets.splits import Split, TaskData, data_identity, fingerprint, stack_split, subject_images
+from ground.errors import BenchError
 
 REAL_SOURCES = LAYOUTS
 PREPROCESS_VERSION = 2  # bump when preprocessing changes what a cached entry holds (2: levels)

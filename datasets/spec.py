@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError
+from ground.errors import BenchError
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "val", "test")
 # Array axis of each slicing plane in the generated volumes (see anatomy.py for the orientation).

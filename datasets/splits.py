@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from bench.errors import BenchError
 from datasets import cache, factors, phantom
 from datasets.spec import SLICE_AXES, SPLIT_NAMES, Slicing, TaskSpec
+from ground.errors import BenchError
 
 
 @dataclass

@@ -11,9 +11,9 @@ import dataclasses
 
 import torch
 
-from bench.errors import BenchError
 from datasets import cache
 from datasets.build import TaskData
+from ground.errors import BenchError
 
 
 def subject_order(data: TaskData) -> list[int]:

@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 import datasets
 from bench.profiles import get_settings
-from bench.unit import prepare_task, build_unit, train, default_cache
+from bench.config import default_cache
+from bench.unit import prepare_task, build_unit, train
 from bench.noise_path import spread_by_stage
 from bench.metrics.registry import Sample
 from bench.metrics.defects import dark_boxes, checkerboard_energy

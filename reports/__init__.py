@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.atomic import write_atomic
+from ground.atomic import write_atomic
 from reports.analysis import analyse
 from reports.comparisons import comparisons_frame
 from reports.figures import fid_curves, fid_flops, metric_bars, mode_histograms

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.records import UnitRecord
 from reports.catalog import Metric, compared, metrics_for
 from reports.comparisons import Health, PairedComparison, baseline_health, compare_task
 from reports.convergence import unit_convergence
@@ -50,7 +51,7 @@ class Analysis:
         self._index = index(self.summary)
 
 
-def analyse(rows: list[dict[str, Any]], notes: list[str]) -> Analysis:
+def analyse(rows: list[UnitRecord], notes: list[str]) -> Analysis:
     frame = to_frame(rows)
     extra = metric_names(rows)
     curves, curve_notes = load_curves(frame)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.atomic import write_atomic
+from ground.atomic import write_atomic
 from reports import fmt
 from reports.analysis import Analysis
 from reports.catalog import KEY_METRICS, metric

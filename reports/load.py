@@ -15,12 +15,11 @@ from typing import Any
 
 import pandas as pd
 
-from bench.errors import BenchError
-from bench.store import RunStore, read_jsonl
+from bench.records import Reference, UnitRecord, UnitSettings
+from bench.store import RunStore
+from ground.errors import BenchError
 from reports.catalog import METRICS
 
-STATUSES = ("ok", "diverged", "failed")
-REQUIRED_KEYS = ("unit", "task", "strategy", "seed", "status")
 # Always present in the table, so downstream code and CSV readers can rely on them.
 TOP_COLUMNS = (
     "unit", "task", "strategy", "seed", "status", "reason", "diverged_step",
@@ -32,41 +31,28 @@ METRIC_COLUMNS = tuple(m.name for m in METRICS)
 
 @dataclass
 class Loaded:
-    """Rows of all run directories (each tagged with its `run_dir`) and notes for the report."""
+    """Records of all run directories (each with its `run_dir`) and notes for the report."""
 
-    rows: list[dict[str, Any]]
+    rows: list[UnitRecord]
     notes: list[str] = field(default_factory=list)
 
 
 def read_run_dir(run_dir: Path) -> Loaded:
     """Parse one run directory's results; a unit written twice keeps its last row."""
-    path = RunStore(run_dir).results
-    by_unit: dict[str, tuple[int, dict[str, Any]]] = {}
+    store = RunStore(run_dir)
+    by_unit: dict[str, tuple[int, UnitRecord]] = {}
     notes: list[str] = []
-    for lineno, row in read_jsonl(path):
-        _check_row(path, lineno, row)
-        unit = row["unit"]
-        if unit in by_unit:
-            note = (f"{path}: unit {unit} appears more than once (lines {by_unit[unit][0]} "
-                    f"and {lineno}); keeping the last one")
+    for lineno, record in store.records():
+        if record.unit in by_unit:
+            note = (f"{store.results}: unit {record.unit} appears more than once (lines "
+                    f"{by_unit[record.unit][0]} and {lineno}); keeping the last one")
             warnings.warn(note, stacklevel=2)
             notes.append(note)
-        row["run_dir"] = str(run_dir)
-        by_unit[unit] = (lineno, row)
+        record.run_dir = str(run_dir)
+        by_unit[record.unit] = (lineno, record)
     if not by_unit:
         raise BenchError(f"no results in {run_dir}: run `bench run ... --out {run_dir}` first")
-    return Loaded([row for _, row in by_unit.values()], notes)
-
-
-def _check_row(path: Path, lineno: int, row: Any) -> None:
-    if not isinstance(row, dict):
-        raise BenchError(f"{path} line {lineno}: expected a JSON object per line")
-    missing = [key for key in REQUIRED_KEYS if row.get(key) is None]
-    if missing:
-        raise BenchError(f"{path} line {lineno}: missing {', '.join(missing)}")
-    if row["status"] not in STATUSES:
-        raise BenchError(f"{path} line {lineno}: unknown status {row['status']!r} "
-                         f"(expected one of {', '.join(STATUSES)})")
+    return Loaded([record for _, record in by_unit.values()], notes)
 
 
 def load_rows(run_dirs: list[Path]) -> Loaded:
@@ -84,71 +70,72 @@ def load_rows(run_dirs: list[Path]) -> Loaded:
     unit_dir: dict[str, str] = {}
     for run_dir in run_dirs:
         loaded = read_run_dir(Path(run_dir))
-        for row in loaded.rows:
-            if row["unit"] in unit_dir:
-                raise BenchError(f"unit {row['unit']} is in both {unit_dir[row['unit']]} and "
-                                 f"{row['run_dir']}: remove it from one of them")
-            unit_dir[row["unit"]] = row["run_dir"]
+        for record in loaded.rows:
+            if record.unit in unit_dir:
+                raise BenchError(f"unit {record.unit} is in both {unit_dir[record.unit]} and "
+                                 f"{record.run_dir}: remove it from one of them")
+            unit_dir[record.unit] = record.run_dir
         merged.rows.extend(loaded.rows)
         merged.notes.extend(loaded.notes)
     _check_same_experiment(merged.rows)
     return merged
 
 
-def _check_same_experiment(rows: list[dict[str, Any]]) -> None:
+def _identity(r: UnitRecord) -> list[tuple[tuple, str, Any]]:
+    """(key, what it is, value) of everything two shards must share to be merged; None: the
+    row does not say (older rows), which matches anything."""
+    s = r.settings or UnitSettings()
+    ref, draw = r.reference or Reference(), r.draw
+    checks = [(("profile",), "profile", s.profile),
+              (("study",), "kind of study (a comparison run, or stability draws)",
+               "stability" if draw else "comparison"),
+              (("draw seed",), "stability draw seed (--draw-seed)", draw and draw.seed),
+              # `--precision auto` chooses per machine: shards on other CPUs can differ.
+              (("precision",), "precision (give every shard the same --precision bf16 or fp32)",
+               s.precision),
+              # Rows from before recipes existed trained with what is now `plain`.
+              (("recipe",), "training recipe (--recipe)", s.recipe or "plain"),
+              (("pretext_shared",), "pretext design (one per seed, or --pretext-seed)",
+               s.pretext_shared),
+              # A failed unit never trained: its settings are the untuned ones. Each stability
+              # draw sets its own hyper-parameters.
+              (("harness", r.task, r.strategy, draw and draw.index),
+               f"harness settings of {r.strategy} on {r.task}"
+               + (f", draw {draw.index}" if draw else ""),
+               None if s.harness is None or r.status == "failed"
+               else json.dumps(s.harness, sort_keys=True)),
+              # Shards trained their own domain encoders: the same key on another machine (GPU,
+              # other library versions) can still hold other weights, and then other FIDs.
+              (("device",), "device type", s.device and s.device.split(":")[0]),
+              (("tuned", r.task, r.strategy), f"tuning source of {r.strategy} on {r.task}",
+               f"{r.tuned.storage} {r.tuned.study} trial {r.tuned.trial}" if r.tuned
+               else "untuned"),
+              (("fingerprint", r.task), f"data_fingerprint of task {r.task}",
+               s.data_fingerprint),
+              (("domain", r.task), f"domain encoder weights of task {r.task} (copy one "
+               "$BENCH_CACHE/domain to every machine)", ref.domain_weights),
+              (("inception", r.task), f"Inception network of task {r.task}", ref.inception_net)]
+    for name, info in (r.pretexts or {}).items():
+        seed = info.get("seed", s.pretext_seed)
+        checks.append((("pretext", r.task, name, seed), f"{name} pretext weights of task "
+                       f"{r.task}, seed {seed} (copy $BENCH_CACHE/pretexts to every machine, or "
+                       "shard by seed)", info.get("weights")))
+    return checks
+
+
+def _check_same_experiment(rows: list[UnitRecord]) -> None:
     # First (value, dir) seen per key; a different value later means mixed experiments.
-    first: dict[tuple[str, ...], tuple[Any, str]] = {}
-    for row in rows:
-        settings = row.get("settings") or {}
-        reference = row.get("reference") or {}
-        task = row["task"]
-        # Shards trained their own domain encoders: the same key on another machine (GPU, other
-        # library versions) can still hold other weights, and then other FIDs.
-        device = settings.get("device")
-        tuned = row.get("tuned") or {}
-        draw = row.get("draw") or {}
-        checks = [(("profile",), "profile", settings.get("profile")),
-                  (("study",), "kind of study (a comparison run, or stability draws)",
-                   "stability" if draw else "comparison"),
-                  (("draw seed",), "stability draw seed (--draw-seed)", draw.get("seed")),
-                  # `--precision auto` chooses per machine: shards on other CPUs can differ.
-                  (("precision",), "precision (give every shard the same --precision bf16 or "
-                   "fp32)", settings.get("precision")),
-                  # Rows from before recipes existed trained with what is now `plain`.
-                  (("recipe",), "training recipe (--recipe)", settings.get("recipe", "plain")),
-                  (("pretext_shared",), "pretext design (one per seed, or --pretext-seed)",
-                   settings.get("pretext_shared")),
-                  # A failed unit never trained: its settings are the untuned ones.
-                  # Each stability draw sets its own hyper-parameters.
-                  (("harness", task, row["strategy"], draw.get("index")),
-                   f"harness settings of {row['strategy']} on {task}"
-                   + (f", draw {draw['index']}" if draw else ""), None if settings.get("harness") is None
-                   or row["status"] == "failed"
-                   else json.dumps(settings["harness"], sort_keys=True)),
-                  (("device",), "device type", None if device is None else str(device).split(":")[0]),
-                  (("tuned", task, row["strategy"]), f"tuning source of {row['strategy']} on {task}",
-                   f"{tuned.get('storage')} {tuned.get('study')} trial {tuned.get('trial')}"
-                   if tuned else "untuned"),
-                  (("fingerprint", task), f"data_fingerprint of task {task}",
-                   settings.get("data_fingerprint")),
-                  (("domain", task), f"domain encoder weights of task {task} (copy one "
-                   "$BENCH_CACHE/domain to every machine)", reference.get("domain_weights")),
-                  (("inception", task), f"Inception network of task {task}",
-                   reference.get("inception_net"))]
-        for name, info in (row.get("pretexts") or {}).items():
-            seed = info.get("seed", settings.get("pretext_seed"))
-            checks.append((("pretext", task, name, seed), f"{name} pretext weights of task {task}, "
-                           f"seed {seed} (copy $BENCH_CACHE/pretexts to every machine, or shard "
-                           "by seed)", info.get("weights")))
-        for key, label, value in checks:
+    first: dict[tuple, tuple[Any, str]] = {}
+    for record in rows:
+        for key, label, value in _identity(record):
             if value is None:
                 continue
             if key not in first:
-                first[key] = (value, row["run_dir"])
+                first[key] = (value, record.run_dir)
             elif first[key][0] != value:
                 old_value, old_dir = first[key]
                 raise BenchError(f"cannot merge runs with different {label}: {old_dir} has "
-                                 f"{old_value!r}, {row['run_dir']} has {value!r}; "
+                                 f"{old_value!r}, {record.run_dir} has {value!r}; "
                                  "report them separately")
 
 
@@ -157,12 +144,17 @@ def _metric_column(row: dict[str, Any], name: str) -> str:
     return f"metrics.{name}" if name in row else name
 
 
-def metric_names(rows: list[dict[str, Any]]) -> list[str]:
+def _stored(record: UnitRecord) -> dict[str, Any]:
+    """The row as its run store holds it, and the run directory it was read from."""
+    return {**record.to_json(), "run_dir": record.run_dir}
+
+
+def metric_names(rows: list[UnitRecord]) -> list[str]:
     """The table columns of every metric any row records, in order of first appearance."""
     names: dict[str, None] = {}
-    for row in rows:
-        if isinstance(row.get("metrics"), dict):
-            names.update((_metric_column(row, name), None) for name in row["metrics"])
+    for record in rows:
+        row = _stored(record)
+        names.update((_metric_column(row, name), None) for name in record.metrics or {})
     return list(names)
 
 
@@ -188,9 +180,9 @@ def _flatten_into(flat: dict[str, Any], prefix: str, value: Any) -> None:
         flat[prefix] = value
 
 
-def to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def to_frame(rows: list[UnitRecord]) -> pd.DataFrame:
     """One row per unit, sorted by task, strategy, seed; fixed columns first, the rest by name."""
-    frame = pd.DataFrame([flatten_row(row) for row in rows])
+    frame = pd.DataFrame([flatten_row(_stored(record)) for record in rows])
     for column in TOP_COLUMNS + METRIC_COLUMNS:
         if column not in frame.columns:
             frame[column] = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from bench.plan import BASELINE
-from reports.load import STATUSES
+from bench.records import STATUSES
 
 __all__ = ["BASELINE", "MIN_SEEDS", "strategy_order", "summarize"]
 MIN_SEEDS = 3  # below this, a spread over seeds is anecdotal

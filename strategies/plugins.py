@@ -9,7 +9,7 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from bench.errors import BenchError
+from ground.errors import BenchError
 from strategies import registry
 
 ENTRY_POINT_GROUP = "bench.strategies"

@@ -11,7 +11,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from bench.errors import BenchError
+from ground.errors import BenchError
 
 _REGISTRY: dict[str, type["Strategy"]] = {}
 _ORIGIN: dict[str, str] = {}

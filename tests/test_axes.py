@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from bench.errors import BenchError
 from bench.variants import Variant, parse_values, plan_variants
+from ground.errors import BenchError
 from reports import write_report
 
 

@@ -15,7 +15,6 @@ import datasets
 import datasets.build as build
 import datasets.splits as splits
 import datasets.cache
-from bench.errors import BenchError
 from datasets import (
     LABELS,
     Split,
@@ -29,6 +28,7 @@ from datasets import (
 )
 from datasets.anatomy import load_tissue_maps
 from datasets.spec import Slicing
+from ground.errors import BenchError
 
 TINY = {"train": 3, "val": 2, "test": 2}
 CSF, GM, WM = (LABELS.index(t) for t in ("csf", "gm", "wm"))

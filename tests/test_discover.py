@@ -10,7 +10,6 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from bench.errors import BenchError
 from datasets.discover import (
     DEFAULT_T1_PATTERN,
     DEFAULT_T2_PATTERN,
@@ -19,6 +18,7 @@ from datasets.discover import (
     Pair,
     discover,
 )
+from ground.errors import BenchError
 
 
 def touch(root: Path, *names: str) -> None:

@@ -7,8 +7,8 @@ import torch
 
 import bench.metrics.domain as domain
 from bench.device import seeded_generator
-from bench.errors import BenchError
 from bench.metrics.fid import frechet_distance
+from ground.errors import BenchError
 
 CPU = torch.device("cpu")
 pytestmark = pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning",

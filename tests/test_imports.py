@@ -6,7 +6,7 @@ from pathlib import Path
 import networkx as nx
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("bench", "datasets", "reports", "strategies")
+PACKAGES = ("bench", "datasets", "ground", "reports", "strategies")
 
 
 def import_graph() -> nx.DiGraph:
@@ -51,3 +51,13 @@ def test_the_harness_does_not_reach_up_into_the_reports():
                     if a.startswith("bench") and b.startswith("reports") and a != "bench.cli")
     assert upward == []
     assert graph.has_edge("bench.cli", "reports")  # the one composition the rule allows
+
+
+def test_the_ground_floor_and_the_data_sets_stand_below_the_harness():
+    # Folder level: datasets may import only the ground floor, which imports nothing of ours.
+    graph = import_graph()
+    package = {name: name.split(".")[0] for name in graph}
+    reaches = {(package[a], package[b]) for a, b in graph.edges if package[a] != package[b]}
+    assert {b for a, b in reaches if a == "ground"} == set()
+    assert {b for a, b in reaches if a == "datasets"} == {"ground"}
+    assert ("bench", "datasets") in reaches and ("bench", "ground") in reaches

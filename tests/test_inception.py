@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from bench.metrics import inception
-from bench.errors import BenchError
-from bench.run import default_cache
+from bench.config import default_cache
+from ground.errors import BenchError
 
 pytestmark = pytest.mark.filterwarnings("ignore::scipy.linalg.LinAlgWarning",
                                         "ignore:invalid value encountered:RuntimeWarning")

@@ -19,9 +19,9 @@ import pytest
 import torch
 from submitit.slurm.slurm import _make_sbatch_string
 
-from bench.errors import BenchError
 from bench import launch as launch_module
 from bench.launch import Launch, minutes, parse_options, slurm_parameters
+from ground.errors import BenchError
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = ["--task", "phantom-2d", "--profile", "smoke", "--precision", "fp32", "--threads", "1",

@@ -3,8 +3,8 @@ import textwrap
 import pytest
 
 import strategies
-from bench.errors import BenchError
 from bench.cli import main
+from ground.errors import BenchError
 
 PLUGIN = textwrap.dedent('''
     from strategies import Strategy, register_strategy, transfer_report

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import datasets
-from bench.errors import BenchError
+from ground.errors import BenchError
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = Path(os.environ.get("BENCH_REAL_DATA", "/nonexistent"))

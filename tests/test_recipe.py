@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from bench.augment import augment, check_policy
-from bench.errors import BenchError
 from bench.nets import MinibatchStd, PatchDiscriminator, build_networks
 from bench.profiles import get_settings, list_recipes
 from bench.train import d_score, g_loss, mode_seeking, r1_loss
+from ground.errors import BenchError
 
 
 @pytest.mark.parametrize("dims,size", [(2, 32), (3, 16)])

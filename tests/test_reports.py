@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bench.errors import BenchError
+from ground.errors import BenchError
 from reports import load_results, write_report
 from reports.comparisons import PairedComparison
 

@@ -8,8 +8,8 @@ import pytest
 import bench.run
 import bench.unit.lifecycle
 from bench.cli import main
-from bench.errors import BenchError
 from bench.run import RunConfig, parse_shard, run
+from ground.errors import BenchError
 from reports import write_report
 from strategies import Strategy, register_strategy
 
@@ -120,7 +120,9 @@ def test_bad_run_arguments_are_one_line_errors(tmp_path, run_env, capsys, args, 
 def test_an_unknown_network_choice_in_the_profiles_is_a_one_line_error(tmp_path, run_env, capsys,
                                                                         monkeypatch, key):
     from bench import profiles
-    table = {**profiles._table(), "defaults": {**profiles._table()["defaults"], key: "film"}}
+    defaults = profiles._table()["defaults"]
+    table = {**profiles._table(),
+             "defaults": {**defaults, "networks": {**defaults["networks"], key: "film"}}}
     monkeypatch.setattr(profiles, "_table", lambda: table)
     out = tmp_path / "run"
     rc = main(["run", "--profile", "smoke", "--out", str(out), "--no-progress"])

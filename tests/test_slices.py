@@ -14,11 +14,11 @@ import torch
 from PIL import Image
 
 import datasets
-from bench.errors import BenchError
 from datasets.discover import discover
 from datasets.phantom import render_subject
 from datasets.preprocess import BadScan
 from datasets.slices import prepare_slice_pair, read_slice
+from ground.errors import BenchError
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 48  # the rendered cube; slices are stored at this size and resized by the task

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 import strategies
-from bench.errors import BenchError
 from bench.nets import UPSAMPLINGS, build_networks
+from ground.errors import BenchError
 
 # strategy -> (pretext, source state dict, trunk parts it must transfer)
 EXPECTED = {

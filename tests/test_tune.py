@@ -7,7 +7,6 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from bench.errors import BenchError
 from bench.profiles import get_settings
 from bench.run import RunConfig, run
 from bench.store import read_jsonl
@@ -15,6 +14,7 @@ from bench.tuning.storage import open_storage
 from bench.tuning.trials import effort
 from bench.tuning.tune import COUNTED, TuneConfig, storage_url, study_name, suggest_harness, tune
 from bench.unit import TUNING_SEEDS
+from ground.errors import BenchError
 from reports import write_report
 
 # Tests that play a worker with study.ask(), which Optuna warns about on a heartbeat storage.

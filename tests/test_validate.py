@@ -306,7 +306,7 @@ def test_fid_bias_is_fitted_linear_in_one_over_n():
 
 
 def test_too_few_validation_subjects_is_a_one_line_error(smoke_2d):
-    from bench.errors import BenchError
+    from ground.errors import BenchError
     from bench.metrics.validate import run_suite
     _, s, data = smoke_2d
     one = data.val.subject == data.val.subject[0]

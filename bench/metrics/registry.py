@@ -15,11 +15,11 @@ from typing import Callable
 
 import torch
 
-from bench.errors import BenchError
 from bench.metrics import modes, scores
 from bench.metrics.defects import checkerboard_energy, dark_boxes
 from bench.metrics.fid import frechet_distance
 from bench.metrics.memorization import copies, memorization, nearest_distances
+from ground.errors import BenchError
 
 LOWER, HIGHER = "lower", "higher"
 METRIC_SEED = 0  # subsets, pairs and k-means: the same for every set of a task

@@ -31,7 +31,6 @@ from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
 from bench.device import seeded_generator
-from bench.errors import BenchError
 from bench.metrics import degrade
 from bench.metrics.fid import even_subset
 from bench.metrics.memorization import copies
@@ -40,6 +39,7 @@ from bench.metrics import states
 from bench.metrics.scores import MetricError
 from bench.metrics.registry import HIGHER, LEADING, Reference, Sample, list_metrics, nearest
 from bench.nets import build_networks
+from ground.errors import BenchError
 
 SEPARATION = 3.0
 RHO_ONE = 1 - 1e-9  # spearmanr's 1.0 can come back as 0.9999999999999999
@@ -364,7 +364,7 @@ def figure(result: SuiteResult, path: Path, title: str) -> Path:
     axes.flat[0].legend(fontsize=6)
     fig.suptitle(title)
     fig.tight_layout()
-    from bench.atomic import atomic_path
+    from ground.atomic import atomic_path
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
@@ -375,7 +375,7 @@ def write_outputs(result: SuiteResult, out_dir: Path, title: str) -> dict[str, P
     """validation.csv (the judged table), values.csv (every measured value), memorization.csv
     (the copy flags), states.csv (the noise and collapse checks), positions.csv (every set on
     the leading metric's floor-to-ceiling scale) and validation.png, each written atomically."""
-    from bench.atomic import write_atomic
+    from ground.atomic import write_atomic
     out_dir = Path(out_dir)
     paths = {"table": out_dir / "validation.csv", "values": out_dir / "values.csv",
              "memorization": out_dir / "memorization.csv", "states": out_dir / "states.csv",

@@ -20,7 +20,7 @@ import sqlalchemy
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from bench.errors import BenchError
+from ground.errors import BenchError
 
 # After this many killed attempts a trial stays failed (and counts): it may be what kills workers.
 MAX_RETRY = 3

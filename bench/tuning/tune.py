@@ -18,7 +18,7 @@ import hashlib
 import json
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -29,14 +29,14 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 import strategies
-from bench.errors import BenchError
-from bench.profiles import DEFAULT_RECIPE
+from bench.config import UnitsConfig
 from bench.tuning.storage import StudyLock, open_storage, public_url, warn_if_one_worker_only
 from bench.tuning.trials import COUNTED, effort, live, retry_dead, worker_id
 from bench.variants import plan_variants
 from bench.unit import (HARNESS, SETTINGS, TUNING_SEEDS, apply_tuned, build_unit, check_inputs,
-                        default_cache, final_fid, prepare_task, split_identity, suggest_harness,
+                        final_fid, prepare_task, split_identity, suggest_harness,
                         train)
+from ground.errors import BenchError
 
 __all__ = ["HARNESS", "SETTINGS", "TuneConfig", "tune", "load_tuned", "check_tuned",
            "apply_tuned", "study_name", "suggest_harness", "storage_url", "effort"]
@@ -49,27 +49,14 @@ class Diverged(Exception):
     """A trial whose training produced non-finite losses or images."""
 
 
-@dataclass
-class TuneConfig:
-    strategies: list[str]
-    tasks: list  # built-in names, task .toml paths or TaskSpecs (`--source`)
-    out: Path
+@dataclass(kw_only=True)
+class TuneConfig(UnitsConfig):
     trials: int
-    profile: str = "quick"
     storage: str | None = None  # any SQLAlchemy URL; default: SQLite in `out`
-    device: str = "auto"
-    precision: str = "auto"  # bench.device.resolve_precision
-    cache_dir: Path = field(default_factory=default_cache)
     seed: int = 0  # the sampler's; trials train with network and noise seed TUNING_SEEDS + seed
-    data_seed: int = 0
     pretext_seed: int = TUNING_SEEDS  # disjoint from bench run's pretext seeds 0..N-1
-    progress: bool = True
     pruner: optuna.pruners.BasePruner | None = None  # default: median of earlier trials
     heartbeat: int = HEARTBEAT_SECONDS
-    recipe: str = DEFAULT_RECIPE
-    train_subjects: list[int] | None = None  # the axes: one study per variant (bench/variants.py)
-    pretext_scales: list[float] | None = None
-    threads: int | None = None  # torch's intra-op threads; None: its default
 
 
 def study_name(profile: str, task: str, strategy: str) -> str:

@@ -7,11 +7,12 @@ launchers' workers, so that their defaults cannot drift apart:
 - record.py: its row in the run store;
 - lifecycle.py: `run_unit`, all of the above in order for one (task, strategy, seed).
 
-`cfg` in these modules is a `bench.run.RunConfig` (read, never imported: the plan sits above).
+`cfg` in these modules is what every command is told (`bench.config.UnitsConfig`): a
+`bench.run.RunConfig` for a row, which also records its seeds and pretext design.
 """
 
 from bench.unit.build import (HARNESS, SETTINGS, TUNING_SEEDS, PretextFailed, Task, Unit,
-                              apply_tuned, build_unit, check_inputs, default_cache, prepare_task,
+                              apply_tuned, build_unit, check_inputs, prepare_task,
                               split_identity, suggest_harness, task_data, train)
 from bench.unit.lifecycle import reference_record, run_unit
 from bench.unit.outcome import (baseline_budgets, final_fid, metrics_at_budgets, unit_compute,
@@ -19,7 +20,7 @@ from bench.unit.outcome import (baseline_budgets, final_fid, metrics_at_budgets,
 from bench.unit.record import failed_row, pretext_seed, unit_row
 
 __all__ = ["HARNESS", "SETTINGS", "TUNING_SEEDS", "PretextFailed", "Task", "Unit", "apply_tuned",
-           "build_unit", "check_inputs", "default_cache", "prepare_task", "split_identity",
+           "build_unit", "check_inputs", "prepare_task", "split_identity",
            "suggest_harness", "task_data", "train", "reference_record", "run_unit",
            "metrics_at_budgets", "baseline_budgets", "final_fid", "unit_compute", "unit_metrics",
            "failed_row", "pretext_seed", "unit_row"]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -17,8 +16,8 @@ import torch
 
 import datasets
 import strategies
+from bench.config import UnitsConfig
 from bench.device import check_precision, resolve_device, resolve_precision
-from bench.errors import BenchError
 from bench.metrics.evaluation import Evaluator
 from bench.nets import build_networks, count_parameters
 from bench.pretext import PretextContext, PretextDiverged, get_pretext
@@ -26,6 +25,7 @@ from bench.profiles import Settings, get_settings
 from bench.tensorboard_log import UnitLog
 from bench.variants import Variant
 from bench.train import UnitResult, train_unit
+from ground.errors import BenchError
 
 # Tuning trials' network, noise and pretext seeds start here; `bench run` evaluates seeds
 # 0..N-1, so hyper-parameters are never chosen on the seeds (or pretexts) they are judged on.
@@ -46,11 +46,7 @@ def suggest_harness(trial) -> dict:
             "ema_decay": trial.suggest_categorical("ema_decay", [0.0, 0.9, 0.99, 0.999])}
 
 
-def default_cache() -> Path:
-    return Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "gan-init-bench"))
-
-
-def check_inputs(cfg) -> tuple[torch.device, list, dict[str, Settings]]:
+def check_inputs(cfg: UnitsConfig) -> tuple[torch.device, list, dict[str, Settings]]:
     """Device, task specs and settings per task of a run or tuning config, every name checked
     (one-line errors) before anything is written."""
     device = resolve_device(cfg.device)

@@ -12,6 +12,7 @@ from bench.metrics.evaluation import Evaluator
 from bench.metrics.events import detect_events
 from bench.nets import build_networks
 from bench.profiles import Settings
+from bench.records import Reference, UnitRecord
 from bench.store import RunStore, unit_stem
 from bench.unit.build import Task, build_unit, train
 from bench.unit.outcome import (extension_spent, metrics_at_budgets, spent, unit_metrics,
@@ -20,8 +21,8 @@ from bench.unit.record import pretext_seed, pretext_summary, unit_row
 
 
 def run_unit(task: Task, strategy_name: str, seed: int, cfg, store: RunStore,
-             reference: dict, real_samples: str, tuned: dict | None = None,
-             budgets: dict | None = None, draw: dict | None = None) -> dict:
+             reference: Reference, real_samples: str, tuned: dict | None = None,
+             budgets: dict | None = None, draw: dict | None = None) -> UnitRecord:
     """`budgets` (the baseline only): train on to each strategy's compute budget; `draw` (a
     stability study): the hyper-parameters this seed trains with."""
     spec, data, evaluator, device = task.spec, task.data, task.evaluator, task.device
@@ -36,9 +37,9 @@ def run_unit(task: Task, strategy_name: str, seed: int, cfg, store: RunStore,
     tic = time.perf_counter()
     metrics, missing = unit_metrics(result, evaluator)
     final_seconds = time.perf_counter() - tic
-    events = detect_events(result.curve, s, reference["floors"].get("coverage"),
+    events = detect_events(result.curve, s, reference.floors.get("coverage"),
                            result.diverged_step if result.status == "diverged" else None,
-                           reference["floors"].get("modes_covered"))
+                           reference.floors.get("modes_covered"))
     compute = spent(result, s, G, evaluator, used)
     before = sum(p["flops"] for p in compute["pretexts"].values())  # a curve's FLOPs start here
     files = {"curve": store.write_curve(stem, with_flops(result.curve, s, before)),
@@ -72,8 +73,8 @@ def run_unit(task: Task, strategy_name: str, seed: int, cfg, store: RunStore,
 
 
 def reference_record(evaluator: Evaluator, s: Settings, device: torch.device,
-                     precision: str) -> dict:
+                     precision: str) -> Reference:
     """The evaluator's floors and ceilings for a task: its untrained generator is seed 0's."""
     G, _ = build_networks(s, 0)
     z = torch.randn(evaluator.n, s.z_dim, generator=torch.Generator().manual_seed(0))
-    return evaluator.reference(evaluator.generate(G.to(device), z, precision))
+    return Reference(**evaluator.reference(evaluator.generate(G.to(device), z, precision)))

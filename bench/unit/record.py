@@ -11,6 +11,7 @@ import torch
 
 from bench.device import hardware, resolve_precision
 from bench.profiles import Settings
+from bench.records import Draw, Tuned, UnitRecord, UnitSettings
 from bench.store import unit_id
 
 
@@ -36,26 +37,22 @@ def pretext_seed(cfg, seed: int) -> int:
 
 
 def unit_row(spec, strategy_name: str, seed: int, cfg, device: torch.device, data, s: Settings,
-             **fields) -> dict:
-    """The keys every row has, finished or failed: what ran, where, on which data."""
-    return {
-        "unit": unit_id(spec.name, strategy_name, seed), "task": spec.name,
-        "strategy": strategy_name, "seed": seed, "status": "failed", "reason": None,
-        "diverged_step": None, "metrics": {}, "metrics_missing": {},
-        "settings": {"profile": cfg.profile, "recipe": cfg.recipe, "device": str(device),
-                     **precision_record(cfg, device),
-                     "data_fingerprint": data.fingerprint, "data_seed": cfg.data_seed,
-                     "data_source": spec.source, "data_skipped": len(data.skipped),
-                     "train_subjects_used": int(data.train.subject.unique().numel()),
-                     "pretext_seed": pretext_seed(cfg, seed),
-                     "pretext_shared": cfg.pretext_seed is not None, "seeds": cfg.seeds,
-                     "image_size": s.image_size, "dims": s.dims,
-                     "batch_size": s.batch_size, "steps": s.steps, "harness": s.as_dict(),
-                     **spec.record()},
-        "versions": versions(), "hardware": hardware(device),
-        **fields,
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+             tuned: dict | None = None, draw: dict | None = None, **fields) -> UnitRecord:
+    """What every row records, finished or failed: what ran, where, on which data."""
+    settings = UnitSettings(
+        profile=cfg.profile, recipe=cfg.recipe, device=str(device),
+        **precision_record(cfg, device), data_fingerprint=data.fingerprint,
+        data_seed=cfg.data_seed, data_source=spec.source, data_skipped=len(data.skipped),
+        train_subjects_used=int(data.train.subject.unique().numel()),
+        pretext_seed=pretext_seed(cfg, seed), pretext_shared=cfg.pretext_seed is not None,
+        seeds=cfg.seeds, image_size=s.image_size, dims=s.dims, batch_size=s.batch_size,
+        steps=s.steps, harness=s.as_dict(), **spec.record())
+    fields = {"status": "failed", **fields}
+    return UnitRecord(
+        unit=unit_id(spec.name, strategy_name, seed), task=spec.name, strategy=strategy_name,
+        seed=seed, settings=settings, versions=versions(), hardware=hardware(device),
+        tuned=None if tuned is None else Tuned(**tuned), draw=None if draw is None else Draw(**draw),
+        finished_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **fields)
 
 
 def precision_record(cfg, device: torch.device) -> dict:
@@ -65,7 +62,7 @@ def precision_record(cfg, device: torch.device) -> dict:
 
 def failed_row(spec, strategy_name: str, seed: int, cfg, device: torch.device, data,
                s: Settings, reason: str, failure: str, tuned: dict | None,
-               draw: dict | None = None) -> dict:
+               draw: dict | None = None) -> UnitRecord:
     """`failure`: "pretext" (its pretext diverged in training: the report counts the unit as
     lost) or "error" (anything else, e.g. out of memory: no verdict is given until a rerun, which
     retries every failed unit, finishes it)."""

@@ -208,7 +208,7 @@ def test_domain_features(benchmark, profile, dims):
 def test_inception_features_32_images(benchmark):
     """32 images of 64^2 through InceptionV3 at 299^2: a quick 2D unit feeds it 240."""
     from bench.metrics.inception import load_inception
-    from bench.run import default_cache
+    from bench.config import default_cache
     extractor, reason = load_inception(default_cache(), "cpu")
     if extractor is None:
         pytest.skip(reason)

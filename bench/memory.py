@@ -1,8 +1,6 @@
-"""The one user-facing error type: the CLI prints its message on one line and exits with 2."""
+"""Out of memory: recognised however PyTorch raised it, and explained as the settings to lower."""
 
-
-class BenchError(Exception):
-    """A problem with the user's input or environment, with a message that says what to do."""
+from ground.errors import BenchError
 
 
 def out_of_memory(err: BaseException) -> bool:
