@@ -21,7 +21,7 @@
 
 from __future__ import annotations
 
-from bench.metrics.registry import LEADING
+from bench.metrics.registry import lead
 from bench.metrics.states import NOISE_POSITION
 from strategies import BASELINE, applies, list_strategies, strategy_origin
 
@@ -31,11 +31,11 @@ MATCHINGS = ("step", "compute")
 SMALLEST_EFFECT = NOISE_POSITION
 FAMILIES = ("primary", "secondary", "exploratory")
 __all__ = ["ALPHA", "BASELINE", "PRIMARY_STRATEGY", "MATCHINGS", "SMALLEST_EFFECT", "STEP_ONLY",
-           "FAMILIES", "PLANNED_STRATEGIES", "primary_metric", "family", "family_sizes", "seeds_for",
+           "FAMILIES", "PLANNED_STRATEGIES", "PRIMARY_METRIC", "family", "family_sizes", "seeds_for",
            "plan_seeds"]
 # Compared at equal steps only: an average over the common evaluation schedule has no value at
 # another strategy's compute budget.
-STEP_ONLY = frozenset({"fid_auc"})
+STEP_ONLY = frozenset({lead("auc")})
 # The built-in strategies compared with the baseline (every registered built-in but the baseline:
 # the primary one, the variants, and the controls that say why a transfer helps). A new built-in
 # strategy joins the plan, and the families grow, by its file alone.
@@ -43,15 +43,14 @@ PLANNED_STRATEGIES = tuple(s for s in list_strategies()
                            if strategy_origin(s) == "built-in" and s != BASELINE)
 
 
-def primary_metric(dims: int | None) -> str:
-    """The final value of the task's leading metric (rows without dims: the 2D one)."""
-    return f"{LEADING.get(dims, LEADING[2])}_final"
+# The primary endpoint's column: the leading metric's final value, in 2D and 3D.
+PRIMARY_METRIC = lead("final")
 
 
 def family(strategy: str, metric: str, dims: int | None, variant: bool = False) -> str:
     """A task variant (fewer training subjects, another pretext budget) answers secondary
     questions only: even its primary pair's test is secondary there."""
-    if metric != primary_metric(dims):
+    if metric != PRIMARY_METRIC:
         return "exploratory"
     return "primary" if strategy == PRIMARY_STRATEGY and not variant else "secondary"
 
@@ -64,7 +63,7 @@ def family_sizes(metrics: list[str], dims: int | None, variant: bool = False) ->
     """Tests per family under the full plan for a task of `dims` (or a variant of one): every
     planned strategy that applies to it, on every compared metric, at equal steps and (where
     defined) equal compute."""
-    others = [m for m in metrics if m != primary_metric(dims)]
+    others = [m for m in metrics if m != PRIMARY_METRIC]
     per_strategy = sum(1 + (m not in STEP_ONLY) for m in others)
     planned = _planned(dims)
     primary = 0 if variant else len(MATCHINGS)

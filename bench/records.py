@@ -67,6 +67,8 @@ class Reference(Record):
     the leading metric's floor and ceiling, every final metric's (`floors`, `ceilings`), the
     feature networks that computed them, and the sample sizes and parameters they used."""
 
+    # The leading metric's floor and ceiling, named by bench.metrics.registry.lead: another
+    # leading metric would be another schema.
     fid_floor: float | None = None
     fid_ceiling: float | None = None
     floors: dict[str, float | None] = field(default_factory=dict)

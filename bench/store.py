@@ -16,6 +16,7 @@ import torch  # noqa: E402
 
 from bench.metrics.fid import even_subset  # noqa: E402
 from bench.metrics.memorization import nearest  # noqa: E402
+from bench.metrics.registry import LEADING  # noqa: E402
 from bench.records import UnitRecord  # noqa: E402
 from ground.atomic import atomic_path, write_atomic  # noqa: E402
 from ground.errors import BenchError  # noqa: E402
@@ -38,8 +39,8 @@ def read_jsonl(path: Path) -> list[tuple[int, dict]]:
     return out
 
 
-CURVE_COLUMNS = ["step", "seconds", "flops", "fid", "loss_g", "loss_d", "d_acc_real", "d_acc_fake", "msssim",
-                 "coverage"]
+CURVE_COLUMNS = ["step", "seconds", "flops", LEADING, "loss_g", "loss_d", "d_acc_real", "d_acc_fake",
+                 "msssim", "coverage"]
 
 
 def unit_id(task: str, strategy: str, seed: int) -> str:

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from bench.augment import augment, check_policy, check_probability
 from bench.device import autocast, fast_layout, seeded_generator, synchronize
 from bench.metrics.evaluation import D_ACCURACY_IMAGES, Evaluator
+from bench.metrics.registry import LEADING
 from bench.movement import PARTS, snapshot, weight_movement
 from bench.profiles import Settings
 from bench.tensorboard_log import UnitLog
@@ -50,7 +51,7 @@ class UnitResult:
     movement: dict[str, float | None] | None = None
 
     def fids(self) -> list[tuple[int, float]]:
-        return [(r["step"], r["fid"]) for r in self.curve if r.get("fid") is not None]
+        return [(r["step"], r[LEADING]) for r in self.curve if r.get(LEADING) is not None]
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -283,14 +284,14 @@ def _close(result: UnitResult, s: Settings, loss_g: float | None, loss_d: float 
     common budget)."""
     result.steps = result.diverged_step if result.status == "diverged" else s.steps
     if result.extension_diverged_step is not None:
-        result.extension.append({"step": result.extension_diverged_step, "fid": None,
+        result.extension.append({"step": result.extension_diverged_step, LEADING: None,
                                  "seconds": round(result.train_seconds + result.extension_seconds, 3),
                                  "loss_g": loss_g, "loss_d": loss_d})
     if result.status == "diverged":
         # The optimizer never stepped on the non-finite loss: the weights are where it stopped.
         result.movement = weight_movement(start, nets.G, nets.D)
         result.curve.append({"step": result.diverged_step, "seconds": round(result.train_seconds, 3),
-                             "fid": None, "loss_g": loss_g, "loss_d": loss_d})
+                             LEADING: None, "loss_g": loss_g, "loss_d": loss_d})
 
 
 def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: int,
@@ -329,7 +330,7 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
         result.samples = (ck["samples"] if start_step > s.steps
                           else evaluator.generate(nets.evaluated, eval_z, precision).cpu())
         for row in result.curve if on_evaluate is not None else ():
-            on_evaluate(row["step"], row["fid"])  # a new listener hears the evaluations it missed
+            on_evaluate(row["step"], row[LEADING])  # a new listener hears the evaluations it missed
 
     def evaluate(step: int, loss_g: float | None, loss_d: float | None) -> None:
         samples = evaluator.generate(nets.evaluated, eval_z, precision)
@@ -350,7 +351,7 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
         if checkpoint is not None:
             _save_checkpoint(checkpoint, {**nets.state(), **_progress(result, step, s, evaluator)})
         if on_evaluate is not None and step <= s.steps:
-            on_evaluate(step, row["fid"])
+            on_evaluate(step, row[LEADING])
 
     if start_step == 0 and not result.curve:
         evaluate(0, None, None)

@@ -4,8 +4,8 @@ steps and at equal compute, one line per secondary strategy, then the baseline's
 from __future__ import annotations
 
 from bench.metrics.registry import LEADING, MEMORIZATION, REGISTRY
-from bench.plan import (ALPHA, BASELINE, PRIMARY_STRATEGY, SMALLEST_EFFECT, family_sizes,
-                        primary_metric, seeds_for)
+from bench.plan import (ALPHA, BASELINE, PRIMARY_METRIC, PRIMARY_STRATEGY, SMALLEST_EFFECT,
+                        family_sizes, seeds_for)
 from datasets.spec import GENERATED_SOURCES
 from reports import fmt
 from reports.analysis import Analysis
@@ -104,7 +104,7 @@ def disagreement(lead: PairedComparison, comparisons: list[PairedComparison], di
         entry = REGISTRY.get(c.metric)
         if (c.strategy != lead.strategy or c.matching != lead.matching or entry is None
                 or entry.family in (None, MEMORIZATION) or dims not in entry.validated
-                or entry.name == LEADING.get(dims)):
+                or entry.name == LEADING):
             continue
         other = _improves(c)
         if direction is not None and other is not None and other != direction:
@@ -119,7 +119,7 @@ def disagreement(lead: PairedComparison, comparisons: list[PairedComparison], di
 def _task_block(analysis: Analysis, task: str) -> list[str]:
     in_task = analysis.in_task(task)
     dims = fmt.dims(in_task)
-    name = primary_metric(dims)
+    name = PRIMARY_METRIC
     label = metric(name).label
     comparisons = analysis.comparisons[task]
     seeds = in_task["seed"].nunique()

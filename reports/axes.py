@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.plan import BASELINE, primary_metric
+from bench.plan import BASELINE, PRIMARY_METRIC
 from reports import fmt
 from reports.analysis import Analysis
 from reports.answer import MATCHING_WORDS
@@ -54,7 +54,7 @@ def series(analysis: Analysis, axis: Axis) -> dict[str, list[tuple[float, str]]]
 
 
 def _leading(analysis: Analysis, task: str) -> list[PairedComparison]:
-    name = primary_metric(fmt.dims(analysis.in_task(task)))
+    name = PRIMARY_METRIC
     return [c for c in analysis.comparisons[task] if c.metric == name]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.metrics.registry import DOMAIN, HIGHER, LEADING, LOWER, REGISTRY
+from bench.metrics.registry import HIGHER, LEADING, LOWER, REGISTRY, lead
 
 
 @dataclass(frozen=True)
@@ -32,10 +32,10 @@ class Metric:
 
 def _registered() -> list[Metric]:
     """Every final-sample metric of the registry and its parts, as the report shows them (the
-    registry's curve metric appears through fid_final and friends above)."""
+    registry's leading metric appears through its summaries, _leading())."""
     out = []
     for m in REGISTRY.values():
-        if m.name in LEADING.values():  # shown as fid_final, fid_best, ... from the curve
+        if m.name == LEADING:  # shown as its summaries (fid_final, fid_best, ...) from the curve
             continue
         out.append(Metric(m.name, m.label, m.better, m.family, m.digits, m.dims))
         # A part exists only where its metric does.
@@ -45,33 +45,39 @@ def _registered() -> list[Metric]:
     return out
 
 
+def _leading() -> list[Metric]:
+    """The leading metric's summaries over its curve, each stored under `lead(summary)`."""
+    m = REGISTRY[LEADING]
+    return [Metric(lead("final"), f"final {m.label}", m.better, m.family),
+            # Not compared: the best of several evaluations against the same test images is
+            # optimistic.
+            Metric(lead("best"), f"best {m.label}", m.better),
+            Metric(lead("best_step"), f"step of best {m.label}", digits=0),
+            Metric(lead("init"), f"{m.label} at step 0", m.better),
+            Metric(lead("auc"), f"{m.label} averaged over training (AUC)", m.better, m.family),
+            Metric(lead("gap"), f"final − best {m.label}", LOWER if m.better == LOWER else HIGHER)]
+
+
 METRICS: tuple[Metric, ...] = (
-    Metric("fid_final", "final domain FID", LOWER, DOMAIN),
-    # Not compared: the best of several evaluations against the same test images is optimistic.
-    Metric("fid_best", "best domain FID", LOWER),
-    Metric("fid_best_step", "step of best domain FID", digits=0),
-    Metric("fid_init", "domain FID at step 0", LOWER),
-    Metric("fid_auc", "domain FID averaged over training (AUC)", LOWER, DOMAIN),
-    Metric("fid_gap", "final − best domain FID", LOWER),
+    *_leading(),
     *_registered(),
     Metric("msssim_real", "MS-SSIM among real test images", digits=3),
 )
 BY_NAME = {m.name: m for m in METRICS}
 # Set only from the final samples: missing together when those are (metrics_missing.final_samples).
-FINAL_SAMPLE_METRICS = frozenset(BY_NAME) - {"fid_final", "fid_best", "fid_best_step", "fid_init",
-                                             "fid_auc", "fid_gap"}
-KEY_METRICS = ("fid_final", "inception_fid", "kid_mean", "precision", "recall", "coverage",
+FINAL_SAMPLE_METRICS = frozenset(BY_NAME) - {m.name for m in _leading()}
+KEY_METRICS = (lead("final"), "inception_fid", "kid_mean", "precision", "recall", "coverage",
                "modes_covered")
 
 
-# On the curve metric's own scale: its floor and ceiling apply.
-CURVE_SCALE = frozenset({"fid_final", "fid_best", "fid_init", "fid_auc"})
+# On the leading metric's own scale: its floor and ceiling apply.
+CURVE_SCALE = frozenset({lead("final"), lead("best"), lead("init"), lead("auc")})
 
 
 def bound_columns(name: str) -> tuple[str, str]:
     """The results columns of a metric's floor (real images) and ceiling (untrained G)."""
     if name in CURVE_SCALE:
-        return "reference.fid_floor", "reference.fid_ceiling"
+        return f"reference.{lead('floor')}", f"reference.{lead('ceiling')}"
     return f"reference.floors.{name}", f"reference.ceilings.{name}"
 
 

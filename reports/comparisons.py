@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 
 from bench.metrics import states
-from bench.plan import (ALPHA, BASELINE, FAMILIES, MATCHINGS, PLANNED_STRATEGIES, SMALLEST_EFFECT,
-                        STEP_ONLY, family, family_sizes, primary_metric)
+from bench.metrics.registry import LEADING
+from bench.plan import (ALPHA, BASELINE, FAMILIES, MATCHINGS, PLANNED_STRATEGIES, PRIMARY_METRIC,
+                        SMALLEST_EFFECT, STEP_ONLY, family, family_sizes)
 from reports import fmt
 from reports.catalog import HIGHER, Metric, bound_columns
 from reports.stats import MIN_SEEDS_FOR_INTERVAL, holm, paired_interval, signed_rank_p
@@ -149,11 +150,11 @@ def _settled(in_task: pd.DataFrame, curves: dict[str, pd.DataFrame] | None,
              floor: float | None, ceiling: float | None) -> bool | None:
     """bench.metrics.states.converged on the baseline's mean curve over its units."""
     units = in_task.loc[in_task["strategy"] == BASELINE, "unit"]
-    parts = [curves[u][["step", "fid"]] for u in units
-             if curves and u in curves and "fid" in curves[u].columns]
+    parts = [curves[u][["step", LEADING]] for u in units
+             if curves and u in curves and LEADING in curves[u].columns]
     if not parts:
         return None
-    mean = pd.concat(parts).dropna().groupby("step")["fid"].mean()
+    mean = pd.concat(parts).dropna().groupby("step")[LEADING].mean()
     return states.converged(mean.index.tolist(), mean.tolist(), floor, ceiling)
 
 
@@ -164,8 +165,7 @@ def baseline_health(in_task: pd.DataFrame, curves: dict[str, pd.DataFrame] | Non
     its mean curve settled over the last third of training (only with `curves`)."""
     if BASELINE not in set(in_task["strategy"]):
         return Health(None, None, f"no {BASELINE} runs, so it is unknown whether the GAN learned")
-    dims = fmt.dims(in_task)
-    name = primary_metric(dims)
+    name = PRIMARY_METRIC
     final = _mean(in_task, BASELINE, name)
     floor, ceiling = _bounds(in_task, name)
     learned = states.learned(final, floor, ceiling)
@@ -206,7 +206,7 @@ def lost(unit: pd.Series, dims: int) -> bool:
         return True
     if unit["status"] == "failed":
         return pretext_failed(unit)
-    return fmt.is_missing(unit.get(primary_metric(dims)))  # non-finite final images
+    return fmt.is_missing(unit.get(PRIMARY_METRIC))  # non-finite final images
 
 
 def _infrastructure(units: pd.DataFrame) -> list[str]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bench.metrics.registry import LEADING, lead
 from reports import fmt
 from reports.fmt import table
 from reports.stats import MIN_SEEDS_FOR_INTERVAL, ratio_interval
@@ -22,16 +23,16 @@ UNIT_COLUMNS = ("unit", "task", "strategy", "seed", "target", "has_curve", "step
 
 
 def target(in_task: pd.DataFrame, baseline: str = BASELINE) -> float | None:
-    finals = pd.to_numeric(in_task.loc[in_task["strategy"] == baseline, "fid_final"],
+    finals = pd.to_numeric(in_task.loc[in_task["strategy"] == baseline, lead("final")],
                            errors="coerce").dropna()
     return float(finals.median()) if len(finals) else None
 
 
 def first_reach(curve: pd.DataFrame, level: float) -> tuple[int, float | None] | None:
     """(step, seconds) of the first evaluation with FID <= level, or None if none gets there."""
-    if "fid" not in curve.columns:
+    if LEADING not in curve.columns:
         return None
-    hit = curve[curve["fid"] <= level]  # NaN (a failed evaluation) never counts as reached
+    hit = curve[curve[LEADING] <= level]  # NaN (a failed evaluation) never counts as reached
     if hit.empty:
         return None
     seconds = hit["seconds"].iloc[0] if "seconds" in hit.columns else None
@@ -119,8 +120,8 @@ def convergence_section(units: pd.DataFrame, summary_value) -> str:
         share = f"{c.reached} of {c.units}" + (f" ({100 * c.reached / c.units:.0f}%)"
                                                 if c.units else "")
         rows.append([c.strategy, share, fmt.num(c.mean_steps, 0), fmt.num(c.mean_seconds, 1),
-                     _speedup_text(c), fmt.num(summary_value(c.strategy, "fid_auc")),
-                     fmt.num(summary_value(c.strategy, "fid_gap"))])
+                     _speedup_text(c), fmt.num(summary_value(c.strategy, lead("auc"))),
+                     fmt.num(summary_value(c.strategy, lead("gap")))])
     return (f"Convergence: target = median final domain FID of {BASELINE} = "
             f"{fmt.num(level.iloc[0])}; steps and seconds are means over the units that reach it; "
             f"speed-up = mean steps of {BASELINE} / mean steps of the strategy, 95% bootstrap "

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.metrics.registry import LEADING
 from reports.fmt import is_missing
 
 # Older run stores wrote only the first three of these; absent columns are simply not there.
-NUMERIC = ("step", "seconds", "flops", "fid", "loss_g", "loss_d", "d_acc_real", "d_acc_fake", "msssim",
-           "coverage")
+NUMERIC = ("step", "seconds", "flops", LEADING, "loss_g", "loss_d", "d_acc_real", "d_acc_fake",
+           "msssim", "coverage")
 
 
 def read_curve(path: Path) -> pd.DataFrame | None:

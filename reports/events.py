@@ -17,12 +17,13 @@ from typing import Any, Callable
 import pandas as pd
 
 from bench.metrics import states
+from bench.metrics.registry import lead
 from reports import fmt
 from reports.fmt import table
 from reports.summary import TUNING_RATE
 from reports.tables import strategy_order
 
-DIVERGENCE_EVENTS = {"nonfinite_step": "non-finite loss", "fid_blowup_step": "FID blow-up",
+DIVERGENCE_EVENTS = {"nonfinite_step": "non-finite loss", lead("blowup_step"): "FID blow-up",
                      "d_saturation_step": "D saturation"}
 COLLAPSE_EVENTS = {"modes_collapse_step": "lost known modes",
                    "coverage_collapse_step": "coverage collapse",

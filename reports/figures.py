@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.metrics.registry import LEADING, lead
 from ground.atomic import write_atomic
 from reports import fmt
 from reports.analysis import Analysis
-from reports.catalog import KEY_METRICS, metric
+from reports.catalog import KEY_METRICS, bound_columns, metric
 from reports.tables import strategy_order
 
 FIGURES_DIR = "figures"
@@ -41,19 +42,18 @@ def _seed_curves(analysis: Analysis, task: str) -> dict[str, pd.DataFrame]:
     out = {}
     in_task = analysis.in_task(task)
     for strategy in strategy_order(in_task["strategy"]):
-        parts = [analysis.curves[u][["step", "fid"]] for u in in_task.loc[
+        parts = [analysis.curves[u][["step", LEADING]] for u in in_task.loc[
             in_task["strategy"] == strategy, "unit"] if u in analysis.curves
-            and "fid" in analysis.curves[u].columns]
+            and LEADING in analysis.curves[u].columns]
         points = pd.concat(parts).dropna() if parts else pd.DataFrame()
         if len(points):
             # Diverged seeds stop early: later steps summarize the seeds still running.
-            out[strategy] = points.groupby("step")["fid"].agg(["mean", "min", "max"])
+            out[strategy] = points.groupby("step")[LEADING].agg(["mean", "min", "max"])
     return out
 
 
 def _floor_and_ceiling(axes, analysis: Analysis, task: str) -> None:
-    for label, column, style in (("floor", "reference.fid_floor", ":"),
-                                 ("ceiling", "reference.fid_ceiling", "--")):
+    for label, column, style in zip(("floor", "ceiling"), bound_columns(lead("final")), (":", "--")):
         for value in fmt.distinct(analysis.in_task(task), column)[:1]:
             axes.axhline(float(value), color="grey", linestyle=style, label=label)
 
@@ -94,11 +94,11 @@ def _flops_curves(analysis: Analysis, task: str) -> dict[str, pd.DataFrame]:
             if not fmt.is_missing(extension):
                 more = read_curve(Path(unit["run_dir"]) / extension)
                 curve = curve if more is None else pd.concat([curve, more])
-            if curve is not None and {"flops", "fid"} <= set(curve.columns):
-                parts.append(curve[["step", "flops", "fid"]])
+            if curve is not None and {"flops", LEADING} <= set(curve.columns):
+                parts.append(curve[["step", "flops", LEADING]])
         points = pd.concat(parts).dropna() if parts else pd.DataFrame()
         if len(points):
-            out[strategy] = points.groupby("step")[["flops", "fid"]].mean()
+            out[strategy] = points.groupby("step")[["flops", LEADING]].mean()
     return out
 
 
@@ -111,9 +111,9 @@ def fid_flops(analysis: Analysis, task: str, out_dir: Path) -> Path | None:
     figure = new_figure(6, 4)
     axes = figure.add_subplot()
     for strategy, points in curves.items():
-        axes.plot(points["flops"], points["fid"], marker=".", markersize=3, label=strategy)
+        axes.plot(points["flops"], points[LEADING], marker=".", markersize=3, label=strategy)
     _floor_and_ceiling(axes, analysis, task)
-    if all((p["fid"] > 0).all() for p in curves.values()):
+    if all((p[LEADING] > 0).all() for p in curves.values()):
         axes.set_yscale("log")
     axes.set(xlabel="cumulative training FLOPs (pretext + GAN)",
              ylabel="domain FID (mean over seeds)", title=task)

@@ -3,7 +3,7 @@ only from the summary, the comparisons and the convergence numbers."""
 
 from __future__ import annotations
 
-from bench.plan import ALPHA, BASELINE, primary_metric
+from bench.plan import ALPHA, BASELINE, PRIMARY_METRIC
 from reports import fmt
 from reports.analysis import Analysis
 from reports.answer import MATCHING_WORDS
@@ -57,9 +57,8 @@ def _speedups(analysis: Analysis, task: str) -> str | None:
 
 
 def _task_lines(analysis: Analysis, task: str, label: str) -> list[str]:
-    dims = fmt.dims(analysis.in_task(task))
     lines = [f"other metrics, {text}." for text in
-             _other_metrics(analysis.comparisons[task], primary_metric(dims))]
+             _other_metrics(analysis.comparisons[task], PRIMARY_METRIC)]
     for name, what in (("divergence_rate", "diverged"), ("mode_collapse_rate", "mode collapse")):
         text = _rates(analysis, task, name, what)
         if text:
@@ -77,9 +76,8 @@ def _across_tasks(labels: dict[str, str], analysis: Analysis) -> list[str]:
     """Per strategy, its leading-metric verdicts on every task: does it hold in 2D and 3D?"""
     verdicts: dict[str, list[str]] = {}
     for task, comparisons in analysis.comparisons.items():
-        dims = fmt.dims(analysis.in_task(task))
         for c in comparisons:
-            if c.metric == primary_metric(dims):
+            if c.metric == PRIMARY_METRIC:
                 verdicts.setdefault(c.strategy, []).append(
                     f"{c.verdict} {MATCHING_WORDS[c.matching]} on {labels[task]}")
     return [f"- {strategy} across tasks: {'; '.join(task_verdicts)}."

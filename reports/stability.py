@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 
 from bench.metrics import states
-from bench.plan import ALPHA, BASELINE, primary_metric
+from bench.plan import ALPHA, BASELINE, PRIMARY_METRIC
 from reports import fmt
 from reports.analysis import Analysis
-from reports.catalog import metric
+from reports.catalog import bound_columns, metric
 from reports.comparisons import paired, strategy_side
 from reports.figures import new_figure, save_png
 from reports.stats import holm, wilson
@@ -33,13 +33,12 @@ def _value(unit: pd.Series, column: str) -> float | None:
     return None if fmt.is_missing(v) else float(v)
 
 
-def unit_health(unit: pd.Series, dims: int) -> str:
+def unit_health(unit: pd.Series) -> str:
     """diverged | failed | noise | collapsed | healthy | unknown."""
     if unit["status"] in ("diverged", "failed"):
         return unit["status"]
-    name = primary_metric(dims)
-    learned = states.learned(_value(unit, name), _value(unit, "reference.fid_floor"),
-                             _value(unit, "reference.fid_ceiling"))
+    name = PRIMARY_METRIC
+    learned = states.learned(_value(unit, name), *(_value(unit, c) for c in bound_columns(name)))
     if learned is None:
         return "unknown"
     if not learned:
@@ -53,10 +52,9 @@ def unit_health(unit: pd.Series, dims: int) -> str:
 
 def health_table(in_task: pd.DataFrame) -> pd.DataFrame:
     """One row per unit: strategy, draw, health, the leading metric."""
-    dims = fmt.dims(in_task)
-    name = primary_metric(dims)
+    name = PRIMARY_METRIC
     return pd.DataFrame([{"strategy": u["strategy"], "draw": int(u["draw.index"]),
-                          "health": unit_health(u, dims), "value": _value(u, name)}
+                          "health": unit_health(u), "value": _value(u, name)}
                          for _, u in in_task.iterrows()])
 
 
@@ -78,9 +76,9 @@ def _pairs(in_task: pd.DataFrame, strategies: list[str]) -> list[str]:
     """Each strategy minus the baseline on the leading metric, draw against draw (lost units
     at the worst, as in every comparison), Holm over the strategies compared."""
     dims = fmt.dims(in_task)
-    name = primary_metric(dims)
+    name = PRIMARY_METRIC
     base = strategy_side(in_task[in_task["strategy"] == BASELINE], name, dims)
-    ceiling = _value(in_task.iloc[0], "reference.fid_ceiling")
+    ceiling = _value(in_task.iloc[0], bound_columns(name)[1])
     found = {st: paired(strategy_side(in_task[in_task["strategy"] == st], name, dims), base,
                         ceiling, higher_is_better=False) for st in strategies}
     tested = [st for st in strategies if found[st].get("p") is not None]
@@ -143,7 +141,7 @@ def stability_figure(analysis: Analysis, task: str, out_dir: Path) -> Path | Non
     handles = dict(zip(*ax.get_legend_handles_labels()[::-1]))
     ax.legend(handles.values(), handles.keys(), fontsize=7, loc="best")
     ax.set_xticks(range(len(names)), names, fontsize=8)
-    ax.set_ylabel(metric(primary_metric(fmt.dims(analysis.in_task(task)))).label)
+    ax.set_ylabel(metric(PRIMARY_METRIC).label)
     ax.set_title(f"{task}: one point per hyper-parameter draw", fontsize=9)
     return save_png(fig, out_dir, "stability", task)
 
@@ -173,7 +171,7 @@ def stability_section(analysis: Analysis) -> str:
             rows.append([st, _rate_cell(count("healthy"), n), str(count("collapsed")),
                          str(count("noise")), str(count("diverged")),
                          str(count("failed") + count("unknown")), _spread(mine["value"])])
-        label = metric(primary_metric(fmt.dims(in_task))).label
+        label = metric(PRIMARY_METRIC).label
         lines += [f"### {fmt.task_label(in_task, task)}", "",
                   fmt.table(["strategy", "healthy", "collapsed", "noise", "diverged",
                              "failed or unknown", label], rows), ""]

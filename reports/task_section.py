@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.metrics.registry import lead
+from bench.plan import PRIMARY_METRIC
 from reports import fmt
 from reports.analysis import Analysis
-from reports.catalog import FINAL_SAMPLE_METRICS, metric
+from reports.catalog import FINAL_SAMPLE_METRICS, bound_columns, metric
 from reports.convergence import convergence_section
 from reports.events import events_section, unit_events
 from reports.fmt import table, task_label
@@ -32,8 +34,9 @@ def _reference_line(in_task: pd.DataFrame) -> str:
                  + "; ".join(bias) + " (FID linear in 1/N, Chong & Forsyth 2020). A generator's "
                  "own bias depends on its samples but is of this order: differences smaller than "
                  "it deserve care, and none of these FIDs compares with published values.")
-    return (f"Domain FID of real val vs real test (floor): {value('reference.fid_floor')}; "
-            f"untrained generator (ceiling): {value('reference.fid_ceiling')}. "
+    floor, ceiling = bound_columns(PRIMARY_METRIC)
+    return (f"Domain FID of real val vs real test (floor): {value(floor)}; "
+            f"untrained generator (ceiling): {value(ceiling)}. "
             f"Inception FID floor: {value('reference.inception_floor')}. "
             f"MS-SSIM among real test images: {value('reference.msssim_real', 3)}.{bias_text}")
 
@@ -59,7 +62,7 @@ def _strategy_table(status: pd.DataFrame) -> str:
 def _seed_warnings(analysis: Analysis, task: str, status: pd.DataFrame) -> list[str]:
     lines = []
     for _, row in status.iterrows():
-        n = (analysis.value(task, row["strategy"], "fid_final") or {}).get("n", 0)
+        n = (analysis.value(task, row["strategy"], PRIMARY_METRIC) or {}).get("n", 0)
         if n < MIN_SEEDS:
             lines.append(f"> Warning: {row['strategy']} has only {n} seed(s) with a final domain "
                          f"FID (of {row['units']} units): fewer than {MIN_SEEDS}, so its spread "
@@ -134,14 +137,14 @@ def _units_table(analysis: Analysis, task: str, out_dir: Path) -> str:
     rows = []
     for strategy in strategy_order(in_task["strategy"]):
         for _, unit in in_task[in_task["strategy"] == strategy].iterrows():
-            best = fmt.num(unit["fid_best"])
-            if not fmt.is_missing(unit["fid_best"]) and not fmt.is_missing(unit["fid_best_step"]):
-                best += f" (step {int(unit['fid_best_step'])})"
+            best = fmt.num(unit[lead("best")])
+            if not fmt.is_missing(unit[lead("best")]) and not fmt.is_missing(unit[lead("best_step")]):
+                best += f" (step {int(unit[lead('best_step')])})"
             target = (fmt.num(reached[unit["unit"]], 0) if has_curve[unit["unit"]]
                       and not fmt.is_missing(reached[unit["unit"]])
                       else "not reached" if has_curve[unit["unit"]] else fmt.MISSING)
-            rows.append([strategy, str(unit["seed"]), unit["status"], fmt.num(unit["fid_final"]),
-                         best, fmt.num(unit["fid_init"]), fmt.num(unit["inception_fid"]),
+            rows.append([strategy, str(unit["seed"]), unit["status"], fmt.num(unit[PRIMARY_METRIC]),
+                         best, fmt.num(unit[lead("init")]), fmt.num(unit["inception_fid"]),
                          fmt.num(unit["coverage"], 3), target, unit_events(unit) or "none",
                          fmt.num(unit["steps"], 0), fmt.num(unit["seconds"], 1),
                          _samples_cell(unit, out_dir)])

@@ -13,7 +13,7 @@ import pytest
 
 from bench.cli import main
 from bench.metrics.states import position
-from bench.plan import BASELINE, PRIMARY_STRATEGY, primary_metric
+from bench.plan import BASELINE, PRIMARY_METRIC, PRIMARY_STRATEGY
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results"
@@ -89,7 +89,7 @@ def primary_row(study: Path, task: str) -> list[str]:
     results = pd.read_csv(study / "results.csv")
     comparisons = pd.read_csv(study / "comparisons.csv")
     in_task = results[(results["task"] == task) & (results["status"] == "ok")]
-    metric = primary_metric(int(in_task["settings.dims"].iloc[0]))
+    metric = PRIMARY_METRIC
     floor = in_task["reference.fid_floor"].iloc[0]
     ceiling = in_task["reference.fid_ceiling"].iloc[0]
     primary = comparisons[(comparisons["task"] == task) & (comparisons["family"] == "primary")]

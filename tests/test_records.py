@@ -3,6 +3,7 @@ written, rows from a newer schema are refused."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -95,3 +96,20 @@ def test_a_failed_unit_is_not_finished_and_is_replaced_by_its_rerun(tmp_path):
     assert store.finished() == set()
     store.append(_record())
     assert store.finished() == {"phantom-2d/scratch/seed0"} and len(store.rows()) == 1
+
+
+def test_the_leading_metric_is_stored_and_shown_under_its_registered_name():
+    from bench.metrics.events import EVENTS, convergence
+    from bench.metrics.registry import LEADING, REGISTRY, lead
+    from bench.plan import PRIMARY_METRIC
+    from bench.store import CURVE_COLUMNS
+    from reports.catalog import BY_NAME, bound_columns
+
+    entry = REGISTRY[LEADING]
+    assert PRIMARY_METRIC == f"{LEADING}_final" and LEADING in CURVE_COLUMNS
+    assert BY_NAME[PRIMARY_METRIC].label == f"final {entry.label}"
+    assert BY_NAME[PRIMARY_METRIC].better == entry.better
+    assert bound_columns(PRIMARY_METRIC) == (f"reference.{lead('floor')}", f"reference.{lead('ceiling')}")
+    assert {f.name for f in dataclasses.fields(Reference)} >= {lead("floor"), lead("ceiling")}
+    assert lead("blowup_step") in EVENTS
+    assert convergence([{"step": 0, LEADING: 4.0}, {"step": 10, LEADING: 2.0}]) == {lead("auc"): 3.0}

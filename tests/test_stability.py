@@ -59,11 +59,11 @@ def _unit(**kw):
 
 def test_unit_health_uses_the_one_definition():
     noise_at = 5.0 + states.NOISE_POSITION * 100
-    assert unit_health(_unit(), 2) == "healthy"
-    assert unit_health(_unit(fid_final=noise_at + 0.1), 2) == "noise"
-    assert unit_health(_unit(coverage=0.7 * states.COLLAPSE_COVERAGE - 0.01), 2) == "collapsed"
-    assert unit_health(_unit(status="diverged"), 2) == "diverged"
-    assert unit_health(_unit(coverage=None), 2) == "unknown"
+    assert unit_health(_unit()) == "healthy"
+    assert unit_health(_unit(fid_final=noise_at + 0.1)) == "noise"
+    assert unit_health(_unit(coverage=0.7 * states.COLLAPSE_COVERAGE - 0.01)) == "collapsed"
+    assert unit_health(_unit(status="diverged")) == "diverged"
+    assert unit_health(_unit(coverage=None)) == "unknown"
     frame = pd.DataFrame([{**_unit(), "strategy": "scratch", "draw.index": 0,
                            "settings.dims": 2}])
     assert health_table(frame).to_dict("records") == [

@@ -20,7 +20,7 @@ import torch
 from bench.device import FEATURE_NUMERICS, autocast, by_voxels, per_chunk
 from bench.metrics import scores
 from bench.metrics.registry import (LEADING, METRIC_SEED, REGISTRY, Reference, Sample,
-                                    inception_features, kid_subset, list_metrics)
+                                    inception_features, kid_subset, lead, list_metrics)
 from bench.metrics.domain import get_domain_features
 from bench.metrics.modes import (COVERED_SHARE, MIN_EXPECTED, NO_LABELS, ModeReference,
                                  get_mode_classifier)
@@ -98,11 +98,11 @@ class Evaluator:
         return out
 
     def fid(self, images: torch.Tensor | Sample) -> float | None:
-        """The leading metric (the curves' "fid") of a set of images."""
+        """The leading metric (the curves' LEADING column) of a set of images."""
         sample = images if isinstance(images, Sample) else Sample(images)
         if not torch.isfinite(sample.images).all():
             return None
-        return REGISTRY[LEADING[self.s.dims]].value(self.ref, sample)
+        return REGISTRY[LEADING].value(self.ref, sample)
 
     def fid_missing(self, sample: Sample) -> str:
         """Why `fid(sample)` is None, in words a user can act on."""
@@ -139,7 +139,7 @@ class Evaluator:
                                      else float(np.mean([q[k] for q in parts])))
                                  for k in ("n", "fid_inf", "bias")}
             bias["inception"]["unit"] = "images" if s.dims == 2 else "slices per plane"
-        return {"fid_floor": self.fid(other), "fid_ceiling": self.fid(blank),
+        return {lead("floor"): self.fid(other), lead("ceiling"): self.fid(blank),
                 "floors": floors, "ceilings": ceilings, "fid_bias": bias,
                 "fid_samples": self.n, "feature_net": self.feature_net,
                 "domain_key": self.domain.key, "domain_seconds": self.domain.info.get("seconds"),
@@ -172,16 +172,16 @@ class Evaluator:
         """Per-evaluation statistics: `samples` from the evaluated G (EMA), `fakes` from the
         trained G, which is what D is trained against."""
         curve = [m for m in list_metrics(inception=False, dims=self.s.dims) if m.curve]
-        row = {"fid": None, **{m.name: None for m in curve}}
+        row = {LEADING: None, **{m.name: None for m in curve}}
         if torch.isfinite(samples).all():
             sample = self._last = Sample(samples)
-            row["fid"] = self.fid(sample)  # the leading metric, whichever it is
-            if row["fid"] is None:
-                row["fid_missing"] = self.fid_missing(sample)
+            row[LEADING] = self.fid(sample)
+            if row[LEADING] is None:
+                row[lead("missing")] = self.fid_missing(sample)
             for m in curve:
                 _attempt(row, {}, m, lambda: {m.name: m.value(self.ref, sample)})
         else:
-            row["fid_missing"] = "the generated images are not finite"
+            row[lead("missing")] = "the generated images are not finite"
         # In chunks of EVAL_VOXELS: one chunk for every 2D size up to 256^2 and for 32^3, where
         # D's minibatch standard deviation sees all 64 images as before; 16 volumes at a time at
         # 64^3, and two at 128^3 (the `full` profile's own batch).
@@ -195,7 +195,7 @@ class Evaluator:
 
     def final(self, samples: torch.Tensor) -> tuple[dict, dict]:
         """(metrics, reasons for the missing ones) of the final samples: every registered metric
-        but the curve's leading one (its final value is the curve's last, fid_final)."""
+        but the curve's leading one (its final value is the curve's last, lead("final"))."""
         if not torch.isfinite(samples).all():
             return {}, {"all": "the final samples are not finite"}
         out, missing = self._final(self._sample(samples))
@@ -227,6 +227,6 @@ class Evaluator:
             for name in ("inception_fid", *planes, "inception_kid_mean", "inception_kid_std"):
                 missing[name] = self.inception_missing
         for m in list_metrics(inception=self.inception is not None, dims=self.s.dims):
-            if m.name != LEADING[self.s.dims]:
+            if m.name != LEADING:
                 _attempt(out, missing, m, lambda: m.values(self.ref, sample))
         return out, missing

@@ -14,9 +14,10 @@ import numpy as np
 from scipy.integrate import trapezoid
 
 from bench.metrics import states
+from bench.metrics.registry import LEADING, lead
 from bench.profiles import Settings
 
-EVENTS = ("nonfinite_step", "fid_blowup_step", "d_saturation_step", "modes_collapse_step",
+EVENTS = ("nonfinite_step", lead("blowup_step"), "d_saturation_step", "modes_collapse_step",
           "coverage_collapse_step")
 
 
@@ -39,6 +40,12 @@ def _value(row: dict, key: str) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
+def evaluations(curve: list[dict]) -> list[dict]:
+    """The curve's evaluations (Evaluator.track wrote them): the row appended when a unit
+    diverges records its losses only."""
+    return [r for r in curve if "d_acc_real" in r or r.get(LEADING) is not None]
+
+
 def detect_events(curve: list[dict], s: Settings, coverage_floor: float | None,
                   nonfinite_step: int | None, modes_floor: float | None = None) -> dict:
     """First step of each divergence and mode-collapse event (None when it never happened).
@@ -47,13 +54,12 @@ def detect_events(curve: list[dict], s: Settings, coverage_floor: float | None,
     (modes_collapse_step), else on its coverage against theirs (coverage_collapse_step).
     MS-SSIM among samples is recorded in the curve but decides nothing: it failed the
     validation suite's duplication check."""
-    # The row appended when a unit diverges records its losses, not an evaluation.
-    evaluated = [r for r in curve if "d_acc_real" in r or r.get("fid") is not None]
-    best = [min((f for r in evaluated[:i] if (f := _value(r, "fid")) is not None), default=None)
+    evaluated = evaluations(curve)
+    best = [min((f for r in evaluated[:i] if (f := _value(r, LEADING)) is not None), default=None)
             for i in range(len(evaluated))]
 
     def blowup(row: dict, i: int) -> bool:
-        fid = _value(row, "fid")
+        fid = _value(row, LEADING)
         # Non-finite images after a finite start are a blow-up too.
         return best[i] is not None and (fid is None or fid > s.blowup_factor * best[i])
 
@@ -70,7 +76,7 @@ def detect_events(curve: list[dict], s: Settings, coverage_floor: float | None,
 
     events = {
         "nonfinite_step": nonfinite_step,
-        "fid_blowup_step": _first_run(evaluated, blowup, s.blowup_patience),
+        lead("blowup_step"): _first_run(evaluated, blowup, s.blowup_patience),
         "d_saturation_step": _first_run(evaluated, saturated, s.saturation_patience),
         "modes_collapse_step": collapse if by_modes else None,
         "coverage_collapse_step": None if by_modes else collapse,
@@ -83,8 +89,8 @@ def detect_events(curve: list[dict], s: Settings, coverage_floor: float | None,
 def convergence(curve: list[dict]) -> dict:
     """Area under the FID curve, as the mean FID over the steps it spans (comparable across
     budgets), from the evaluations with a finite FID."""
-    points = [(r["step"], f) for r in curve if (f := _value(r, "fid")) is not None]
+    points = [(r["step"], f) for r in curve if (f := _value(r, LEADING)) is not None]
     if len(points) < 2:
-        return {"fid_auc": points[0][1] if points else None}
+        return {lead("auc"): points[0][1] if points else None}
     steps, fids = np.array(points, dtype=float).T
-    return {"fid_auc": float(trapezoid(fids, steps) / (steps[-1] - steps[0]))}
+    return {lead("auc"): float(trapezoid(fids, steps) / (steps[-1] - steps[0]))}

@@ -135,10 +135,19 @@ class Metric:
 
 
 REGISTRY: dict[str, Metric] = {}
-# The metric of the training curves, tuning, the events and the report's "learned" check, per
-# dimensionality: the cheapest that passes the validation suite (see docs/evaluation.md); the
-# domain FID passes every check it is required to pass in both tasks.
-LEADING = {2: "fid", 3: "fid"}
+# The metric of the training curves, tuning, the events, the primary endpoint and the report's
+# "learned" check: the cheapest that passes the validation suite (see docs/evaluation.md); the
+# domain FID passes every check it is required to pass in both tasks. One for 2D and 3D, so a
+# report's tasks share their endpoint's column. Rows store it under its name: the curve's column
+# LEADING, its summaries `lead(...)` (fid_final, fid_best, ...), its missing reason in the curve
+# `lead("missing")`.
+LEADING = "fid"
+
+
+def lead(summary: str) -> str:
+    """The stored name of a summary of the leading metric: final, best, best_step, init, auc,
+    gap (rows), missing (curves), floor, ceiling (the evaluator's reference)."""
+    return f"{LEADING}_{summary}"
 
 
 def register(metric: Metric) -> Metric:

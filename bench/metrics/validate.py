@@ -178,7 +178,7 @@ def state_checks(raw: pd.DataFrame, dims: int) -> pd.DataFrame:
     draw on its own; floors and ceilings are the means over draws of the real sets and of the
     untrained generators. Collapse is judged by known modes where they were measured, else by
     coverage. Empty when the leading metric or both collapse measures are missing."""
-    lead = LEADING[dims]
+    lead = LEADING
 
     def values(metric: str, check: str, level: int) -> pd.Series:
         part = raw[(raw["metric"] == metric) & (raw["check"] == check) & (raw["level"] == level)]
@@ -218,7 +218,7 @@ def positions(raw: pd.DataFrame, dims: int) -> pd.DataFrame:
     """Every degradation level and fake on the leading metric's scale: 0 at the real sets (the
     floor), 1 at the untrained generator (the ceiling), per draw against that draw's own floor
     and ceiling; mean, lowest and highest over draws. What "noise" is calibrated on."""
-    lead = raw[raw["metric"] == LEADING[dims]]
+    lead = raw[raw["metric"] == LEADING]
     if lead.empty:
         return pd.DataFrame(columns=["check", "level", "strength", "mean", "low", "high"])
     bounds = {d: (g.loc[g["check"] == "real", "value"].mean(),

@@ -7,58 +7,62 @@ from __future__ import annotations
 import strategies
 from bench.compute import evaluation_flops, gan_flops, steps_for
 from bench.metrics.evaluation import Evaluator
-from bench.metrics.events import convergence
+from bench.metrics.events import convergence, evaluations
+from bench.metrics.registry import LEADING, REGISTRY, lead
 from bench.pretext import pretext_flops
 from bench.profiles import Settings
 from bench.train import UnitResult
 
 
-def _why_no_fid(rows: list[dict]) -> str:
-    """Why the last of these evaluations without a domain FID has none, as the evaluator
+def _why_missing(rows: list[dict]) -> str:
+    """Why the last of these evaluations without the leading metric has none, as the evaluator
     recorded it (rows of older checkpoints and a divergence's closing row have no reason)."""
-    reasons = [r["fid_missing"] for r in rows if r.get("fid") is None and r.get("fid_missing")]
+    reasons = [r[lead("missing")] for r in rows
+               if r.get(LEADING) is None and r.get(lead("missing"))]
     return reasons[-1] if reasons else "reason not recorded"
 
 
 def final_fid(result: UnitResult) -> tuple[float | None, str | None]:
     """The leading metric at the last step of a finished unit, or None and why there is none:
     the one final value that `bench run` records and `bench tune` optimizes."""
-    last = [r for r in result.curve if r["step"] == result.steps and r["fid"] is not None]
+    last = [r for r in result.curve if r["step"] == result.steps and r[LEADING] is not None]
     if result.status == "ok" and last:
-        return last[-1]["fid"], None
+        return last[-1][LEADING], None
     at_end = [r for r in result.curve if r["step"] == result.steps]
-    return None, result.reason or f"the final evaluation: {_why_no_fid(at_end)}"
+    return None, result.reason or f"the final evaluation: {_why_missing(at_end)}"
 
 
 def unit_metrics(result: UnitResult, evaluator: Evaluator) -> tuple[dict, dict]:
-    """Domain-FID curve summaries, then the final-sample metrics (only for a finished unit)."""
+    """The leading metric's curve summaries, then the final-sample metrics (only for a finished
+    unit)."""
     fids = result.fids()
-    metrics = {"fid_init": None, "fid_final": None, "fid_best": None, "fid_best_step": None,
-               "fid_gap": None, **convergence(result.curve)}
+    metrics = {lead("init"): None, lead("final"): None, lead("best"): None,
+               lead("best_step"): None, lead("gap"): None, **convergence(result.curve)}
     missing: dict[str, str] = {}
     first = result.curve[0] if result.curve else None
-    if first is not None and first["step"] == 0 and first["fid"] is not None:
-        metrics["fid_init"] = first["fid"]
+    if first is not None and first["step"] == 0 and first[LEADING] is not None:
+        metrics[lead("init")] = first[LEADING]
     else:
-        missing["fid_init"] = (_why_no_fid([first]) if first is not None and first["step"] == 0
-                               else "the initialized generator was not evaluated")
+        missing[lead("init")] = (_why_missing([first]) if first is not None and first["step"] == 0
+                                 else "the initialized generator was not evaluated")
     if fids:
         step, best = min(fids, key=lambda sf: sf[1])
-        metrics["fid_best"], metrics["fid_best_step"] = best, step
+        metrics[lead("best")], metrics[lead("best_step")] = best, step
     else:
-        why = f"no evaluation gave a domain FID: {_why_no_fid(result.curve)}"
-        for name in ("fid_best", "fid_best_step", "fid_auc"):
-            missing[name] = why
-    metrics["fid_final"], reason = final_fid(result)
+        why = f"no evaluation gave a {REGISTRY[LEADING].label}: {_why_missing(result.curve)}"
+        for name in ("best", "best_step", "auc"):
+            missing[lead(name)] = why
+    metrics[lead("final")], reason = final_fid(result)
     if reason is None:
-        metrics["fid_gap"] = metrics["fid_final"] - metrics["fid_best"]
+        metrics[lead("gap")] = metrics[lead("final")] - metrics[lead("best")]
         final, final_missing = evaluator.final(result.samples)
         metrics.update(final)
         missing.update(final_missing)
     else:
         # An area over a curve cut short is not comparable with full-length ones.
-        metrics["fid_auc"] = None
-        missing["fid_final"] = missing["fid_gap"] = missing["fid_auc"] = reason
+        metrics[lead("auc")] = None
+        for name in ("final", "gap", "auc"):
+            missing[lead(name)] = reason
         missing["final_samples"] = f"no final-sample metrics: {reason}"
     return metrics, missing
 
@@ -84,9 +88,9 @@ def baseline_budgets(s: Settings, names: list[str]) -> dict[str, dict]:
 def metrics_at_budgets(result: UnitResult, metrics: dict, budgets: dict, s: Settings,
                        evaluator: Evaluator) -> dict:
     """The baseline's leading metric and final-sample metrics at each strategy's budget."""
-    rows = [r for r in [*result.curve, *result.extension] if "d_acc_real" in r]  # evaluations
+    rows = evaluations([*result.curve, *result.extension])
     evaluated = {r["step"] for r in rows}
-    fids = {r["step"]: r["fid"] for r in rows if r.get("fid") is not None}
+    fids = {r["step"]: r[LEADING] for r in rows if r.get(LEADING) is not None}
     stopped = result.extension_diverged_step
     finals: dict[int, dict] = {}
     out = {}
@@ -102,11 +106,12 @@ def metrics_at_budgets(result: UnitResult, metrics: dict, budgets: dict, s: Sett
             continue
         if step == s.steps:
             # The step-matched values themselves; the curve's summaries are not final metrics.
-            values = {k: v for k, v in metrics.items() if k == "fid_final" or not k.startswith("fid_")}
+            values = {k: v for k, v in metrics.items()
+                      if k == lead("final") or not k.startswith(f"{LEADING}_")}
         else:
             if step not in finals:
                 finals[step] = evaluator.final(result.budget_samples[step])[0]
-            values = {"fid_final": fids[step], **finals[step]}
+            values = {lead("final"): fids[step], **finals[step]}
         out[name] = {**entry, "status": "ok", **values}
     return out
 
