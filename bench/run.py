@@ -14,13 +14,11 @@ from tqdm.auto import tqdm
 
 import strategies
 from bench.device import resolve_precision
-from bench.memory import memory_error, out_of_memory
 from bench.config import UnitsConfig
 from bench.profiles import DEFAULT_SEEDS
 from bench.store import RunStore, unit_id
 from bench.tuning.stability import draws
-from bench.unit import (PretextFailed, baseline_budgets, check_inputs, failed_row,
-                        prepare_task, reference_record, run_unit, task_data)
+from bench.unit import baseline_budgets, check_inputs, open_task, run_unit, task_data
 from bench.variants import plan_variants
 from ground.errors import BenchError
 
@@ -134,31 +132,15 @@ def run(cfg: RunConfig) -> Path:
         bar.update(sum(1 for sp, _, _ in plan if sp is variant) - len(pending))
         if not pending:
             continue
-        task = prepare_task(variant, settings[variant.spec.name], device, precision,
-                            cfg.cache_dir, cfg.data_seed, cfg.progress,
-                            data=datas[variant.spec.name])
-        s = task.s
-        reference = reference_record(task.evaluator, s, device, precision)
-        real_samples = store.write_real_samples(variant.name, task.evaluator.held_out, s.dims)
+        opened = open_task(variant, settings[variant.spec.name], cfg, device, precision, store,
+                           datas[variant.spec.name])
         # A stability study compares draws step for step: no compute-matched extension.
-        budgets = baseline_budgets(s, cfg.strategies) if drawn is None else None
+        budgets = baseline_budgets(opened.task.s, cfg.strategies) if drawn is None else None
         for st, seed in sorted(pending, key=lambda unit: unit[1]):  # a seed's pretexts, then the next
-            trial = tuned.get((variant.name, st))
             draw = (None if drawn is None else
                     {"index": seed, "seed": cfg.draw_seed, "params": drawn[seed]})
-            try:
-                row = run_unit(task, st, seed, cfg, store, reference, real_samples, trial,
-                               budgets if st == strategies.BASELINE else None, draw)
-            except PretextFailed as err:
-                row = failed_row(variant, st, seed, cfg, device, task.data, s, str(err), "pretext",
-                                  trial, draw)
-            except Exception as err:  # one broken unit or plugin must not sink the others
-                if out_of_memory(err):  # every later unit would fail alike: stop, say what to lower
-                    raise memory_error(cfg.profile, f"training {variant.name} {st} seed {seed} "
-                                       f"on {device}", s) from None
-                row = failed_row(variant, st, seed, cfg, device, task.data, s,
-                                  f"{type(err).__name__}: {err}", "error", trial, draw)
-            store.append(row)
+            store.append(run_unit(opened, st, seed, cfg, store, tuned.get((variant.name, st)),
+                                  budgets if st == strategies.BASELINE else None, draw))
             bar.update(1)
     bar.close()
     return store.root

@@ -6,12 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.metrics.registry import LEADING
+from bench.store import CURVE_COLUMNS
 from reports.fmt import is_missing
-
-# Older run stores wrote only the first three of these; absent columns are simply not there.
-NUMERIC = ("step", "seconds", "flops", LEADING, "loss_g", "loss_d", "d_acc_real", "d_acc_fake",
-           "msssim", "coverage")
 
 
 def read_curve(path: Path) -> pd.DataFrame | None:
@@ -22,7 +18,8 @@ def read_curve(path: Path) -> pd.DataFrame | None:
         return None
     if "step" not in curve.columns:
         return None
-    for column in (c for c in NUMERIC if c in curve.columns):
+    # Older run stores wrote only the first three columns; absent ones are simply not there.
+    for column in (c for c in CURVE_COLUMNS if c in curve.columns):
         curve[column] = pd.to_numeric(curve[column], errors="coerce")
     return curve.dropna(subset=["step"]).sort_values("step", kind="mergesort")
 

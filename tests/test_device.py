@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import bench.pretext
-import bench.run
+import bench.unit.lifecycle
 from bench.cli import main
 from bench.device import EVAL_VOXELS, by_voxels, exact_features
 from bench.pretext import PretextContext, cyclegan_nets, translation_quality
@@ -60,7 +60,7 @@ def test_out_of_memory_is_one_line_naming_the_setting_to_lower(tmp_path, monkeyp
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB\n"
                                      "(GPU 0; 79.1 GiB total capacity)")
 
-    monkeypatch.setattr(bench.run, "run_unit", no_memory)
+    monkeypatch.setattr(bench.unit.lifecycle, "_run_unit", no_memory)
     code = main(["run", "--task", "phantom-2d", "--strategy", "scratch", "--seeds", "1",
                  "--profile", "smoke", "--device", "cpu", "--no-progress", "--cache",
                  str(cache_dir), "--out", str(tmp_path / "run")])

@@ -5,7 +5,8 @@ launchers' workers, so that their defaults cannot drift apart:
   the strategy puts them), and its training;
 - outcome.py: what the trained unit's curve and samples say, and what it cost;
 - record.py: its row in the run store;
-- lifecycle.py: `run_unit`, all of the above in order for one (task, strategy, seed).
+- lifecycle.py: `open_task`, what a task's units share in a run, and `run_unit`, all of the
+  above in order for one (task, strategy, seed), a failed record when it cannot finish.
 
 `cfg` in these modules is what every command is told (`bench.config.UnitsConfig`): a
 `bench.run.RunConfig` for a row, which also records its seeds and pretext design.
@@ -14,13 +15,13 @@ launchers' workers, so that their defaults cannot drift apart:
 from bench.unit.build import (HARNESS, SETTINGS, TUNING_SEEDS, PretextFailed, Task, Unit,
                               apply_tuned, build_unit, check_inputs, prepare_task,
                               split_identity, suggest_harness, task_data, train)
-from bench.unit.lifecycle import reference_record, run_unit
+from bench.unit.lifecycle import OpenTask, open_task, reference_record, run_unit
 from bench.unit.outcome import (baseline_budgets, final_fid, metrics_at_budgets, unit_compute,
                                 unit_metrics)
 from bench.unit.record import failed_row, pretext_seed, unit_row
 
 __all__ = ["HARNESS", "SETTINGS", "TUNING_SEEDS", "PretextFailed", "Task", "Unit", "apply_tuned",
-           "build_unit", "check_inputs", "prepare_task", "split_identity",
-           "suggest_harness", "task_data", "train", "reference_record", "run_unit",
+           "build_unit", "check_inputs", "prepare_task", "split_identity", "suggest_harness",
+           "task_data", "train", "OpenTask", "open_task", "reference_record", "run_unit",
            "metrics_at_budgets", "baseline_budgets", "final_fid", "unit_compute", "unit_metrics",
            "failed_row", "pretext_seed", "unit_row"]

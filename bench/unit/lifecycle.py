@@ -1,30 +1,76 @@
 """A unit from start to row: built, trained, evaluated, accounted and recorded, in one call
-that `bench run`, `bench stability` and the launchers' workers share."""
+that `bench run`, `bench stability` and the launchers' workers share; and what the units of one
+task share in a run (the task, the evaluator's reference, the real samples shown beside them)."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import torch
 
 import strategies
+from bench.config import UnitsConfig
+from bench.memory import memory_error, out_of_memory
 from bench.metrics.evaluation import Evaluator
 from bench.metrics.events import detect_events
 from bench.nets import build_networks
 from bench.profiles import Settings
 from bench.records import Reference, UnitRecord
 from bench.store import RunStore, unit_stem
-from bench.unit.build import Task, build_unit, train
+from bench.unit.build import PretextFailed, Task, build_unit, prepare_task, train
 from bench.unit.outcome import (extension_spent, metrics_at_budgets, spent, unit_metrics,
                                 with_flops)
-from bench.unit.record import pretext_seed, pretext_summary, unit_row
+from bench.unit.record import failed_row, pretext_seed, pretext_summary, unit_row
+from bench.variants import Variant
 
 
-def run_unit(task: Task, strategy_name: str, seed: int, cfg, store: RunStore,
-             reference: Reference, real_samples: str, tuned: dict | None = None,
-             budgets: dict | None = None, draw: dict | None = None) -> UnitRecord:
-    """`budgets` (the baseline only): train on to each strategy's compute budget; `draw` (a
-    stability study): the hyper-parameters this seed trains with."""
+@dataclass
+class OpenTask:
+    """What every unit of a task shares in a run."""
+
+    task: Task
+    reference: Reference
+    real_samples: str  # the held-out images' picture, set beside every unit's samples
+
+
+def open_task(variant: Variant, s: Settings, cfg: UnitsConfig, device: torch.device,
+              precision: str, store: RunStore, data) -> OpenTask:
+    """The task built on `data` (its evaluator and pretexts), the evaluator's floors and
+    ceilings, and the real samples, written once for its units."""
+    task = prepare_task(variant, s, device, precision, cfg.cache_dir, cfg.data_seed, cfg.progress,
+                        data=data)
+    reference = reference_record(task.evaluator, task.s, device, precision)
+    real = store.write_real_samples(variant.name, task.evaluator.held_out, task.s.dims)
+    return OpenTask(task, reference, real)
+
+
+def run_unit(opened: OpenTask, strategy_name: str, seed: int, cfg, store: RunStore,
+             tuned: dict | None = None, budgets: dict | None = None,
+             draw: dict | None = None) -> UnitRecord:
+    """The unit's record, a failed one if it could not finish (its pretext diverged, or any
+    error: one broken unit or plugin must not sink the others). Out of memory stops the run,
+    since every later unit would fail alike, and says what to lower. `budgets` (the baseline
+    only): train on to each strategy's compute budget; `draw` (a stability study): the
+    hyper-parameters this seed trains with."""
+    task = opened.task
+    try:
+        return _run_unit(task, strategy_name, seed, cfg, store, opened.reference,
+                         opened.real_samples, tuned, budgets, draw)
+    except PretextFailed as err:
+        reason, failure = str(err), "pretext"
+    except Exception as err:
+        if out_of_memory(err):
+            raise memory_error(cfg.profile, f"training {task.spec.name} {strategy_name} seed "
+                               f"{seed} on {task.device}", task.s) from None
+        reason, failure = f"{type(err).__name__}: {err}", "error"
+    return failed_row(task.spec, strategy_name, seed, cfg, task.device, task.data, task.s,
+                      reason, failure, tuned, draw)
+
+
+def _run_unit(task: Task, strategy_name: str, seed: int, cfg, store: RunStore,
+              reference: Reference, real_samples: str, tuned: dict | None,
+              budgets: dict | None, draw: dict | None) -> UnitRecord:
     spec, data, evaluator, device = task.spec, task.data, task.evaluator, task.device
     stem = unit_stem(spec.name, strategy_name, seed)
     budgets = budgets or {}
