@@ -327,8 +327,9 @@ def _list(what: str, plugins: list[str]) -> None:
         for name, desc in list_recipes().items():
             print(f"{name:11s} {'(default) ' if name == DEFAULT_RECIPE else ''}{desc}")
     else:
+        from bench.plugins import load_plugins
         import strategies
-        strategies.load_plugins(plugins)
+        load_plugins(plugins)
         for name in strategies.list_strategies():
             st = strategies.get_strategy(name)
             needs = ",".join(st.needs) or "-"
@@ -361,10 +362,10 @@ def _strategies(args: argparse.Namespace, tasks: list) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> None:
-    import strategies
+    from bench.plugins import load_plugins
     from bench.config import default_cache
     from bench.run import RunConfig, parse_shard
-    strategies.load_plugins(args.plugin)
+    load_plugins(args.plugin)
     from bench.plan import plan_seeds
     launch = _launch(args)  # checked before _tasks, which may --download
     _announce_precision(args, launch)
@@ -399,10 +400,10 @@ def _run_or_launch(cfg, launch, plugins: list[str]) -> None:
 
 
 def _stability(args: argparse.Namespace) -> None:
-    import strategies
+    from bench.plugins import load_plugins
     from bench.config import default_cache
     from bench.run import RunConfig, parse_shard
-    strategies.load_plugins(args.plugin)
+    load_plugins(args.plugin)
     if args.draws < 1:
         raise BenchError(f"--draws {args.draws}: need at least 1")
     launch = _launch(args)
@@ -419,10 +420,10 @@ def _stability(args: argparse.Namespace) -> None:
 
 
 def _tune(args: argparse.Namespace) -> None:
-    import strategies
+    from bench.plugins import load_plugins
     from bench.config import default_cache
     from bench.tuning.tune import TuneConfig, effort, load_studies, tune
-    strategies.load_plugins(args.plugin)
+    load_plugins(args.plugin)
     launch = _launch(args)
     _announce_precision(args, launch)
     tasks = _tasks(args)
@@ -499,8 +500,8 @@ def _validate(args: argparse.Namespace) -> int:
     if args.draws < 3:
         raise BenchError(f"--draws {args.draws}: need at least 3 (the pass rule uses the spread "
                          "over draws)")
-    import strategies
-    strategies.load_plugins(args.plugin)
+    from bench.plugins import load_plugins
+    load_plugins(args.plugin)
     checks, names = _suite_selection(args)
     device, cache = resolve_device(args.device), args.cache or default_cache()
     print(f"precision: fp32 (metrics compute in {FEATURE_NUMERICS}, whatever the device)",

@@ -122,10 +122,10 @@ def _quiet_submitit() -> None:
 def _setup(plugins: list[str], threads: int | None) -> None:
     import torch
 
-    import strategies
+    from bench.plugins import load_plugins
     if threads:
         torch.set_num_threads(threads)
-    strategies.load_plugins(plugins)
+    load_plugins(plugins)
 
 
 class Prepare(Checkpointable):

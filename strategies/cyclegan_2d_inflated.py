@@ -1,4 +1,4 @@
-from bench.inflate import inflate_state
+from strategies.inflate import inflate_state
 from strategies.registry import Strategy, copy_trunk, register_strategy, transfer_report
 
 

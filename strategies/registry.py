@@ -69,6 +69,11 @@ def strategy_origin(name: str) -> str:
     return _ORIGIN[name]
 
 
+def set_origin(name: str, origin: str) -> None:
+    """Where a registered strategy came from: "built-in", or the plugin that added it."""
+    _ORIGIN[name] = origin
+
+
 def get_strategy(name: str) -> Strategy:
     if name not in _REGISTRY:
         raise BenchError(f"unknown strategy '{name}'; known: {', '.join(list_strategies())} "

@@ -165,7 +165,7 @@ def test_resize_upsampling_starts_free_of_the_checkerboard(dims):
 
 @pytest.mark.parametrize("upsample", UPSAMPLINGS)
 def test_the_trunk_loads_one_to_one_from_the_pretext_built_with_the_same_upsampling(upsample):
-    from bench.inflate import inflate_state
+    from strategies.inflate import inflate_state
     from bench.pretext import _trunk
     from strategies import copy_trunk
     s = dataclasses.replace(get_settings("smoke", 2), upsample=upsample)

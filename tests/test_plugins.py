@@ -4,6 +4,7 @@ import pytest
 
 import strategies
 from bench.cli import main
+from bench.plugins import load_plugin, load_plugins
 from ground.errors import BenchError
 
 PLUGIN = textwrap.dedent('''
@@ -21,7 +22,7 @@ PLUGIN = textwrap.dedent('''
 def test_plugin_from_a_file(tmp_path, capsys):
     path = tmp_path / "my_plugin.py"
     path.write_text(PLUGIN.format(name="from-file"))
-    assert strategies.load_plugin(str(path)) == ["from-file"]
+    assert load_plugin(str(path)) == ["from-file"]
     assert strategies.strategy_origin("from-file") == f"plugin {path}"
     assert main(["list", "strategies", "--plugin", str(path)]) == 0  # re-import is harmless
     assert "from-file" in capsys.readouterr().out
@@ -33,7 +34,7 @@ def test_plugin_from_a_module_path(tmp_path, monkeypatch):
     (pkg / "__init__.py").write_text("")
     (pkg / "mine.py").write_text(PLUGIN.format(name="from-module"))
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert strategies.load_plugin("labstrategies.mine") == ["from-module"]
+    assert load_plugin("labstrategies.mine") == ["from-module"]
     assert strategies.strategy_origin("from-module") == "module labstrategies.mine"
 
 
@@ -44,7 +45,7 @@ def test_plugin_from_an_entry_point(tmp_path, monkeypatch):
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: epstrategy\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[bench.strategies]\nmine = epstrategy\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    assert "from-entry-point" in strategies.load_plugins([])
+    assert "from-entry-point" in load_plugins([])
     assert strategies.strategy_origin("from-entry-point") == "entry point mine (epstrategy)"
 
 
@@ -52,7 +53,7 @@ def test_plugin_that_fails_to_import_names_itself(tmp_path, capsys):
     path = tmp_path / "broken.py"
     path.write_text("import not_a_module_anywhere\n")
     with pytest.raises(BenchError, match=r"plugin .*broken.py failed to import: ModuleNotFoundError"):
-        strategies.load_plugin(str(path))
+        load_plugin(str(path))
     assert main(["list", "strategies", "--plugin", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "broken.py" in err
@@ -62,16 +63,16 @@ def test_plugin_that_registers_nothing_or_is_missing(tmp_path):
     path = tmp_path / "empty.py"
     path.write_text("x = 1\n")
     with pytest.raises(BenchError, match="registered no new strategy or metric"):
-        strategies.load_plugin(str(path))
+        load_plugin(str(path))
     with pytest.raises(BenchError, match="does not exist"):
-        strategies.load_plugin(str(tmp_path / "absent.py"))
+        load_plugin(str(tmp_path / "absent.py"))
 
 
 def test_registering_a_non_strategy_or_a_taken_name_fails(tmp_path):
     path = tmp_path / "clash.py"
     path.write_text(PLUGIN.format(name="scratch"))
     with pytest.raises(BenchError, match="registered twice"):
-        strategies.load_plugin(str(path))
+        load_plugin(str(path))
     with pytest.raises(BenchError, match="must subclass"):
         strategies.register_strategy("odd")(object)
 

@@ -3,6 +3,7 @@ import torch
 
 import strategies
 from bench.nets import UPSAMPLINGS, build_networks
+from bench.plugins import load_plugin
 from ground.errors import BenchError
 
 # strategy -> (pretext, source state dict, trunk parts it must transfer)
@@ -100,7 +101,7 @@ def test_cyclegan_with_d_transfers_trunk_and_discriminator_body(smoke_2d, smoke_
 def test_the_example_plugin_transfers_only_the_discriminator_body(smoke_2d, smoke_pretexts):
     from pathlib import Path
     example = Path(__file__).resolve().parents[1] / "examples" / "cyclegan_d_only.py"
-    assert strategies.load_plugin(str(example)) == ["cyclegan-d-only"]
+    assert load_plugin(str(example)) == ["cyclegan-d-only"]
     G, D = build_networks(smoke_2d[1], seed=1)
     fresh_G, _ = build_networks(smoke_2d[1], seed=1)
     report = strategies.get_strategy("cyclegan-d-only").initialize(G, D, smoke_pretexts)
@@ -132,7 +133,7 @@ def test_shuffled_trunk_holds_the_same_values_in_another_order(smoke_2d, smoke_p
 
 @pytest.mark.parametrize("upsample", UPSAMPLINGS)
 def test_inflated_trunk_on_a_depth_constant_volume_equals_the_2d_trunk_on_every_slice(upsample):
-    from bench.inflate import inflate_state
+    from strategies.inflate import inflate_state
     from bench.nets import ResnetTrunk
     torch.manual_seed(0)
     flat = ResnetTrunk(2, ngf=4, n_blocks=1, upsample=upsample)
@@ -152,7 +153,7 @@ def test_inflated_trunk_on_a_depth_constant_volume_equals_the_2d_trunk_on_every_
 
 def test_inflated_strategy_starts_3d_tasks_from_the_2d_pretext_of_their_slices(smoke_3d, cache_dir):
     from bench.pretext import pretext_flops, pretext_step_flops
-    from bench.inflate import inflate_state
+    from strategies.inflate import inflate_state
     from bench.pretext import PretextContext, get_pretext
     spec, s, data = smoke_3d
     strategy = strategies.get_strategy("cyclegan-2d-inflated")

@@ -47,7 +47,7 @@ def _load(label: str, origin: str, loader) -> list[str]:
         raise BenchError(f"plugin {label} failed to import: {type(err).__name__}: {err}") from err
     added = sorted(set(registry.list_strategies()) - before)
     for name in added:
-        registry._ORIGIN[name] = origin
+        registry.set_origin(name, origin)
     return added + sorted(_metrics() - before)
 
 
