@@ -62,7 +62,7 @@ def _nested(hint: Any, value: Any, where: str) -> Any:
 
 
 @dataclass
-class Reference(Record):
+class EvaluatorReference(Record):
     """What a perfect generator (the other held-out split) and the untrained one score, per task:
     the leading metric's floor and ceiling, every final metric's (`floors`, `ceilings`), the
     feature networks that computed them, and the sample sizes and parameters they used."""
@@ -183,7 +183,7 @@ class UnitRecord(Record):
     tuned: Tuned | None = None
     draw: Draw | None = None
     settings: UnitSettings | None = None
-    reference: Reference | None = None
+    reference: EvaluatorReference | None = None
     versions: dict[str, str | None] | None = None
     hardware: dict[str, Any] | None = None
     files: dict[str, str | None] | None = None

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.records import Reference, UnitRecord, UnitSettings
+from bench.records import EvaluatorReference, UnitRecord, UnitSettings
 from bench.store import RunStore
 from ground.errors import BenchError
 from reports.catalog import METRICS
@@ -85,7 +85,7 @@ def _identity(r: UnitRecord) -> list[tuple[tuple, str, Any]]:
     """(key, what it is, value) of everything two shards must share to be merged; None: the
     row does not say (older rows), which matches anything."""
     s = r.settings or UnitSettings()
-    ref, draw = r.reference or Reference(), r.draw
+    ref, draw = r.reference or EvaluatorReference(), r.draw
     checks = [(("profile",), "profile", s.profile),
               (("study",), "kind of study (a comparison run, or stability draws)",
                "stability" if draw else "comparison"),

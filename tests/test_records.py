@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.records import SCHEMA, Reference, Tuned, UnitRecord, UnitSettings
+from bench.records import SCHEMA, EvaluatorReference, Tuned, UnitRecord, UnitSettings
 from bench.store import RunStore
 from ground.errors import BenchError
 
@@ -24,7 +24,7 @@ def _published() -> list[dict]:
 def _record(**changes) -> UnitRecord:
     fields = dict(unit="phantom-2d/scratch/seed0", task="phantom-2d", strategy="scratch", seed=0,
                   status="ok", metrics={"fid_final": 12.5}, settings=UnitSettings(profile="quick", dims=2),
-                  reference=Reference(fid_floor=1.0, floors={"coverage": 0.7}),
+                  reference=EvaluatorReference(fid_floor=1.0, floors={"coverage": 0.7}),
                   tuned=Tuned(storage="sqlite:///t.db", study="s", trial=3, params={"lr_g": 1e-3}))
     return UnitRecord(**{**fields, **changes})
 
@@ -110,6 +110,6 @@ def test_the_leading_metric_is_stored_and_shown_under_its_registered_name():
     assert BY_NAME[PRIMARY_METRIC].label == f"final {entry.label}"
     assert BY_NAME[PRIMARY_METRIC].better == entry.better
     assert bound_columns(PRIMARY_METRIC) == (f"reference.{lead('floor')}", f"reference.{lead('ceiling')}")
-    assert {f.name for f in dataclasses.fields(Reference)} >= {lead("floor"), lead("ceiling")}
+    assert {f.name for f in dataclasses.fields(EvaluatorReference)} >= {lead("floor"), lead("ceiling")}
     assert lead("blowup_step") in EVENTS
     assert convergence([{"step": 0, LEADING: 4.0}, {"step": 10, LEADING: 2.0}]) == {lead("auc"): 3.0}

@@ -27,6 +27,7 @@ from bench.metrics.modes import (COVERED_SHARE, MIN_EXPECTED, NO_LABELS, ModeRef
 from bench.metrics.fid import even_subset, fid_infinity
 from bench.metrics.inception import PLANES, InceptionFID, load_inception
 from bench.profiles import Settings
+from bench.records import EvaluatorReference
 from datasets.factors import classes, joint
 
 D_ACCURACY_IMAGES = 64
@@ -121,7 +122,7 @@ class Evaluator:
                 "feature rows could not be computed (the square root of their covariance product "
                 "failed)")
 
-    def reference(self, untrained: torch.Tensor) -> dict:
+    def reference(self, untrained: torch.Tensor) -> EvaluatorReference:
         """What a perfect generator (the other held-out split) and an untrained one score: the
         floor and ceiling of the curve metric and of every final metric."""
         s = self.s
@@ -139,19 +140,19 @@ class Evaluator:
                                      else float(np.mean([q[k] for q in parts])))
                                  for k in ("n", "fid_inf", "bias")}
             bias["inception"]["unit"] = "images" if s.dims == 2 else "slices per plane"
-        return {lead("floor"): self.fid(other), lead("ceiling"): self.fid(blank),
-                "floors": floors, "ceilings": ceilings, "fid_bias": bias,
-                "fid_samples": self.n, "feature_net": self.feature_net,
-                "domain_key": self.domain.key, "domain_seconds": self.domain.info.get("seconds"),
-                "domain_weights": self.domain.info.get("weights_sha256"),
-                "inception_net": self.inception_net, "inception_missing": self.inception_missing,
-                "feature_numerics": FEATURE_NUMERICS,
-                "inception_images": s.inception_images,
-                "inception_floor": floors.get("inception_fid"), "msssim_real": self.msssim_real,
-                "kid_subsets": s.kid_subsets,
-                "kid_subset_size": kid_subset(s, self.real),  # 3D: slices
-                "prdc_k": s.prdc_k, "ndb_bins": s.ndb_bins, "msssim_pairs": s.msssim_pairs,
-                "modes": self._modes_record()}
+        # The leading metric's floor and ceiling under its name (the record's field names).
+        bounds = {lead("floor"): self.fid(other), lead("ceiling"): self.fid(blank)}
+        return EvaluatorReference(
+            **bounds, floors=floors, ceilings=ceilings, fid_bias=bias, fid_samples=self.n,
+            feature_net=self.feature_net, feature_numerics=FEATURE_NUMERICS,
+            domain_key=self.domain.key, domain_seconds=self.domain.info.get("seconds"),
+            domain_weights=self.domain.info.get("weights_sha256"),
+            inception_net=self.inception_net, inception_missing=self.inception_missing,
+            inception_images=s.inception_images, inception_floor=floors.get("inception_fid"),
+            msssim_real=self.msssim_real, kid_subsets=s.kid_subsets,
+            kid_subset_size=kid_subset(s, self.real),  # 3D: slices
+            prdc_k=s.prdc_k, ndb_bins=s.ndb_bins, msssim_pairs=s.msssim_pairs,
+            modes=self._modes_record())
 
     def _modes_record(self) -> dict:
         """The mode classifier and how far its labels can be trusted, or why there is none."""

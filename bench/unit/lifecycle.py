@@ -16,7 +16,7 @@ from bench.metrics.evaluation import Evaluator
 from bench.metrics.events import detect_events
 from bench.nets import build_networks
 from bench.profiles import Settings
-from bench.records import Reference, UnitRecord
+from bench.records import EvaluatorReference, UnitRecord
 from bench.store import RunStore, unit_stem
 from bench.unit.build import PretextFailed, Task, build_unit, prepare_task, train
 from bench.unit.outcome import (extension_spent, metrics_at_budgets, spent, unit_metrics,
@@ -30,7 +30,7 @@ class OpenTask:
     """What every unit of a task shares in a run."""
 
     task: Task
-    reference: Reference
+    reference: EvaluatorReference
     real_samples: str  # the held-out images' picture, set beside every unit's samples
 
 
@@ -69,7 +69,7 @@ def run_unit(opened: OpenTask, strategy_name: str, seed: int, cfg, store: RunSto
 
 
 def _run_unit(task: Task, strategy_name: str, seed: int, cfg, store: RunStore,
-              reference: Reference, real_samples: str, tuned: dict | None,
+              reference: EvaluatorReference, real_samples: str, tuned: dict | None,
               budgets: dict | None, draw: dict | None) -> UnitRecord:
     spec, data, evaluator, device = task.spec, task.data, task.evaluator, task.device
     stem = unit_stem(spec.name, strategy_name, seed)
@@ -119,8 +119,8 @@ def _run_unit(task: Task, strategy_name: str, seed: int, cfg, store: RunStore,
 
 
 def reference_record(evaluator: Evaluator, s: Settings, device: torch.device,
-                     precision: str) -> Reference:
+                     precision: str) -> EvaluatorReference:
     """The evaluator's floors and ceilings for a task: its untrained generator is seed 0's."""
     G, _ = build_networks(s, 0)
     z = torch.randn(evaluator.n, s.z_dim, generator=torch.Generator().manual_seed(0))
-    return Reference(**evaluator.reference(evaluator.generate(G.to(device), z, precision)))
+    return evaluator.reference(evaluator.generate(G.to(device), z, precision))
