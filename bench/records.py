@@ -1,5 +1,6 @@
 """The run store's typed records: a unit's row, the evaluator's reference and the settings it
-carries, each a dataclass, read and written as JSON here and nowhere else.
+carries, each a dataclass, read and written as JSON here and nowhere else; and the points of a
+unit's curve, written as its CSV's rows.
 
 Schema versions: 1 is every row written before rows carried one (no `schema` key); 2 added the
 key and nothing else, so a version-1 row reads unchanged. A row from a newer schema is refused
@@ -14,6 +15,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
+from bench.metrics.registry import LEADING, lead
 from ground.errors import BenchError
 
 
@@ -209,3 +211,71 @@ class UnitRecord(Record):
     def finished(self) -> bool:
         """A final status: failed units (exceptions) are retried on a rerun."""
         return self.status in ("ok", "diverged")
+
+
+@dataclass
+class Evaluation:
+    """What one evaluation during training measured (Evaluator.track): the leading metric, or
+    why it has none, the registry's curve metrics, and D's accuracy on real and generated
+    images."""
+
+    value: float | None
+    missing: str | None = None
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    d_acc_real: float | None = None
+    d_acc_fake: float | None = None
+
+
+# The columns of a curve row that are not a curve metric's.
+_POINT_COLUMNS = ("step", "seconds", "loss_g", "loss_d", "flops", LEADING, lead("missing"),
+                  "d_acc_real", "d_acc_fake")
+
+
+@dataclass
+class CurvePoint:
+    """One point of a unit's curve: an evaluation with the losses of the step it follows, or,
+    without an evaluation, the closing point of a divergence, which records the losses alone."""
+
+    step: int
+    seconds: float
+    loss_g: float | None = None
+    loss_d: float | None = None
+    evaluation: Evaluation | None = None
+
+    def get(self, column: str) -> float | None:
+        """The leading metric, a curve metric or D's accuracy at this point (None without an
+        evaluation)."""
+        e = self.evaluation
+        if e is None:
+            return None
+        if column == LEADING:
+            return e.value
+        if column in ("d_acc_real", "d_acc_fake"):
+            return getattr(e, column)
+        return e.metrics.get(column)
+
+    def row(self) -> dict[str, Any]:
+        """The point as a row of the curve's CSV (and of a checkpoint)."""
+        out = {"step": self.step, "seconds": self.seconds, "loss_g": self.loss_g,
+               "loss_d": self.loss_d, LEADING: None}
+        e = self.evaluation
+        if e is not None:
+            out.update({LEADING: e.value, **e.metrics})
+            if e.missing is not None:
+                out[lead("missing")] = e.missing
+            out.update(d_acc_real=e.d_acc_real, d_acc_fake=e.d_acc_fake)
+        return out
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> CurvePoint:
+        """The inverse of `row`, for the rows a checkpoint keeps (older checkpoints' too: an
+        evaluation is a row with D's accuracy, a value of the leading metric or the reason it
+        has none)."""
+        evaluation = None
+        if "d_acc_real" in row or row.get(LEADING) is not None or lead("missing") in row:
+            evaluation = Evaluation(
+                row.get(LEADING), row.get(lead("missing")),
+                {k: v for k, v in row.items() if k not in _POINT_COLUMNS},
+                row.get("d_acc_real"), row.get("d_acc_fake"))
+        return cls(row["step"], row.get("seconds"), row.get("loss_g"), row.get("loss_d"),
+                   evaluation)

@@ -25,6 +25,7 @@ from bench.metrics.evaluation import D_ACCURACY_IMAGES, Evaluator
 from bench.metrics.registry import LEADING
 from bench.movement import PARTS, snapshot, weight_movement
 from bench.profiles import Settings
+from bench.records import CurvePoint
 from bench.tensorboard_log import UnitLog
 from ground.atomic import atomic_path
 
@@ -37,12 +38,12 @@ class UnitResult:
     steps: int = 0
     resumed_step: int = 0  # the checkpoint's step when the unit resumed from one
     train_seconds: float = 0.0
-    curve: list[dict] = field(default_factory=list)
+    curve: list[CurvePoint] = field(default_factory=list)
     samples: torch.Tensor | None = None
     # Training on past the common step budget (the baseline, to other strategies' compute):
     # the evaluations after `steps`, the samples at each budget step, where it stopped if it
     # diverged there, and its seconds. None of it changes the step-matched result above.
-    extension: list[dict] = field(default_factory=list)
+    extension: list[CurvePoint] = field(default_factory=list)
     budget_samples: dict[int, torch.Tensor] = field(default_factory=dict)
     extension_diverged_step: int | None = None
     extension_seconds: float = 0.0
@@ -51,7 +52,7 @@ class UnitResult:
     movement: dict[str, float | None] | None = None
 
     def fids(self) -> list[tuple[int, float]]:
-        return [(r["step"], r[LEADING]) for r in self.curve if r.get(LEADING) is not None]
+        return [(p.step, p.get(LEADING)) for p in self.curve if p.get(LEADING) is not None]
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -234,8 +235,9 @@ def _resume(nets: _Nets, ck: dict, result: UnitResult) -> int:
     """Networks, optimizers, EMA, random stream and the evaluations so far, as the checkpoint
     left them; its step."""
     nets.restore(ck)
-    result.curve, result.train_seconds = ck["curve"], ck["train_seconds"]
-    result.extension = ck.get("extension", [])
+    result.curve = [CurvePoint.from_row(r) for r in ck["curve"]]
+    result.extension = [CurvePoint.from_row(r) for r in ck.get("extension", [])]
+    result.train_seconds = ck["train_seconds"]
     result.budget_samples = ck.get("budget_samples", {})
     result.extension_seconds = ck.get("extension_seconds", 0.0)
     result.movement = ck.get("movement")
@@ -245,8 +247,9 @@ def _resume(nets: _Nets, ck: dict, result: UnitResult) -> int:
 
 def _progress(result: UnitResult, step: int, s: Settings, evaluator: Evaluator) -> dict:
     """The checkpoint's record of the evaluations so far (the networks' state aside)."""
-    return {"curve": result.curve, "train_seconds": result.train_seconds, "step": step,
-            "metric": evaluator.identity, "extension": result.extension,
+    return {"curve": [p.row() for p in result.curve], "train_seconds": result.train_seconds,
+            "step": step, "metric": evaluator.identity,
+            "extension": [p.row() for p in result.extension],
             "budget_samples": result.budget_samples,
             "extension_seconds": result.extension_seconds, "movement": result.movement,
             "samples": result.samples if step > s.steps else None}
@@ -284,14 +287,14 @@ def _close(result: UnitResult, s: Settings, loss_g: float | None, loss_d: float 
     common budget)."""
     result.steps = result.diverged_step if result.status == "diverged" else s.steps
     if result.extension_diverged_step is not None:
-        result.extension.append({"step": result.extension_diverged_step, LEADING: None,
-                                 "seconds": round(result.train_seconds + result.extension_seconds, 3),
-                                 "loss_g": loss_g, "loss_d": loss_d})
+        result.extension.append(CurvePoint(
+            result.extension_diverged_step,
+            round(result.train_seconds + result.extension_seconds, 3), loss_g, loss_d))
     if result.status == "diverged":
         # The optimizer never stepped on the non-finite loss: the weights are where it stopped.
         result.movement = weight_movement(start, nets.G, nets.D)
-        result.curve.append({"step": result.diverged_step, "seconds": round(result.train_seconds, 3),
-                             LEADING: None, "loss_g": loss_g, "loss_d": loss_d})
+        result.curve.append(CurvePoint(result.diverged_step, round(result.train_seconds, 3),
+                                       loss_g, loss_d))
 
 
 def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: int,
@@ -329,29 +332,29 @@ def train_unit(G: torch.nn.Module, D: torch.nn.Module, data, s: Settings, seed: 
         # the common budget, G has moved on: the step-matched samples come from the checkpoint.
         result.samples = (ck["samples"] if start_step > s.steps
                           else evaluator.generate(nets.evaluated, eval_z, precision).cpu())
-        for row in result.curve if on_evaluate is not None else ():
-            on_evaluate(row["step"], row[LEADING])  # a new listener hears the evaluations it missed
+        for point in result.curve if on_evaluate is not None else ():
+            on_evaluate(point.step, point.get(LEADING))  # a new listener hears what it missed
 
     def evaluate(step: int, loss_g: float | None, loss_d: float | None) -> None:
         samples = evaluator.generate(nets.evaluated, eval_z, precision)
         fakes = evaluator.generate(G, eval_z[:D_ACCURACY_IMAGES], precision)
-        row = {"step": step, "seconds": round(result.train_seconds + result.extension_seconds, 3),
-               "loss_g": loss_g, "loss_d": loss_d, **evaluator.track(samples, fakes, D, precision)}
+        point = CurvePoint(step, round(result.train_seconds + result.extension_seconds, 3),
+                           loss_g, loss_d, evaluator.track(samples, fakes, D, precision))
         if log is not None:
-            log(row, samples)
+            log(point.row(), samples)
         if step == s.steps:
             result.movement = weight_movement(start, G, D)
         if step <= s.steps:
             result.samples = samples.cpu()
-            result.curve.append(row)
+            result.curve.append(point)
         else:
-            result.extension.append(row)
+            result.extension.append(point)
         if step in budget_steps:
             result.budget_samples[step] = samples.cpu()
         if checkpoint is not None:
             _save_checkpoint(checkpoint, {**nets.state(), **_progress(result, step, s, evaluator)})
         if on_evaluate is not None and step <= s.steps:
-            on_evaluate(step, row[LEADING])
+            on_evaluate(step, point.get(LEADING))
 
     if start_step == 0 and not result.curve:
         evaluate(0, None, None)

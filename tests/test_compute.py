@@ -121,14 +121,17 @@ def test_a_budget_reached_before_the_extension_diverged_keeps_its_values():
     """Diverging right after the evaluation at one budget marks only the later budgets."""
     from types import SimpleNamespace
 
-    from bench.unit import metrics_at_budgets
+    from bench.records import CurvePoint, Evaluation
     from bench.train import UnitResult
+    from bench.unit import metrics_at_budgets
     s = get_settings("smoke", 2)
     first, second = s.steps + 2, s.steps + 4
-    evaluation = {"d_acc_real": 1.0, "d_acc_fake": 1.0}
-    result = UnitResult(steps=s.steps, curve=[{"step": s.steps, "fid": 9.0, **evaluation}],
-                        extension=[{"step": first, "fid": 7.0, **evaluation},
-                                   {"step": first, "fid": None}],  # the loss at `first` failed
+    def evaluated(step: int, fid: float) -> CurvePoint:
+        return CurvePoint(step, 0.0, 1.0, 1.0, Evaluation(fid, d_acc_real=1.0, d_acc_fake=1.0))
+
+    result = UnitResult(steps=s.steps, curve=[evaluated(s.steps, 9.0)],
+                        extension=[evaluated(first, 7.0),
+                                   CurvePoint(first, 0.0)],  # the loss at `first` failed
                         extension_diverged_step=first,
                         budget_samples={first: torch.zeros(2, 1, s.image_size, s.image_size)})
     evaluator = SimpleNamespace(final=lambda samples: ({"coverage": 0.5}, {}))

@@ -4,6 +4,7 @@ import pytest
 
 from bench.metrics.events import convergence, detect_events
 from bench.profiles import get_settings
+from bench.records import CurvePoint, Evaluation
 
 S = get_settings("quick", 2)  # blow-up 3x best, accuracy 0.99; patience 2
 FLOOR = 0.8  # coverage of real held-out images: collapse below 0.7 of it (states.collapsed)
@@ -12,8 +13,9 @@ FLOOR = 0.8  # coverage of real held-out images: collapse below 0.7 of it (state
 def _curve(fids, acc=0.6, msssim=0.3, coverage=0.8):
     def at(value, i):
         return value[i] if isinstance(value, list) else value
-    return [{"step": 50 * i, "fid": f, "d_acc_real": at(acc, i), "d_acc_fake": at(acc, i),
-             "msssim": at(msssim, i), "coverage": at(coverage, i)} for i, f in enumerate(fids)]
+    return [CurvePoint(50 * i, 0.0, 1.0, 1.0, Evaluation(
+        f, metrics={"msssim": at(msssim, i), "coverage": at(coverage, i)},
+        d_acc_real=at(acc, i), d_acc_fake=at(acc, i))) for i, f in enumerate(fids)]
 
 
 def test_a_healthy_run_has_no_events():
@@ -53,19 +55,19 @@ def test_known_modes_decide_collapse_where_the_task_has_them():
     """Coverage falls (poor images) but every mode is there: no collapse; modes lost: collapse,
     recorded as lost modes, not as coverage."""
     curve = _curve([6.0, 2.0, 1.5, 1.5, 1.5], coverage=[0.8, 0.2, 0.2, 0.2, 0.2])
-    for row, covered in zip(curve, [0.0, 17.0, 16.0, 17.0, 17.0]):
-        row["modes_covered"] = covered
+    for point, covered in zip(curve, [0.0, 17.0, 16.0, 17.0, 17.0]):
+        point.evaluation.metrics["modes_covered"] = covered
     events = detect_events(curve, S, FLOOR, None, modes_floor=18.0)
     assert not events["mode_collapse"] and events["coverage_collapse_step"] is None
-    for row, covered in zip(curve, [0.0, 17.0, 5.0, 4.0, 4.0]):
-        row["modes_covered"] = covered
+    for point, covered in zip(curve, [0.0, 17.0, 5.0, 4.0, 4.0]):
+        point.evaluation.metrics["modes_covered"] = covered
     events = detect_events(curve, S, FLOOR, None, modes_floor=18.0)
     assert events["modes_collapse_step"] == 100 and events["mode_collapse"]
     assert events["coverage_collapse_step"] is None
 
 
 def test_non_finite_loss_is_a_divergence_and_the_loss_row_is_not_an_evaluation():
-    curve = _curve([6.0, 2.0]) + [{"step": 73, "fid": None, "loss_g": float("nan"), "loss_d": 1.0}]
+    curve = _curve([6.0, 2.0]) + [CurvePoint(73, 0.0, float("nan"), 1.0)]
     events = detect_events(curve, S, FLOOR, nonfinite_step=73)
     assert events["nonfinite_step"] == 73 and events["diverged"]
     assert events["fid_blowup_step"] is None

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.records import SCHEMA, EvaluatorReference, Tuned, UnitRecord, UnitSettings
+from bench.records import (SCHEMA, CurvePoint, Evaluation, EvaluatorReference, Tuned, UnitRecord,
+                           UnitSettings)
 from bench.store import RunStore
 from ground.errors import BenchError
 
@@ -112,4 +113,22 @@ def test_the_leading_metric_is_stored_and_shown_under_its_registered_name():
     assert bound_columns(PRIMARY_METRIC) == (f"reference.{lead('floor')}", f"reference.{lead('ceiling')}")
     assert {f.name for f in dataclasses.fields(EvaluatorReference)} >= {lead("floor"), lead("ceiling")}
     assert lead("blowup_step") in EVENTS
-    assert convergence([{"step": 0, LEADING: 4.0}, {"step": 10, LEADING: 2.0}]) == {lead("auc"): 3.0}
+    curve = [CurvePoint(0, 0.0, evaluation=Evaluation(4.0)), CurvePoint(10, 0.0, evaluation=Evaluation(2.0))]
+    assert convergence(curve) == {lead("auc"): 3.0}
+    assert curve[0].row()[LEADING] == 4.0
+
+
+def test_a_curve_point_round_trips_through_its_row_as_checkpoints_keep_it():
+    evaluation = Evaluation(3.5, None, {"coverage": 0.4, "modes_covered": 12.0}, 0.7, 0.6)
+    point = CurvePoint(200, 12.5, 0.9, 1.1, evaluation)
+    row = point.row()
+    assert list(row) == ["step", "seconds", "loss_g", "loss_d", "fid", "coverage", "modes_covered",
+                         "d_acc_real", "d_acc_fake"]
+    assert CurvePoint.from_row(row) == point
+    closing = CurvePoint(237, 13.0, float("inf"), 1.0)  # a divergence's: losses only
+    assert closing.row() == {"step": 237, "seconds": 13.0, "loss_g": float("inf"), "loss_d": 1.0,
+                             "fid": None}
+    assert CurvePoint.from_row(closing.row()).evaluation is None and closing.get("fid") is None
+    missing = CurvePoint(0, 0.0, evaluation=Evaluation(None, "the generated images are not finite"))
+    assert CurvePoint.from_row(missing.row()) == missing
+    assert point.get("coverage") == 0.4 and point.get("d_acc_fake") == 0.6

@@ -19,8 +19,8 @@ def _unit(smoke_2d, cache_dir, checkpoint=None, budget_steps=()):
 
 
 def _numbers(curve):
-    return [(r["step"], r["fid"], r["loss_g"], r["loss_d"], r["d_acc_real"], r["msssim"])
-            for r in curve]
+    return [(p.step, p.get("fid"), p.loss_g, p.loss_d, p.get("d_acc_real"), p.get("msssim"))
+            for p in curve]
 
 
 def test_interrupted_unit_resumes_from_its_checkpoint(smoke_2d, cache_dir, tmp_path, monkeypatch):
@@ -60,7 +60,7 @@ def test_a_unit_interrupted_past_the_step_budget_resumes_there(smoke_2d, cache_d
     _, s, _ = smoke_2d
     budget = s.steps + 2 * s.eval_every
     reference = _unit(smoke_2d, cache_dir, budget_steps=(budget,))
-    assert [r["step"] for r in reference.extension] == [s.steps + s.eval_every, budget]
+    assert [p.step for p in reference.extension] == [s.steps + s.eval_every, budget]
     checkpoint = tmp_path / "unit.pt"
     real_optimize, calls = bench.train._optimize, []
 
@@ -87,7 +87,7 @@ def test_a_damaged_checkpoint_restarts_the_unit(smoke_2d, cache_dir, tmp_path):
     checkpoint.write_bytes(b"not a checkpoint")
     with pytest.warns(UserWarning, match="unreadable checkpoint"):
         result = _unit(smoke_2d, cache_dir, checkpoint)
-    assert result.status == "ok" and result.curve[0]["step"] == 0
+    assert result.status == "ok" and result.curve[0].step == 0
 
 
 def test_a_checkpoint_measured_with_another_domain_encoder_restarts_the_unit(
@@ -104,7 +104,7 @@ def test_a_checkpoint_measured_with_another_domain_encoder_restarts_the_unit(
     monkeypatch.setattr(bench.train, "_optimize", counting)
     with pytest.warns(UserWarning, match="measured with"):
         result = _unit(smoke_2d, cache_dir, checkpoint)
-    assert min(calls) == 0 and result.curve[0]["step"] == 0  # trained again from step 0
+    assert min(calls) == 0 and result.curve[0].step == 0  # trained again from step 0
 
 
 def _other_encoder(init):

@@ -54,9 +54,9 @@ def test_each_evaluation_is_logged_once_even_after_a_resume(smoke_2d, cache_dir,
     assert {"metric/fid", "metric/coverage", "metric/msssim", "loss/g", "loss/d",
             "d_accuracy/real", "d_accuracy/fake"} <= set(tags["scalars"])
     steps = [e.step for e in acc.Scalars("metric/fid")]
-    assert steps == [r["step"] for r in result.curve] == [0, s.eval_every, s.steps]
+    assert steps == [p.step for p in result.curve] == [0, s.eval_every, s.steps]
     assert [e.value for e in acc.Scalars("metric/fid")] == pytest.approx(
-        [r["fid"] for r in result.curve])
+        [p.get("fid") for p in result.curve])
     assert [e.step for e in acc.Scalars("loss/g")] == [s.eval_every, s.steps]  # none at step 0
     assert [e.step for e in acc.Images("samples")] == steps
 

@@ -27,7 +27,7 @@ from bench.metrics.modes import (COVERED_SHARE, MIN_EXPECTED, NO_LABELS, ModeRef
 from bench.metrics.fid import even_subset, fid_infinity
 from bench.metrics.inception import PLANES, InceptionFID, load_inception
 from bench.profiles import Settings
-from bench.records import EvaluatorReference
+from bench.records import Evaluation, EvaluatorReference
 from datasets.factors import classes, joint
 
 D_ACCURACY_IMAGES = 64
@@ -169,20 +169,20 @@ class Evaluator:
 
     @torch.no_grad()
     def track(self, samples: torch.Tensor, fakes: torch.Tensor, D: torch.nn.Module,
-              precision: str) -> dict:
+              precision: str) -> Evaluation:
         """Per-evaluation statistics: `samples` from the evaluated G (EMA), `fakes` from the
         trained G, which is what D is trained against."""
         curve = [m for m in list_metrics(inception=False, dims=self.s.dims) if m.curve]
-        row = {LEADING: None, **{m.name: None for m in curve}}
+        out = Evaluation(None, metrics={m.name: None for m in curve})
         if torch.isfinite(samples).all():
             sample = self._last = Sample(samples)
-            row[LEADING] = self.fid(sample)
-            if row[LEADING] is None:
-                row[lead("missing")] = self.fid_missing(sample)
+            out.value = self.fid(sample)
+            if out.value is None:
+                out.missing = self.fid_missing(sample)
             for m in curve:
-                _attempt(row, {}, m, lambda: {m.name: m.value(self.ref, sample)})
+                _attempt(out.metrics, {}, m, lambda: {m.name: m.value(self.ref, sample)})
         else:
-            row[lead("missing")] = "the generated images are not finite"
+            out.missing = "the generated images are not finite"
         # In chunks of EVAL_VOXELS: one chunk for every 2D size up to 256^2 and for 32^3, where
         # D's minibatch standard deviation sees all 64 images as before; 16 volumes at a time at
         # 64^3, and two at 128^3 (the `full` profile's own batch).
@@ -190,9 +190,9 @@ class Evaluator:
             real, fake = (torch.cat([D(x.to(self.device)).float().flatten(1).mean(1)
                                      for x in by_voxels(images)])
                           for images in (self.train, fakes))
-        row["d_acc_real"] = float((real > 0).float().mean())
-        row["d_acc_fake"] = float((fake < 0).float().mean())
-        return row
+        out.d_acc_real = float((real > 0).float().mean())
+        out.d_acc_fake = float((fake < 0).float().mean())
+        return out
 
     def final(self, samples: torch.Tensor) -> tuple[dict, dict]:
         """(metrics, reasons for the missing ones) of the final samples: every registered metric

@@ -16,37 +16,39 @@ from scipy.integrate import trapezoid
 from bench.metrics import states
 from bench.metrics.registry import LEADING, lead
 from bench.profiles import Settings
+from bench.records import CurvePoint
 
 EVENTS = ("nonfinite_step", lead("blowup_step"), "d_saturation_step", "modes_collapse_step",
           "coverage_collapse_step")
 
 
-def _first_run(curve: list[dict], hit: Callable[[dict, int], bool], patience: int) -> int | None:
+def _first_run(curve: list[CurvePoint], hit: Callable[[CurvePoint, int], bool],
+               patience: int) -> int | None:
     """Step at which `hit` starts holding for `patience` evaluations in a row (after step 0)."""
     run_start, run_length = None, 0
-    for i, row in enumerate(curve):
-        if row["step"] == 0 or not hit(row, i):
+    for i, point in enumerate(curve):
+        if point.step == 0 or not hit(point, i):
             run_start, run_length = None, 0
             continue
-        run_start = row["step"] if run_start is None else run_start
+        run_start = point.step if run_start is None else run_start
         run_length += 1
         if run_length >= patience:
             return run_start
     return None
 
 
-def _value(row: dict, key: str) -> float | None:
-    value = row.get(key)
+def _value(point: CurvePoint, column: str) -> float | None:
+    value = point.get(column)
     return None if value is None or not np.isfinite(value) else float(value)
 
 
-def evaluations(curve: list[dict]) -> list[dict]:
-    """The curve's evaluations (Evaluator.track wrote them): the row appended when a unit
-    diverges records its losses only."""
-    return [r for r in curve if "d_acc_real" in r or r.get(LEADING) is not None]
+def evaluations(curve: list[CurvePoint]) -> list[CurvePoint]:
+    """The curve's evaluations: the point appended when a unit diverges records its losses
+    only."""
+    return [p for p in curve if p.evaluation is not None]
 
 
-def detect_events(curve: list[dict], s: Settings, coverage_floor: float | None,
+def detect_events(curve: list[CurvePoint], s: Settings, coverage_floor: float | None,
                   nonfinite_step: int | None, modes_floor: float | None = None) -> dict:
     """First step of each divergence and mode-collapse event (None when it never happened).
     Collapse is bench.metrics.states.collapsed: on the curve's known modes covered against what
@@ -55,21 +57,21 @@ def detect_events(curve: list[dict], s: Settings, coverage_floor: float | None,
     MS-SSIM among samples is recorded in the curve but decides nothing: it failed the
     validation suite's duplication check."""
     evaluated = evaluations(curve)
-    best = [min((f for r in evaluated[:i] if (f := _value(r, LEADING)) is not None), default=None)
+    best = [min((f for p in evaluated[:i] if (f := _value(p, LEADING)) is not None), default=None)
             for i in range(len(evaluated))]
 
-    def blowup(row: dict, i: int) -> bool:
-        fid = _value(row, LEADING)
+    def blowup(point: CurvePoint, i: int) -> bool:
+        fid = _value(point, LEADING)
         # Non-finite images after a finite start are a blow-up too.
         return best[i] is not None and (fid is None or fid > s.blowup_factor * best[i])
 
-    def saturated(row: dict, _: int) -> bool:
-        real, fake = _value(row, "d_acc_real"), _value(row, "d_acc_fake")
+    def saturated(point: CurvePoint, _: int) -> bool:
+        real, fake = _value(point, "d_acc_real"), _value(point, "d_acc_fake")
         return real is not None and fake is not None and min(real, fake) >= s.saturation_accuracy
 
-    def lost_modes(row: dict, _: int) -> bool:
-        return bool(states.collapsed(_value(row, "coverage"), coverage_floor,
-                                     _value(row, "modes_covered"), modes_floor))
+    def lost_modes(point: CurvePoint, _: int) -> bool:
+        return bool(states.collapsed(_value(point, "coverage"), coverage_floor,
+                                     _value(point, "modes_covered"), modes_floor))
 
     collapse = _first_run(evaluated, lost_modes, s.collapse_patience)
     by_modes = states.by_modes(modes_floor)
@@ -86,10 +88,10 @@ def detect_events(curve: list[dict], s: Settings, coverage_floor: float | None,
     return events
 
 
-def convergence(curve: list[dict]) -> dict:
+def convergence(curve: list[CurvePoint]) -> dict:
     """Area under the FID curve, as the mean FID over the steps it spans (comparable across
     budgets), from the evaluations with a finite FID."""
-    points = [(r["step"], f) for r in curve if (f := _value(r, LEADING)) is not None]
+    points = [(p.step, f) for p in curve if (f := _value(p, LEADING)) is not None]
     if len(points) < 2:
         return {lead("auc"): points[0][1] if points else None}
     steps, fids = np.array(points, dtype=float).T

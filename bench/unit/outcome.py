@@ -11,24 +11,25 @@ from bench.metrics.events import convergence, evaluations
 from bench.metrics.registry import LEADING, REGISTRY, lead
 from bench.pretext import pretext_flops
 from bench.profiles import Settings
+from bench.records import CurvePoint
 from bench.train import UnitResult
 
 
-def _why_missing(rows: list[dict]) -> str:
+def _why_missing(points: list[CurvePoint]) -> str:
     """Why the last of these evaluations without the leading metric has none, as the evaluator
-    recorded it (rows of older checkpoints and a divergence's closing row have no reason)."""
-    reasons = [r[lead("missing")] for r in rows
-               if r.get(LEADING) is None and r.get(lead("missing"))]
+    recorded it (rows of older checkpoints and a divergence's closing point have no reason)."""
+    reasons = [p.evaluation.missing for p in evaluations(points)
+               if p.evaluation.value is None and p.evaluation.missing]
     return reasons[-1] if reasons else "reason not recorded"
 
 
 def final_fid(result: UnitResult) -> tuple[float | None, str | None]:
     """The leading metric at the last step of a finished unit, or None and why there is none:
     the one final value that `bench run` records and `bench tune` optimizes."""
-    last = [r for r in result.curve if r["step"] == result.steps and r[LEADING] is not None]
+    last = [p for p in result.curve if p.step == result.steps and p.get(LEADING) is not None]
     if result.status == "ok" and last:
-        return last[-1][LEADING], None
-    at_end = [r for r in result.curve if r["step"] == result.steps]
+        return last[-1].get(LEADING), None
+    at_end = [p for p in result.curve if p.step == result.steps]
     return None, result.reason or f"the final evaluation: {_why_missing(at_end)}"
 
 
@@ -40,10 +41,10 @@ def unit_metrics(result: UnitResult, evaluator: Evaluator) -> tuple[dict, dict]:
                lead("best_step"): None, lead("gap"): None, **convergence(result.curve)}
     missing: dict[str, str] = {}
     first = result.curve[0] if result.curve else None
-    if first is not None and first["step"] == 0 and first[LEADING] is not None:
-        metrics[lead("init")] = first[LEADING]
+    if first is not None and first.step == 0 and first.get(LEADING) is not None:
+        metrics[lead("init")] = first.get(LEADING)
     else:
-        missing[lead("init")] = (_why_missing([first]) if first is not None and first["step"] == 0
+        missing[lead("init")] = (_why_missing([first]) if first is not None and first.step == 0
                                  else "the initialized generator was not evaluated")
     if fids:
         step, best = min(fids, key=lambda sf: sf[1])
@@ -88,9 +89,9 @@ def baseline_budgets(s: Settings, names: list[str]) -> dict[str, dict]:
 def metrics_at_budgets(result: UnitResult, metrics: dict, budgets: dict, s: Settings,
                        evaluator: Evaluator) -> dict:
     """The baseline's leading metric and final-sample metrics at each strategy's budget."""
-    rows = evaluations([*result.curve, *result.extension])
-    evaluated = {r["step"] for r in rows}
-    fids = {r["step"]: r[LEADING] for r in rows if r.get(LEADING) is not None}
+    points = evaluations([*result.curve, *result.extension])
+    evaluated = {p.step for p in points}
+    fids = {p.step: p.get(LEADING) for p in points if p.get(LEADING) is not None}
     stopped = result.extension_diverged_step
     finals: dict[int, dict] = {}
     out = {}
@@ -123,19 +124,20 @@ def spent(result: UnitResult, s: Settings, G, evaluator: Evaluator, pretexts: di
             for n, a in pretexts.items()}
     compute = {"gan_flops": gan_flops(s, result.steps),
                "gan_seconds": round(result.train_seconds, 2), "pretexts": used,
-               "evaluation_flops": evaluation_flops(G, s, evaluator, sum(
-                   "d_acc_real" in r for r in [*result.curve, *result.extension]))}
+               "evaluation_flops": evaluation_flops(
+                   G, s, evaluator, len(evaluations([*result.curve, *result.extension])))}
     compute["total_flops"] = compute["gan_flops"] + sum(p["flops"] for p in used.values())
     return compute
 
 
 def extension_spent(result: UnitResult, s: Settings) -> dict:
-    last = max([s.steps, *(r["step"] for r in result.extension)])
+    last = max([s.steps, *(p.step for p in result.extension)])
     return {"steps": last - s.steps, "flops": gan_flops(s, last) - gan_flops(s, s.steps),
             "seconds": round(result.extension_seconds, 2),
             "diverged_step": result.extension_diverged_step}
 
 
-def with_flops(curve: list[dict], s: Settings, before: int) -> list[dict]:
-    """Curve rows with the cumulative FLOPs at each step, `before` (the pretexts') included."""
-    return [{**row, "flops": before + gan_flops(s, row["step"])} for row in curve]
+def with_flops(curve: list[CurvePoint], s: Settings, before: int) -> list[dict]:
+    """The curve's CSV rows with the cumulative FLOPs at each step, `before` (the pretexts')
+    included."""
+    return [{**p.row(), "flops": before + gan_flops(s, p.step)} for p in curve]
