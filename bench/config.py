@@ -1,6 +1,6 @@
 """What every command that trains units is told: which strategies on which tasks, where to write,
-and the settings they all share (the CLI's shared flags, `_SHARED` in bench/cli.py). `bench run`
-(`RunConfig`) and `bench tune` (`TuneConfig`) add their own."""
+and the settings they all share. `bench run` (`RunConfig`) and `bench tune` (`TuneConfig`) add
+their own; bench/cli.py fills them from the command line."""
 
 from __future__ import annotations
 

@@ -47,7 +47,7 @@ PLANNED_STRATEGIES = tuple(s for s in list_strategies()
 PRIMARY_METRIC = lead("final")
 
 
-def family(strategy: str, metric: str, dims: int | None, variant: bool = False) -> str:
+def family(strategy: str, metric: str, variant: bool = False) -> str:
     """A task variant (fewer training subjects, another pretext budget) answers secondary
     questions only: even its primary pair's test is secondary there."""
     if metric != PRIMARY_METRIC:

@@ -20,10 +20,11 @@ DEFAULT_SEEDS = 7
 DEFAULT_RECIPE = "stabilized"
 
 
-# Settings by concern. Each is a table of profiles.toml's [defaults]; a profile's own tables
-# ([NAME.2d], [NAME.3d]) override any of them by name, since no two concerns share a name.
+# Settings by concern. Each but the budgets (a profile's own) is a table of profiles.toml's
+# [defaults]; a profile's own tables ([NAME.2d], [NAME.3d]) override any setting by name, since
+# no two concerns share a name.
 @dataclass(frozen=True)
-class Networks:
+class NetworkSettings:
     """The fixed G and D every strategy trains (and the pretexts' networks share)."""
 
     image_size: int
@@ -37,9 +38,9 @@ class Networks:
 
 
 @dataclass(frozen=True)
-class Training:
-    """The noise-to-image GAN's optimisation; the recipe's values ([recipes] in profiles.toml)
-    are the last six."""
+class TrainingSettings:
+    """The noise-to-image GAN's optimisation; a recipe ([recipes] in profiles.toml) sets the
+    last five and may set others (stabilized sets r1_gamma)."""
 
     batch_size: int
     lr_g: float
@@ -58,7 +59,7 @@ class Training:
 
 
 @dataclass(frozen=True)
-class Pretexts:
+class PretextSettings:
     """The CycleGAN (and autoencoder) pretexts' own training."""
 
     pretext_batch: int
@@ -71,7 +72,7 @@ class Pretexts:
 
 
 @dataclass(frozen=True)
-class Evaluation:
+class EvaluationSettings:
     """The metrics, their sample sizes and the networks they train, and the training statistics
     (divergence, saturation, collapse); the same for every strategy."""
 
@@ -95,7 +96,7 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
-class Budgets:
+class BudgetSettings:
     """How long things train and how often they are evaluated."""
 
     steps: int
@@ -103,18 +104,19 @@ class Budgets:
     eval_every: int
 
 
-GROUPS = {"networks": Networks, "training": Training, "pretexts": Pretexts,
-          "evaluation": Evaluation, "budgets": Budgets}
+GROUPS = {"networks": NetworkSettings, "training": TrainingSettings, "pretexts": PretextSettings,
+          "evaluation": EvaluationSettings, "budgets": BudgetSettings}
 
 
 @dataclass(frozen=True)
-class Settings(Budgets, Evaluation, Pretexts, Training, Networks):
+class Settings(BudgetSettings, EvaluationSettings, PretextSettings, TrainingSettings,
+               NetworkSettings):
     """Every number the harness uses for one (profile, dims); the same for every strategy. Its
     fields are those of the groups, read flat (`s.lr_g`) or by concern (`s.group("training")`)."""
 
     profile: str
     dims: int
-    recipe: str            # the training recipe whose values `Training` holds
+    recipe: str            # the training recipe, whose values `TrainingSettings` holds
     splits: tuple[tuple[str, int], ...] | None = None
 
     def group(self, name: str) -> dict:
@@ -175,6 +177,11 @@ def get_settings(profile: str, dims: int, recipe: str = DEFAULT_RECIPE) -> Setti
     own = table[profile][f"{dims}d"]
     values.update({k: v for k, v in own.items() if k not in recipes})
     values.update(own.get(recipe, {}))
+    unknown = sorted(set(values) - set(_group_of()) - {"splits"})
+    if unknown:
+        raise BenchError(f"bench/profiles.toml: {unknown[0]} (under [{profile}.{dims}d] or "
+                         f"[recipes.{recipe}]) is not a setting; remove it or declare it in "
+                         "bench/profiles.py")
     if "splits" in values:
         values["splits"] = tuple(sorted(values["splits"].items()))
     from bench.nets import NOISE_INPUTS, UPSAMPLINGS  # the networks' own lists of choices

@@ -3,14 +3,17 @@ carries, each a dataclass, read and written as JSON here and nowhere else; and t
 unit's curve, written as its CSV's rows.
 
 Schema versions: 1 is every row written before rows carried one (no `schema` key); 2 added the
-key and nothing else, so a version-1 row reads unchanged. A row from a newer schema is refused
-rather than half understood. Fields were added to rows over time before versions existed: a
-field a row predates is absent, read as None and written back absent, so an old study's tables
-list what it stored and nothing it did not.
+key and `failure` (null unless the unit failed) to every row, so a version-1 row reads
+unchanged. A row from a newer schema is refused rather than half understood. Fields were added
+to rows over time before versions existed: a field a row predates is absent, read as its default
+(None, or an empty map) and written back absent unless it was set since, so an old study's
+tables list what it stored and nothing it did not. A failed unit's row leaves out what only a
+trained unit has (`omit`).
 """
 
 from __future__ import annotations
 
+import functools
 import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
@@ -23,10 +26,14 @@ SCHEMA = 2
 STATUSES = ("ok", "diverged", "failed")
 
 
+@dataclass
 class Record:
     """JSON in and out for a dataclass; fields annotated with a Record type nest."""
 
     REQUIRED: ClassVar[tuple[str, ...]] = ()
+    # Fields left out of the JSON, with the value each had then: one still holding it stays out.
+    _absent: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False,
+                                    metadata={"stored": False})
 
     @classmethod
     def from_json(cls, data: Any, where: str):
@@ -40,21 +47,31 @@ class Record:
         if unknown:
             raise BenchError(f"{where}: unknown field {unknown[0]!r} in {cls.__name__} (written "
                              "by another version of bench?); remove it or upgrade gan-init-bench")
-        hints = typing.get_type_hints(cls)
+        hints = _hints(cls)
         values = {name: _nested(hints[name], data[name], f"{where} {name}")
                   for name in names if name in data}
         record = cls(**values)
-        record._absent = frozenset(n for n in names if n not in data)
+        record.omit(*(n for n in names if n not in data))
         return record
 
+    def omit(self, *names: str) -> None:
+        """Leave these fields out of the JSON while they keep their present values."""
+        self._absent.update({name: getattr(self, name) for name in names})
+
     def to_json(self) -> dict[str, Any]:
-        absent = getattr(self, "_absent", frozenset())
         out = {}
         for f in fields(self):
-            if f.metadata.get("stored", True) and f.name not in absent:
-                value = getattr(self, f.name)
-                out[f.name] = value.to_json() if isinstance(value, Record) else value
+            value = getattr(self, f.name)
+            if not f.metadata.get("stored", True) or (
+                    f.name in self._absent and value == self._absent[f.name]):
+                continue
+            out[f.name] = value.to_json() if isinstance(value, Record) else value
         return out
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
 
 
 def _nested(hint: Any, value: Any, where: str) -> Any:
@@ -134,7 +151,7 @@ class Tuned(Record):
     value: float | None = None
     params: dict[str, Any] = field(default_factory=dict)
     effort: dict[str, int] | None = None
-    split: str | None = None
+    split: dict[str, Any] | None = None  # the tuning split's identity (bench.unit.split_identity)
     unit_seed: int | None = None
     pretext_seed: int | None = None
     recipe: str | None = None
@@ -196,12 +213,16 @@ class UnitRecord(Record):
     def from_json(cls, data: Any, where: str) -> UnitRecord:
         if isinstance(data, dict):
             version = data.get("schema", 1)
-            if not isinstance(version, int) or version > SCHEMA:
+            if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+                raise BenchError(f"{where}: record schema {version!r} is not a version number; "
+                                 "fix or delete that line")
+            if version > SCHEMA:
                 raise BenchError(f"{where}: written with record schema {version!r}, newer than "
                                  f"this bench reads ({SCHEMA}); upgrade gan-init-bench")
         record = super().from_json(data, where)
         if "schema" in record._absent:
             record.schema = 1
+            record.omit("schema")
         if record.status not in STATUSES:
             raise BenchError(f"{where}: unknown status {record.status!r} "
                              f"(expected one of {', '.join(STATUSES)})")
@@ -243,8 +264,10 @@ class CurvePoint:
     evaluation: Evaluation | None = None
 
     def get(self, column: str) -> float | None:
-        """The leading metric, a curve metric or D's accuracy at this point (None without an
-        evaluation)."""
+        """A column of the point's row: the step, seconds and losses, or the leading metric, a
+        curve metric or D's accuracy (None without an evaluation)."""
+        if column in ("step", "seconds", "loss_g", "loss_d"):
+            return getattr(self, column)
         e = self.evaluation
         if e is None:
             return None

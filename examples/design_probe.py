@@ -17,7 +17,8 @@ from bench.profiles import get_settings
 from bench.config import default_cache
 from bench.unit import prepare_task, build_unit, train
 from bench.noise_path import spread_by_stage
-from bench.metrics.registry import Sample
+from bench.metrics.events import evaluations
+from bench.metrics.registry import LEADING, Sample
 from bench.metrics.defects import dark_boxes, checkerboard_energy
 from bench.nets import MinibatchStd, _conv, init_weights, count_parameters
 
@@ -163,10 +164,11 @@ spread0 = spread_by_stage(unit.G, z) if trunk else None
 tic = time.time()
 res = train(task, unit, None, name)
 wall = time.time() - tic
-ceiling = res.curve[0]["fid"]
-rows = [{"step": r["step"], "fid": r["fid"], "pos": (r["fid"] - floor) / (ceiling - floor),
-         "modes": r.get("modes_covered"), "k": r.get("modes_k"), "cov": r.get("coverage")}
-        for r in res.curve]
+ceiling = res.curve[0].get(LEADING)
+rows = [{"step": p.step, "fid": p.get(LEADING),
+         "pos": None if p.get(LEADING) is None else (p.get(LEADING) - floor) / (ceiling - floor),
+         "modes": p.get("modes_covered"), "k": p.get("modes_k"), "cov": p.get("coverage")}
+        for p in evaluations(res.curve)]
 G = unit.G
 spread1 = spread_by_stage(G, z) if trunk else None
 rec = {"name": name, "modes_k": len(ev.modes.modes(ev.n)) if ev.modes else None, "settings": over, "precision": task.precision, "g_parameters": count_parameters(unit.G),

@@ -55,7 +55,7 @@ def _leading() -> list[Metric]:
             Metric(lead("best_step"), f"step of best {m.label}", digits=0),
             Metric(lead("init"), f"{m.label} at step 0", m.better),
             Metric(lead("auc"), f"{m.label} averaged over training (AUC)", m.better, m.family),
-            Metric(lead("gap"), f"final − best {m.label}", LOWER if m.better == LOWER else HIGHER)]
+            Metric(lead("gap"), f"final − best {m.label}", LOWER)]
 
 
 METRICS: tuple[Metric, ...] = (

@@ -200,7 +200,7 @@ def pretext_failed(unit: pd.Series) -> bool:
     return str(unit.get("reason") or "").startswith("pretext ")  # rows without `failure`
 
 
-def lost(unit: pd.Series, dims: int) -> bool:
+def lost(unit: pd.Series) -> bool:
     """Ran (or was meant to) and has no value: counted at the worst end, never dropped."""
     if unit["status"] == "diverged":
         return True
@@ -221,11 +221,11 @@ class _Side:
     absent: set[int] = field(default_factory=set)  # no value to compare, and none to impute
 
 
-def strategy_side(units: pd.DataFrame, metric: str, dims: int) -> _Side:
+def strategy_side(units: pd.DataFrame, metric: str) -> _Side:
     values, gone = {}, set()
     for _, u in units.iterrows():
         seed = int(u["seed"])
-        if lost(u, dims):
+        if lost(u):
             gone.add(seed)
             values[seed] = None
         else:
@@ -234,7 +234,7 @@ def strategy_side(units: pd.DataFrame, metric: str, dims: int) -> _Side:
     return _Side(values, gone)
 
 
-def _budget_side(units: pd.DataFrame, strategy: str, metric: str, dims: int) -> _Side | None:
+def _budget_side(units: pd.DataFrame, strategy: str, metric: str) -> _Side | None:
     """The baseline's values at `strategy`'s own compute budget, None when it has none."""
     prefix = f"budgets.{strategy}"
     if f"{prefix}.status" not in units.columns or units[f"{prefix}.status"].isna().all():
@@ -357,14 +357,14 @@ def compare_task(in_task: pd.DataFrame, metrics: list[Metric],
         effect = (None if floor is None or ceiling is None
                   else SMALLEST_EFFECT * abs(ceiling - floor))
         for strategy in others:
-            x = strategy_side(in_task[in_task["strategy"] == strategy], m.name, dims)
+            x = strategy_side(in_task[in_task["strategy"] == strategy], m.name)
             for matching in MATCHINGS:
                 if matching == "compute" and m.name in STEP_ONLY:
                     continue
-                y = (strategy_side(base_units, m.name, dims) if matching == "step"
-                     else _budget_side(base_units, strategy, m.name, dims))
+                y = (strategy_side(base_units, m.name) if matching == "step"
+                     else _budget_side(base_units, strategy, m.name))
                 c = PairedComparison(in_task["task"].iloc[0], strategy, m.name,
-                                     family(strategy, m.name, dims, variant), matching,
+                                     family(strategy, m.name, variant), matching,
                                      m.better == HIGHER, smallest_effect=effect,
                                      withheld=_withheld(in_task, strategy, x, y, health, matching))
                 if y is not None:

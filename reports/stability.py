@@ -75,11 +75,10 @@ def _spread(values: pd.Series) -> str:
 def _pairs(in_task: pd.DataFrame, strategies: list[str]) -> list[str]:
     """Each strategy minus the baseline on the leading metric, draw against draw (lost units
     at the worst, as in every comparison), Holm over the strategies compared."""
-    dims = fmt.dims(in_task)
     name = PRIMARY_METRIC
-    base = strategy_side(in_task[in_task["strategy"] == BASELINE], name, dims)
+    base = strategy_side(in_task[in_task["strategy"] == BASELINE], name)
     ceiling = _value(in_task.iloc[0], bound_columns(name)[1])
-    found = {st: paired(strategy_side(in_task[in_task["strategy"] == st], name, dims), base,
+    found = {st: paired(strategy_side(in_task[in_task["strategy"] == st], name), base,
                         ceiling, higher_is_better=False) for st in strategies}
     tested = [st for st in strategies if found[st].get("p") is not None]
     adjusted = dict(zip(tested, holm([found[st]["p"] for st in tested])))

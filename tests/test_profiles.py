@@ -49,3 +49,13 @@ def test_a_misplaced_default_is_a_one_line_error(monkeypatch, edit, message):
     with pytest.raises(BenchError) as err:
         get_settings("quick", 2)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_unknown_setting_under_a_profile_is_a_one_line_error(monkeypatch):
+    table = profiles._table()
+    quick = {**table["quick"], "2d": {**table["quick"]["2d"], "stepz": 10}}
+    monkeypatch.setattr(profiles, "_table", lambda: {**table, "quick": quick})
+    with pytest.raises(BenchError, match=r"stepz \(under \[quick.2d\] or \[recipes.stabilized\]\) "
+                       "is not a setting"):
+        get_settings("quick", 2)
+    get_settings("quick", 3)  # the 3D table is untouched

@@ -58,6 +58,7 @@ def test_a_new_record_has_every_field_and_the_current_schema():
 
 @pytest.mark.parametrize("change, message", [
     ({"schema": SCHEMA + 1}, f"record schema {SCHEMA + 1!r}, newer than this bench reads"),
+    ({"schema": True}, "record schema True is not a version number"),
     ({"colour": "blue"}, "unknown field 'colour' in UnitRecord"),
     ({"status": "done"}, "unknown status 'done'"),
     ({"task": None}, "missing task"),
@@ -101,12 +102,13 @@ def test_a_failed_unit_is_not_finished_and_is_replaced_by_its_rerun(tmp_path):
 
 def test_the_leading_metric_is_stored_and_shown_under_its_registered_name():
     from bench.metrics.events import EVENTS, convergence
-    from bench.metrics.registry import LEADING, REGISTRY, lead
+    from bench.metrics.registry import LEADING, LOWER, REGISTRY, lead
     from bench.plan import PRIMARY_METRIC
     from bench.store import CURVE_COLUMNS
     from reports.catalog import BY_NAME, bound_columns
 
     entry = REGISTRY[LEADING]
+    assert entry.better == LOWER  # the curve's best is its minimum; a blow-up rises above it
     assert PRIMARY_METRIC == f"{LEADING}_final" and LEADING in CURVE_COLUMNS
     assert BY_NAME[PRIMARY_METRIC].label == f"final {entry.label}"
     assert BY_NAME[PRIMARY_METRIC].better == entry.better
@@ -132,3 +134,33 @@ def test_a_curve_point_round_trips_through_its_row_as_checkpoints_keep_it():
     missing = CurvePoint(0, 0.0, evaluation=Evaluation(None, "the generated images are not finite"))
     assert CurvePoint.from_row(missing.row()) == missing
     assert point.get("coverage") == 0.4 and point.get("d_acc_fake") == 0.6
+    assert point.get("loss_g") == 0.9 and closing.get("step") == 237
+
+
+def test_a_failed_unit_records_what_ran_and_why_not_what_only_training_gives(tmp_path):
+    from bench.unit.record import TRAINED_ONLY
+    record = _record(status="failed", failure="error", reason="RuntimeError: boom", metrics={})
+    record.omit(*TRAINED_ONLY)
+    out = record.to_json()
+    assert set(out) == {"unit", "task", "strategy", "seed", "status", "schema", "failure", "reason",
+                        "diverged_step", "metrics", "metrics_missing", "settings", "versions",
+                        "hardware", "tuned", "draw", "finished_at"}
+    record.steps = 12  # set after it was left out: written after all
+    assert record.to_json()["steps"] == 12
+
+
+def test_a_field_set_on_an_older_row_is_written_and_the_rest_stay_as_read():
+    row = _published()[0]
+    record = UnitRecord.from_json(row, "line 1")
+    record.mode_counts = {"counts": [1, 2]}
+    assert record.to_json() == {**row, "mode_counts": {"counts": [1, 2]}}
+
+
+def test_rows_an_older_checkpoint_kept_read_back_as_they_were():
+    evaluation = {"step": 0, "seconds": 0.1, "loss_g": None, "loss_d": None, "fid": 210.0,
+                  "msssim": 0.3, "coverage": 0.01, "d_acc_real": 1.0, "d_acc_fake": 0.0}
+    closing = {"step": 37, "seconds": 3.2, "fid": None, "loss_g": float("nan"), "loss_d": 0.7}
+    assert CurvePoint.from_row(evaluation).evaluation.metrics == {"msssim": 0.3, "coverage": 0.01}
+    assert CurvePoint.from_row(closing).evaluation is None
+    for row in (evaluation, closing):
+        assert CurvePoint.from_row(row).row() == row

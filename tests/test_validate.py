@@ -267,16 +267,16 @@ def test_suite_collapse_check_uses_known_modes_where_measured():
                          columns=raw.columns)
     # coverage alone would call the strongest duplication healthy; the modes see it collapsed
     raw.loc[(raw["check"] == "duplicated") & (raw["level"] == 4), "value"] = 0.8
-    checks = state_checks(pd.concat([raw, modes], ignore_index=True), 3)
+    checks = state_checks(pd.concat([raw, modes], ignore_index=True))
     collapsed = checks[checks["state"] == "collapsed"].set_index("set")
     assert collapsed["passed"].all() and collapsed.loc["duplicated (strongest)", "hits"] == 3
-    assert not state_checks(raw, 3).set_index(["state", "set"]).loc[
+    assert not state_checks(raw).set_index(["state", "set"]).loc[
         ("collapsed", "duplicated (strongest)"), "passed"]
 
 
 def test_positions_place_every_set_between_floor_and_ceiling():
     from bench.metrics.validate import positions
-    where = positions(_state_raw(checkerboard=10.0), 2).set_index("check")
+    where = positions(_state_raw(checkerboard=10.0)).set_index("check")
     assert where.loc["untrained", "mean"] == pytest.approx(1.0)
     assert 0.08 < where.loc["checkerboard", "mean"] < 0.1  # (10 - 1.1) / (101 - 1.1), per draw
     assert where.loc["shuffled", "low"] <= where.loc["shuffled", "mean"] <= where.loc["shuffled", "high"]
@@ -284,10 +284,10 @@ def test_positions_place_every_set_between_floor_and_ceiling():
 
 def test_suite_checks_the_state_thresholds_both_ways():
     from bench.metrics.validate import state_checks
-    good = state_checks(_state_raw(checkerboard=10.0), 2)
+    good = state_checks(_state_raw(checkerboard=10.0))
     assert good["passed"].all() and len(good) == 6
     assert good.set_index(["state", "set"]).loc[("noise", "checkerboard"), "hits"] == 3
-    bad = state_checks(_state_raw(checkerboard=1.5), 2)
+    bad = state_checks(_state_raw(checkerboard=1.5))
     noise = bad[bad["state"] == "noise"].set_index("set")
     assert not noise.loc["checkerboard", "passed"] and noise.loc["real", "passed"]
 

@@ -140,7 +140,7 @@ REGISTRY: dict[str, Metric] = {}
 # domain FID passes every check it is required to pass in both tasks. One for 2D and 3D, so a
 # report's tasks share their endpoint's column. Rows store it under its name: the curve's column
 # LEADING, its summaries `lead(...)` (fid_final, fid_best, ...), its missing reason in the curve
-# `lead("missing")`.
+# `lead("missing")`. Lower is better: a curve's best is its minimum, a blow-up rises above it.
 LEADING = "fid"
 
 

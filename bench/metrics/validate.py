@@ -169,16 +169,15 @@ def run_suite(data, s, domain, inception_extractor=None, draws: int = 3, seed: i
     extra = [zero.assign(check=kind.name) for kind in kinds if kind.name != "dropped_modes"]
     raw = pd.concat([raw[raw["check"] != "real"], *extra], ignore_index=True)
     raw = pd.concat([raw, zero.assign(check="real")], ignore_index=True)
-    return SuiteResult(raw, judge(raw, metrics), pd.DataFrame(flags), state_checks(raw, s.dims),
-                       s.image_size, positions(raw, s.dims))
+    return SuiteResult(raw, judge(raw, metrics), pd.DataFrame(flags), state_checks(raw),
+                       s.image_size, positions(raw))
 
 
-def state_checks(raw: pd.DataFrame, dims: int) -> pd.DataFrame:
+def state_checks(raw: pd.DataFrame) -> pd.DataFrame:
     """The one definition of noise and collapse (bench.metrics.states) on the suite's sets, each
     draw on its own; floors and ceilings are the means over draws of the real sets and of the
     untrained generators. Collapse is judged by known modes where they were measured, else by
     coverage. Empty when the leading metric or both collapse measures are missing."""
-    lead = LEADING
 
     def values(metric: str, check: str, level: int) -> pd.Series:
         part = raw[(raw["metric"] == metric) & (raw["check"] == check) & (raw["level"] == level)]
@@ -186,9 +185,9 @@ def state_checks(raw: pd.DataFrame, dims: int) -> pd.DataFrame:
 
     by_modes = values("modes_covered", "real", 0).notna().any()
     measure = "modes_covered" if by_modes else "coverage"
-    if values(lead, "real", 0).empty or not values(measure, "real", 0).notna().any():
+    if values(LEADING, "real", 0).empty or not values(measure, "real", 0).notna().any():
         return pd.DataFrame(columns=["state", "set", "expected", "draws", "hits", "passed"])
-    floor, ceiling = values(lead, "real", 0).mean(), values(lead, "untrained", 1).mean()
+    floor, ceiling = values(LEADING, "real", 0).mean(), values(LEADING, "untrained", 1).mean()
     real_level = values(measure, "real", 0).mean()
     duplicated = raw.loc[raw["check"] == "duplicated", "level"]
 
@@ -199,8 +198,8 @@ def state_checks(raw: pd.DataFrame, dims: int) -> pd.DataFrame:
         return (states.collapsed(None, None, v, real_level) if by_modes
                 else states.collapsed(v, real_level))
 
-    cases = [("noise", "real", False, values(lead, "real", 0), is_noise),
-             *[("noise", c, True, values(lead, c, 1), is_noise) for c in CASES
+    cases = [("noise", "real", False, values(LEADING, "real", 0), is_noise),
+             *[("noise", c, True, values(LEADING, c, 1), is_noise) for c in CASES
                if (raw["check"] == c).any()],
              ("collapsed", "real", False, values(measure, "real", 0), is_collapsed)]
     if len(duplicated):
@@ -214,18 +213,18 @@ def state_checks(raw: pd.DataFrame, dims: int) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["state", "set", "expected", "draws", "hits", "passed"])
 
 
-def positions(raw: pd.DataFrame, dims: int) -> pd.DataFrame:
+def positions(raw: pd.DataFrame) -> pd.DataFrame:
     """Every degradation level and fake on the leading metric's scale: 0 at the real sets (the
     floor), 1 at the untrained generator (the ceiling), per draw against that draw's own floor
     and ceiling; mean, lowest and highest over draws. What "noise" is calibrated on."""
-    lead = raw[raw["metric"] == LEADING]
-    if lead.empty:
+    values = raw[raw["metric"] == LEADING]
+    if values.empty:
         return pd.DataFrame(columns=["check", "level", "strength", "mean", "low", "high"])
     bounds = {d: (g.loc[g["check"] == "real", "value"].mean(),
                   g.loc[g["check"] == "untrained", "value"].mean())
-              for d, g in lead.groupby("draw")}
-    where = lead.assign(position=[states.position(v, *bounds[d])
-                                  for v, d in zip(lead["value"], lead["draw"])])
+              for d, g in values.groupby("draw")}
+    where = values.assign(position=[states.position(v, *bounds[d])
+                                    for v, d in zip(values["value"], values["draw"])])
     where = where[where["check"] != "real"]
     out = (where.groupby(["check", "level", "strength"], sort=False)["position"]
            .agg(["mean", "min", "max"]).reset_index()

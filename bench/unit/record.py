@@ -1,5 +1,5 @@
-"""A unit's row in the run store: what ran, where, on which data, and what came of it. Every row
-has the same keys, finished or failed."""
+"""A unit's row in the run store: what ran, where, on which data, and what came of it. A finished
+unit's row has every field; a failed one's leaves out what only training gives."""
 
 from __future__ import annotations
 
@@ -13,6 +13,12 @@ from bench.device import hardware, resolve_precision
 from bench.profiles import Settings
 from bench.records import Draw, Tuned, UnitRecord, UnitSettings
 from bench.store import unit_id
+
+
+# What only a trained unit has: a failed unit's row says what ran, where, and why it failed.
+TRAINED_ONLY = ("steps", "resumed_step", "train_seconds", "seconds", "budgets", "events",
+                "mode_counts", "compute", "transfer", "movement", "pretexts", "strategy_origin",
+                "reference", "files")
 
 
 def versions() -> dict[str, str]:
@@ -64,8 +70,11 @@ def failed_row(spec, strategy_name: str, seed: int, cfg, device: torch.device, d
                s: Settings, reason: str, failure: str, tuned: dict | None,
                draw: dict | None = None) -> UnitRecord:
     """`failure`: "pretext" (its pretext diverged in training: the report counts the unit as
-    lost) or "error" (anything else, e.g. out of memory: no verdict is given until a rerun, which
-    retries every failed unit, finishes it)."""
-    return unit_row(spec, strategy_name, seed, cfg, device, data, s, reason=reason,
-                    failure=failure, tuned=tuned, draw=draw,
-                    metrics_missing={"all": f"the unit failed: {reason}"})
+    lost) or "error" (anything else, e.g. a broken plugin: no verdict is given until a rerun,
+    which retries every failed unit, finishes it). The row leaves out what only a trained unit
+    has."""
+    record = unit_row(spec, strategy_name, seed, cfg, device, data, s, reason=reason,
+                      failure=failure, tuned=tuned, draw=draw,
+                      metrics_missing={"all": f"the unit failed: {reason}"})
+    record.omit(*TRAINED_ONLY)
+    return record
