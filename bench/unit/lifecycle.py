@@ -55,8 +55,7 @@ def run_unit(opened: OpenTask, strategy_name: str, seed: int, cfg, store: RunSto
     hyper-parameters this seed trains with."""
     task = opened.task
     try:
-        return _run_unit(task, strategy_name, seed, cfg, store, opened.reference,
-                         opened.real_samples, tuned, budgets, draw)
+        return _run_unit(opened, strategy_name, seed, cfg, store, tuned, budgets, draw)
     except PretextFailed as err:
         reason, failure = str(err), "pretext"
     except Exception as err:
@@ -68,9 +67,9 @@ def run_unit(opened: OpenTask, strategy_name: str, seed: int, cfg, store: RunSto
                       reason, failure, tuned, draw)
 
 
-def _run_unit(task: Task, strategy_name: str, seed: int, cfg, store: RunStore,
-              reference: EvaluatorReference, real_samples: str, tuned: dict | None,
-              budgets: dict | None, draw: dict | None) -> UnitRecord:
+def _run_unit(opened: OpenTask, strategy_name: str, seed: int, cfg, store: RunStore,
+              tuned: dict | None, budgets: dict | None, draw: dict | None) -> UnitRecord:
+    task, reference = opened.task, opened.reference
     spec, data, evaluator, device = task.spec, task.data, task.evaluator, task.device
     stem = unit_stem(spec.name, strategy_name, seed)
     budgets = budgets or {}
@@ -90,7 +89,7 @@ def _run_unit(task: Task, strategy_name: str, seed: int, cfg, store: RunStore,
     before = sum(p["flops"] for p in compute["pretexts"].values())  # a curve's FLOPs start here
     files = {"curve": store.write_curve(stem, with_flops(result.curve, s, before)),
              "extension_curve": None, "samples": None, "samples_nifti": None, "closest": None,
-             "real_samples": real_samples}
+             "real_samples": opened.real_samples}
     at_budgets = None
     if budgets:
         tic = time.perf_counter()
