@@ -140,10 +140,12 @@ def _defaults(table: dict) -> dict:
             raise BenchError(f"bench/profiles.toml: [defaults] holds the tables "
                              f"{', '.join(GROUPS)}, not {name!r}: move it into one of them")
         for key, value in group.items():
-            if where.get(key) != name:
-                home = f"[defaults.{where[key]}]" if key in where else "no table (not a setting)"
+            if key not in where:
+                raise BenchError(f"bench/profiles.toml: {key} in [defaults.{name}] is not a "
+                                 "setting; remove it or declare it in bench/profiles.py")
+            if where[key] != name:
                 raise BenchError(f"bench/profiles.toml: {key} in [defaults.{name}] belongs in "
-                                 f"{home}")
+                                 f"[defaults.{where[key]}]; move it there")
             values[key] = value
     return values
 

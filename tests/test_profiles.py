@@ -38,9 +38,9 @@ def test_the_defaults_are_laid_out_by_concern():
 
 @pytest.mark.parametrize("edit, message", [
     (lambda d: {**d, "networks": {**d["networks"], "lr_g": 1.0}},
-     "lr_g in [defaults.networks] belongs in [defaults.training]"),
+     "lr_g in [defaults.networks] belongs in [defaults.training]; move it there"),
     (lambda d: {**d, "evaluation": {**d["evaluation"], "fid_samples_extra": 3}},
-     "fid_samples_extra in [defaults.evaluation] belongs in no table (not a setting)"),
+     "fid_samples_extra in [defaults.evaluation] is not a setting; remove it or declare it"),
     (lambda d: {**d, "z_dim": 64}, "[defaults] holds the tables networks, training"),
 ])
 def test_a_misplaced_default_is_a_one_line_error(monkeypatch, edit, message):
