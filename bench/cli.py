@@ -491,8 +491,9 @@ def _validate(args: argparse.Namespace) -> int:
     """Exit status 1 when a metric fails a check the table requires of it."""
     import datasets
     from bench.device import FEATURE_NUMERICS, resolve_device
-    from bench.metrics.domain import get_domain_features
+    from bench.metrics.domain import get_domain_features, get_encoders
     from bench.metrics.inception import load_inception
+    from bench.metrics.registry import encoder_views, list_metrics
     from bench.metrics.modes import get_mode_classifier
     from bench.metrics.validate import check_size, run_suite, table_text, write_outputs
     from bench.profiles import get_settings
@@ -515,6 +516,9 @@ def _validate(args: argparse.Namespace) -> int:
                                         progress=not args.no_progress)
         check_size(data)
         domain = get_domain_features(data, s, cache, device, "fp32", progress=not args.no_progress)
+        wanted = [m for m in list_metrics(dims=s.dims) if names is None or m.name in names]
+        encoders = get_encoders(data, s, cache, device, encoder_views(wanted),
+                                progress=not args.no_progress)
         classifier = get_mode_classifier(data, s, cache, device, progress=not args.no_progress)
         if classifier is not None:
             accuracy = ", ".join(f"{c} {a:.2f}" for c, a in classifier.info["test_accuracy"].items())
@@ -525,11 +529,15 @@ def _validate(args: argparse.Namespace) -> int:
             if extractor is None:
                 print(f"{spec.name}: Inception FID left out: {described}")
         result = run_suite(data, s, domain, extractor, args.draws, progress=not args.no_progress,
-                           names=names, mode_classifier=classifier, checks=checks)
+                           names=names, mode_classifier=classifier, checks=checks,
+                           encoders=encoders)
         out = (args.out or Path("runs") / f"validate-{args.profile}") / spec.name
         paths = write_outputs(result, out, f"{spec.name}, profile {args.profile}")
         print(f"## {spec.name} ({args.profile}, {args.draws} draws)\n\n{table_text(result)}\n")
         print(f"table: {paths['table']}\nfigure: {paths['figure']}\n")
+        if result.unvalidated():
+            print(f"{spec.name}: unvalidated (the registry does not trust them; they fail a check "
+                  f"they would need): {', '.join(result.unvalidated())}")
         if result.failures():
             failed[spec.name] = result.failures()
     for task, names in failed.items():

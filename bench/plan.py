@@ -6,8 +6,8 @@
   point?") and once at equal compute, pretext included ("worth its cost?"), per task: one family
   of two tests, Holm-corrected.
 - Smallest effect of interest: SMALLEST_EFFECT of the way between the metric's floor (real images)
-  and its ceiling (the untrained generator), the same share at which the leading metric stops
-  telling a set from brain-shaped noise (bench.metrics.states.NOISE_POSITION).
+  and its ceiling (the untrained generator), calibrated with the leading metric's encoder
+  (bench.metrics.states.Scale; rows scored by an older encoder keep theirs).
 - Secondary: every other planned strategy against the baseline on the same leading metric, at
   equal steps and at equal compute: the controls' lines of the answer. One Holm family per task,
   sized for the full built-in plan of the task's dimensionality whether or not a run holds all of
@@ -22,13 +22,13 @@
 from __future__ import annotations
 
 from bench.metrics.registry import lead
-from bench.metrics.states import NOISE_POSITION
+from bench.metrics.states import CURRENT
 from strategies import BASELINE, applies, list_strategies, strategy_origin
 
 ALPHA = 0.05  # a verdict also needs the Holm-adjusted paired p below this
 PRIMARY_STRATEGY = "cyclegan-t2t1"
 MATCHINGS = ("step", "compute")
-SMALLEST_EFFECT = NOISE_POSITION
+SMALLEST_EFFECT = CURRENT.smallest_effect
 FAMILIES = ("primary", "secondary", "exploratory")
 __all__ = ["ALPHA", "BASELINE", "PRIMARY_STRATEGY", "MATCHINGS", "SMALLEST_EFFECT", "STEP_ONLY",
            "FAMILIES", "PLANNED_STRATEGIES", "PRIMARY_METRIC", "family", "family_sizes", "seeds_for",

@@ -4,7 +4,9 @@ unit's curve, written as its CSV's rows.
 
 Schema versions: 1 is every row written before rows carried one (no `schema` key); 2 added the
 key and `failure` (null unless the unit failed) to every row, so a version-1 row reads
-unchanged. A row from a newer schema is refused rather than half understood. Fields were added
+unchanged; 3 added the reference's `leading` (the leading metric's registered name; rows before
+it were scored with the domain FID, `fid`) and `encoders` (the further domain encoders some
+metrics have of their own). A row from a newer schema is refused rather than half understood. Fields were added
 to rows over time before versions existed: a field a row predates is absent, read as its default
 (None, or an empty map) and written back absent unless it was set since, so an old study's
 tables list what it stored and nothing it did not. A failed unit's row leaves out what only a
@@ -22,7 +24,7 @@ from bench.metrics.registry import LEADING, lead
 from ground.errors import BenchError
 
 
-SCHEMA = 2
+SCHEMA = 3
 STATUSES = ("ok", "diverged", "failed")
 
 
@@ -90,6 +92,10 @@ class EvaluatorReference(Record):
     # leading metric would be another schema.
     fid_floor: float | None = None
     fid_ceiling: float | None = None
+    # The leading metric's registered name; feature_net below names its encoder and version.
+    leading: str | None = None
+    # The further domain encoders, by their views' name: feature net / weights hash.
+    encoders: dict[str, str] | None = None
     floors: dict[str, float | None] = field(default_factory=dict)
     ceilings: dict[str, float | None] = field(default_factory=dict)
     fid_bias: dict[str, dict] | None = None

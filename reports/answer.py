@@ -4,13 +4,13 @@ steps and at equal compute, one line per secondary strategy, then the baseline's
 from __future__ import annotations
 
 from bench.metrics.registry import LEADING, MEMORIZATION, REGISTRY
-from bench.plan import (ALPHA, BASELINE, PRIMARY_METRIC, PRIMARY_STRATEGY, SMALLEST_EFFECT,
+from bench.plan import (ALPHA, BASELINE, PRIMARY_METRIC, PRIMARY_STRATEGY,
                         family_sizes, seeds_for)
 from datasets.spec import GENERATED_SOURCES
 from reports import fmt
 from reports.analysis import Analysis
 from reports.catalog import metric
-from reports.comparisons import PairedComparison, is_variant
+from reports.comparisons import PairedComparison, is_variant, leading_scale
 from reports.stats import fisher_p
 
 MATCHING_WORDS = {"step": "at equal steps", "compute": "at equal compute"}
@@ -164,7 +164,8 @@ def answer_section(analysis: Analysis) -> str:
              f"leading metric's final value; the primary comparison is {PRIMARY_STRATEGY} "
              f"against {BASELINE}, at equal steps (a better starting point?) and at equal "
              "compute, pretext included (worth its cost?), paired by seed, Holm-corrected over "
-             f"these two; the smallest effect of interest is {SMALLEST_EFFECT} of the way from "
+             f"these two; the smallest effect of interest is "
+             f"{leading_scale(analysis.frame).smallest_effect:g} of the way from "
              "the metric's real floor to its untrained ceiling. Every other line is secondary: "
              "the other strategies and controls on the same metric, one Holm family per task, "
              "sized for the full built-in plan (other metrics are exploratory). Lower is better for "

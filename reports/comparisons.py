@@ -24,10 +24,11 @@ import pandas as pd
 from bench.metrics import states
 from bench.metrics.registry import LEADING
 from bench.plan import (ALPHA, BASELINE, FAMILIES, MATCHINGS, PLANNED_STRATEGIES, PRIMARY_METRIC,
-                        SMALLEST_EFFECT, STEP_ONLY, family, family_sizes)
+                        STEP_ONLY, family, family_sizes)
 from reports import fmt
 from reports.catalog import HIGHER, Metric, bound_columns
 from reports.stats import MIN_SEEDS_FOR_INTERVAL, holm, paired_interval, signed_rank_p
+from ground.errors import BenchError
 
 CSV_COLUMNS = ("task", "strategy", "baseline", "metric", "family", "matching", "n_pairs",
                "n_diverged", "diff_mean", "ci_low", "ci_high", "p", "p_holm", "verdict", "why",
@@ -147,7 +148,7 @@ def _lost_modes(in_task: pd.DataFrame) -> tuple[bool | None, str]:
 
 
 def _settled(in_task: pd.DataFrame, curves: dict[str, pd.DataFrame] | None,
-             floor: float | None, ceiling: float | None) -> bool | None:
+             floor: float | None, ceiling: float | None, scale: states.Scale) -> bool | None:
     """bench.metrics.states.converged on the baseline's mean curve over its units."""
     units = in_task.loc[in_task["strategy"] == BASELINE, "unit"]
     parts = [curves[u][["step", LEADING]] for u in units
@@ -155,7 +156,16 @@ def _settled(in_task: pd.DataFrame, curves: dict[str, pd.DataFrame] | None,
     if not parts:
         return None
     mean = pd.concat(parts).dropna().groupby("step")[LEADING].mean()
-    return states.converged(mean.index.tolist(), mean.tolist(), floor, ceiling)
+    return states.converged(mean.index.tolist(), mean.tolist(), floor, ceiling, scale)
+
+
+def leading_scale(frame: pd.DataFrame) -> states.Scale:
+    """The thresholds calibrated for the encoder that scored these rows' leading metric."""
+    nets = frame["reference.feature_net"] if "reference.feature_net" in frame.columns else []
+    try:
+        return states.scale_of(list(nets))
+    except ValueError as err:
+        raise BenchError(f"{err}; report these rows with the version of bench that scored them")
 
 
 def baseline_health(in_task: pd.DataFrame, curves: dict[str, pd.DataFrame] | None = None
@@ -168,7 +178,8 @@ def baseline_health(in_task: pd.DataFrame, curves: dict[str, pd.DataFrame] | Non
     name = PRIMARY_METRIC
     final = _mean(in_task, BASELINE, name)
     floor, ceiling = _bounds(in_task, name)
-    learned = states.learned(final, floor, ceiling)
+    scale = leading_scale(in_task)
+    learned = states.learned(final, floor, ceiling, scale)
     if learned is None:
         return Health(None, None, f"cannot tell whether {BASELINE} learned: it has no final "
                       "leading metric, or its units disagree on the floor and ceiling")
@@ -177,17 +188,17 @@ def baseline_health(in_task: pd.DataFrame, curves: dict[str, pd.DataFrame] | Non
              f"floor {fmt.num(floor)} to the untrained ceiling {fmt.num(ceiling)}")
     if not learned:
         return Health(False, None, f"{BASELINE} did not learn: its {where}, which scores like "
-                      f"brain-shaped noise (from {states.NOISE_POSITION} on)")
+                      f"brain-shaped noise (from {scale.noise:g} on)")
     collapsed, judged = _lost_modes(in_task)
     if collapsed:
         return Health(True, True, f"{BASELINE} learned ({where}) but collapsed: {judged}")
-    converged = _settled(in_task, curves, floor, ceiling)
+    converged = _settled(in_task, curves, floor, ceiling, scale)
     if converged is False:
         return Health(True, collapsed, f"{BASELINE} learned ({where}) but had not converged: its "
-                      f"mean curve moved more than {states.CONVERGED_MOVE} of the way from floor "
+                      f"mean curve moved more than {scale.converged:g} of the way from floor "
                       "to ceiling over the last third of training", converged=False)
     return Health(True, collapsed, f"{BASELINE} learned: its {where}, below the noise level "
-                  f"{states.NOISE_POSITION}" + ("" if collapsed is False
+                  f"{scale.noise:g}" + ("" if collapsed is False
                                                 else "; whether it collapsed is unknown (no mode "
                                                      "labels or coverage, or no real level of "
                                                      "them)"), converged=converged)
@@ -355,7 +366,7 @@ def compare_task(in_task: pd.DataFrame, metrics: list[Metric],
         names.append(m.name)
         floor, ceiling = _bounds(in_task, m.name)
         effect = (None if floor is None or ceiling is None
-                  else SMALLEST_EFFECT * abs(ceiling - floor))
+                  else leading_scale(in_task).smallest_effect * abs(ceiling - floor))
         for strategy in others:
             x = strategy_side(in_task[in_task["strategy"] == strategy], m.name)
             for matching in MATCHINGS:

@@ -112,9 +112,16 @@ def _identity(r: UnitRecord) -> list[tuple[tuple, str, Any]]:
                else "untuned"),
               (("fingerprint", r.task), f"data_fingerprint of task {r.task}",
                s.data_fingerprint),
+              # Rows before schema 3 do not name their leading metric: the domain FID.
+              (("leading", r.task), f"leading metric and its encoder of task {r.task} (score "
+               "every shard with one version of bench)", ref.feature_net and
+               f"{ref.leading or 'fid'} ({ref.feature_net.split(':')[0]})"),
               (("domain", r.task), f"domain encoder weights of task {r.task} (copy one "
                "$BENCH_CACHE/domain to every machine)", ref.domain_weights),
               (("inception", r.task), f"Inception network of task {r.task}", ref.inception_net)]
+    for views, identity in (ref.encoders or {}).items():
+        checks.append((("encoder", r.task, views), f"{views} domain encoder of task {r.task} "
+                       "(copy one $BENCH_CACHE/domain to every machine)", identity))
     for name, info in (r.pretexts or {}).items():
         seed = info.get("seed", s.pretext_seed)
         checks.append((("pretext", r.task, name, seed), f"{name} pretext weights of task "

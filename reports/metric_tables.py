@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.plan import ALPHA, SMALLEST_EFFECT
+from bench.plan import ALPHA
 from reports import fmt
 from reports.analysis import Analysis
 from reports.catalog import Metric, bound_columns, metric
@@ -46,7 +46,8 @@ def _comparison_row(c: PairedComparison) -> list[str]:
             c.beyond_smallest or fmt.MISSING, verdict]
 
 
-def comparisons_table(comparisons: list[PairedComparison]) -> str:
+def comparisons_table(comparisons: list[PairedComparison], smallest_effect: float) -> str:
+    """`smallest_effect`: the share of ceiling − floor (bench.metrics.states.Scale)."""
     return (f"Per seed pair, strategy minus {BASELINE} (seed k against seed k; `compute`: "
             f"against {BASELINE} at the strategy's own pretext + GAN FLOPs). Mean paired "
             "difference with a 95% bootstrap interval, exact two-sided Wilcoxon signed-rank p, "
@@ -55,7 +56,7 @@ def comparisons_table(comparisons: list[PairedComparison]) -> str:
             "Lost units (diverged, pretext failed) stay in their pair: worst rank in the test, the metric's ceiling "
             "or worse in the mean. A strategy is better or worse only when the interval excludes "
             f"zero and the Holm p is below {ALPHA}; 'beyond smallest': whether the interval lies "
-            f"beyond the smallest effect of interest ({SMALLEST_EFFECT} of ceiling − floor). "
+            f"beyond the smallest effect of interest ({smallest_effect:g} of ceiling − floor). "
             "↓ lower is better, ↑ higher is better.\n\n"
             + table(["metric", "strategy", "matching", "family", "pairs", "difference",
                      "95% CI", "p", "p (Holm)", "beyond smallest", "verdict"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from reports import fmt
+from reports.comparisons import leading_scale
 from reports.fmt import table, values_text
 
 
@@ -73,7 +74,17 @@ def _kid(in_task: pd.DataFrame) -> str:
     return f"{values_text(subsets)} subsets of {values_text(size)}"
 
 
+def _leading(in_task: pd.DataFrame) -> str:
+    """The leading metric the rows were scored with (rows before schema 3 name none: the domain
+    FID) and the thresholds calibrated for its encoder."""
+    names = fmt.distinct(in_task, "reference.leading") or ["fid"]
+    scale = leading_scale(in_task)
+    return (f"{values_text(names)}: noise from {scale.noise:g} of the way from floor to "
+            f"ceiling, smallest effect {scale.smallest_effect:g}")
+
+
 EVALUATION_ROWS = (
+    ("leading metric (the encoder below)", _leading),
     ("samples per side (domain FID, KID, PRDC, NDB, MS-SSIM)",
      lambda t: _values(t, "reference.fid_samples")),
     ("domain encoder (self-supervised on the task's training images)", _domain),

@@ -19,7 +19,7 @@ from bench.plan import ALPHA, BASELINE, PRIMARY_METRIC
 from reports import fmt
 from reports.analysis import Analysis
 from reports.catalog import bound_columns, metric
-from reports.comparisons import paired, strategy_side
+from reports.comparisons import leading_scale, paired, strategy_side
 from reports.figures import new_figure, save_png
 from reports.stats import holm, wilson
 
@@ -38,7 +38,9 @@ def unit_health(unit: pd.Series) -> str:
     if unit["status"] in ("diverged", "failed"):
         return unit["status"]
     name = PRIMARY_METRIC
-    learned = states.learned(_value(unit, name), *(_value(unit, c) for c in bound_columns(name)))
+    scale = states.scale_of([unit.get("reference.feature_net")])
+    learned = states.learned(_value(unit, name), *(_value(unit, c) for c in bound_columns(name)),
+                             scale)
     if learned is None:
         return "unknown"
     if not learned:
@@ -153,7 +155,7 @@ def stability_section(analysis: Analysis) -> str:
              "the harness's search space (`bench tune`'s: learning rates, beta1, R1 weight, "
              f"EMA), draw seed {fmt.values_text(seeds)}; draw k trains with seed k. Healthy: "
              "finished, learned (the leading metric below the noise level "
-             f"{states.NOISE_POSITION} of the way from floor to ceiling) and not collapsed "
+             f"{leading_scale(frame).noise:g} of the way from floor to ceiling) and not collapsed "
              f"(at least {states.COLLAPSE_MODES} of the known modes real images cover, where the "
              f"task knows its modes; elsewhere coverage at least {states.COLLAPSE_COVERAGE} of "
              "the real level). Rates with 95% "

@@ -12,6 +12,7 @@ from bench.plan import PRIMARY_METRIC
 from reports import fmt
 from reports.analysis import Analysis
 from reports.catalog import FINAL_SAMPLE_METRICS, bound_columns, metric
+from reports.comparisons import leading_scale
 from reports.convergence import convergence_section
 from reports.events import events_section, unit_events
 from reports.fmt import table, task_label
@@ -180,7 +181,7 @@ def task_section(analysis: Analysis, task: str, out_dir: Path,
               f"### Against {BASELINE}"]
     comparisons = analysis.comparisons[task]
     if comparisons:
-        parts.append(comparisons_table(comparisons))
+        parts.append(comparisons_table(comparisons, leading_scale(in_task).smallest_effect))
     elif BASELINE not in set(in_task["strategy"]):
         parts.append(f"No {BASELINE} runs in this task: no comparison possible.")
     else:

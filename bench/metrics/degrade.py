@@ -140,6 +140,19 @@ def checkerboard(pool: Pool, n: int, gen: torch.Generator) -> torch.Tensor:
     return x
 
 
+def filled(pool: Pool, n: int, gen: torch.Generator) -> torch.Tensor:
+    """Real outlines filled without inner anatomy: each brain smoothed inside its own mask
+    (normalized convolution, sigma an eighth of the side), so the outline and the mean tissue
+    level stay while ventricles, grey/white contrast and lesions are gone: what a generator that
+    learned only outlines draws (smooth blobs)."""
+    x = undegraded(pool, n, gen).clone()
+    inside = brain_mask(x).to(x.dtype)
+    smooth = GaussianFilter(x.ndim - 2, x.shape[-1] / 8)
+    # Averages of brain voxels only: the background's -1 never bleeds into the rim.
+    fill = smooth(x * inside) / smooth(inside).clamp_min(1e-6)
+    return torch.where(inside.bool(), fill.clamp(-1, 1), x)
+
+
 def dark_box(pool: Pool, n: int, share: float, gen: torch.Generator) -> torch.Tensor:
     """A share of the set with one dark box (a quarter of the side, at the background level)
     inside the brain: the artefact a cutout-augmented generator can learn to draw."""
@@ -242,3 +255,23 @@ def degradations(image_size: int) -> tuple[Degradation, ...]:
         Degradation("texture", "texture without anatomy", (0.25, 0.5, 0.75, 1.0), texture,
                     "share of brain voxels shuffled"),
     )
+
+
+# The mild set: degradations after which a radiologist still reads the same anatomy, up to the
+# strongest strength given here (at 64 pixels; spatial strengths scale with the side, as the
+# levels do). Why each belongs is in docs/evaluation.md ("Anatomy before grain").
+MILD = {"blur": 1.0, "noise": 0.2, "contrast": 1.25, "shift": 4, "distorted": 4}
+# The sets without any anatomy: (check, level). Texture at its full strength shuffles every brain
+# voxel, as the voxel-shuffle fake does, drawn from its own images.
+WITHOUT_ANATOMY = (("shuffled", 1), ("checkerboard", 1), ("filled", 1), ("untrained", 1),
+                   ("texture", 4))
+
+
+def mild_levels() -> dict[str, list[int]]:
+    """The mild set as (degradation, levels 1..K) whose strength at 64 pixels is within MILD."""
+    out = {}
+    for kind in degradations(64):
+        if kind.name in MILD:
+            out[kind.name] = [level for level, strength in enumerate(kind.levels, start=1)
+                              if strength <= MILD[kind.name] + 1e-9]
+    return out

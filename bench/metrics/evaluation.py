@@ -20,8 +20,9 @@ import torch
 from bench.device import FEATURE_NUMERICS, autocast, by_voxels, per_chunk
 from bench.metrics import scores
 from bench.metrics.registry import (LEADING, METRIC_SEED, REGISTRY, Reference, Sample,
-                                    inception_features, kid_subset, lead, list_metrics)
-from bench.metrics.domain import get_domain_features
+                                    encoder_views, inception_features, kid_subset, lead,
+                                    list_metrics)
+from bench.metrics.domain import get_domain_features, get_encoders
 from bench.metrics.modes import (COVERED_SHARE, MIN_EXPECTED, NO_LABELS, ModeReference,
                                  get_mode_classifier)
 from bench.metrics.fid import even_subset, fid_infinity
@@ -66,7 +67,10 @@ class Evaluator:
         self.train = even_subset(train, min(D_ACCURACY_IMAGES, len(train)))
         self.modes = ModeReference.of(data, get_mode_classifier(data, s, cache_dir, device,
                                                                  progress=progress))
-        self.ref = Reference(self.held_out, data.train.t1, self.domain, s, modes=self.modes)
+        self.encoders = get_encoders(data, s, cache_dir, device,
+                                     encoder_views(list_metrics(dims=s.dims)), progress)
+        self.ref = Reference(self.held_out, data.train.t1, self.domain, s, modes=self.modes,
+                             encoders=self.encoders)
         self.real = self.ref.features
         self.feature_net = self.domain.name
         # What a checkpointed curve was measured with: the key alone does not pin the weights.
@@ -143,7 +147,10 @@ class Evaluator:
         # The leading metric's floor and ceiling under its name (the record's field names).
         bounds = {lead("floor"): self.fid(other), lead("ceiling"): self.fid(blank)}
         return EvaluatorReference(
-            **bounds, floors=floors, ceilings=ceilings, fid_bias=bias, fid_samples=self.n,
+            **bounds, leading=LEADING,
+            encoders={v: f"{e.name}/{e.info.get('weights_sha256')}"
+                      for v, e in self.encoders.items()},
+            floors=floors, ceilings=ceilings, fid_bias=bias, fid_samples=self.n,
             feature_net=self.feature_net, feature_numerics=FEATURE_NUMERICS,
             domain_key=self.domain.key, domain_seconds=self.domain.info.get("seconds"),
             domain_weights=self.domain.info.get("weights_sha256"),

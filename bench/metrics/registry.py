@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 
 from bench.metrics import modes, scores
+from bench.metrics.domain import Views
 from bench.metrics.defects import checkerboard_energy, dark_boxes
 from bench.metrics.fid import frechet_distance
 from bench.metrics.memorization import copies, memorization, nearest_distances
@@ -45,15 +46,30 @@ class Reference(_Cached):
 
     images: torch.Tensor
     train: torch.Tensor
-    domain: Callable[[torch.Tensor], torch.Tensor]
+    domain: Callable[[torch.Tensor], torch.Tensor]  # the leading metric's encoder
     s: object  # bench.profiles.Settings
     inception: object | None = None  # bench.metrics.inception.InceptionFID
     modes: modes.ModeReference | None = None  # None: the task's images carry no mode labels
+    # Further domain encoders by their views' name, for metrics with an encoder of their own.
+    encoders: dict[str, Callable[[torch.Tensor], torch.Tensor]] = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def features(self) -> torch.Tensor:
         return self.cached("features", lambda: self.domain(self.images))
+
+    def encoder(self, views: Views | None) -> Callable[[torch.Tensor], torch.Tensor]:
+        if views is None:
+            return self.domain
+        if views.name not in self.encoders:
+            raise scores.MetricError(f"no domain encoder trained on {views.name} views was loaded")
+        return self.encoders[views.name]
+
+    def features_of(self, views: Views | None) -> torch.Tensor:
+        """The held-out images' features in the leading encoder (None) or in `views`' encoder."""
+        if views is None:
+            return self.features
+        return self.cached(f"features:{views.name}", lambda: self.encoder(views)(self.images))
 
     @property
     def train_features(self) -> torch.Tensor:
@@ -74,12 +90,15 @@ class Sample(_Cached):
     _cache: dict = field(default_factory=dict, repr=False)
     _ref: Reference | None = field(default=None, repr=False)
 
-    def features(self, ref: Reference) -> torch.Tensor:
+    def features(self, ref: Reference, views: Views | None = None) -> torch.Tensor:
+        """Its features in the leading encoder, or in the encoder trained on `views`."""
         if self._ref is None:
             self._ref = ref
         elif self._ref is not ref:
             raise ValueError("a Sample is measured against one Reference; make a new Sample")
-        return self.cached("features", lambda: ref.domain(self.images))
+        if views is None:
+            return self.cached("features", lambda: ref.domain(self.images))
+        return self.cached(f"features:{views.name}", lambda: ref.encoder(views)(self.images))
 
 
 @dataclass(frozen=True)
@@ -113,6 +132,11 @@ class Metric:
     must_order: tuple[str, ...] = ()
     must_tell_fakes: bool = False
     curve: bool = False  # also computed at every evaluation during training (a curve column)
+    # Whether the suite requires it to rank every set without anatomy behind every mild
+    # degradation that keeps it, on every draw (bench.metrics.validate.anatomy_order).
+    must_rank_anatomy: bool = False
+    # A domain encoder of its own, trained on these views; None: the leading metric's encoder.
+    views: Views | None = None
     # The dims (2, 3) in which `bench validate-metrics` at the quick profile passed everything
     # this entry requires (docs/evaluation.md): where the report may trust it against the
     # leading metric (the answer flags a comparison where a validated metric disagrees).
@@ -164,6 +188,16 @@ def list_metrics(inception: bool = True, dims: int | None = None) -> list[Metric
     """The registered metrics (those for `dims` only, when given)."""
     return [m for m in REGISTRY.values() if (inception or not m.needs_inception)
             and (dims is None or dims in m.dims)]
+
+
+def encoder_views(metrics: list[Metric]) -> list[Views]:
+    """The views of every domain encoder `metrics` need besides the leading one, each once."""
+    return list({m.views.name: m.views for m in metrics if m.views is not None}.values())
+
+
+def domain_fid(views: Views | None = None) -> Callable[[Reference, Sample], float]:
+    """The Frechet distance in the leading encoder's features (None) or in `views`' encoder."""
+    return lambda ref, x: frechet_distance(x.features(ref, views), ref.features_of(views))
 
 
 
@@ -281,8 +315,8 @@ def _flag(name: str, space: str) -> Part:
 
 
 for _metric in (
-    Metric("fid", "domain FID", lambda ref, x: frechet_distance(x.features(ref), ref.features),
-           LOWER, DOMAIN, 2, **DISTANCE, validated=(2, 3)),
+    Metric("fid", "domain FID", domain_fid(), LOWER, DOMAIN, 2, **DISTANCE, validated=(2, 3),
+           must_rank_anatomy=True),
     Metric("kid_mean", "domain KID", _kid, LOWER, DOMAIN, 4,
            (Part("kid_std", "domain KID std over subsets", 4),), **DISTANCE),
     Metric("inception_fid", "Inception FID", _inception_fid, LOWER, INCEPTION, 2, PLANE_PARTS,

@@ -43,9 +43,10 @@ from ground.errors import BenchError
 
 SEPARATION = 3.0
 RHO_ONE = 1 - 1e-9  # spearmanr's 1.0 can come back as 0.9999999999999999
-CASES = ("shuffled", "checkerboard", "untrained")
+CASES = ("shuffled", "checkerboard", "filled", "untrained")
 CASE_LABELS = {"shuffled": "brain-masked voxel shuffle", "checkerboard":
                f"checkerboard (period {degrade.UPSAMPLING_PERIOD}) in the brain mask",
+               "filled": "real outlines filled without inner anatomy (smoothed inside the mask)",
                "untrained": "untrained generator"}
 MIN_POOL = 8  # degraded-set images: fewer and the dropped-mode strengths drop equal counts
 
@@ -58,15 +59,35 @@ class SuiteResult:
     states: pd.DataFrame  # state, set, expected, draws, hits, passed (see state_checks)
     image_size: int = 64
     positions: pd.DataFrame | None = None  # check, level, strength, mean, low, high
+    # metric, required, draws, held, margin, closest_mild, closest_fake (see anatomy_order)
+    anatomy: pd.DataFrame | None = None
+    dims: int = 2
 
-    def failures(self) -> list[str]:
+    def _failing(self) -> list[str]:
         bad = self.table[self.table["required"] & ~self.table["passed"]]
         names = list(dict.fromkeys(bad["metric"]))
+        if self.anatomy is not None and len(self.anatomy):
+            bad = self.anatomy[self.anatomy["required"] & ~self.anatomy["passed"]]
+            names += [m for m in bad["metric"] if m not in names]
+        return names
+
+    def failures(self) -> list[str]:
+        """What the registry trusts and fails a required check: the leading metric, the metrics
+        marked validated in these dims, the states and the memorization flag. Exit status 1."""
+        trusted = {m.name for m in list_metrics(dims=self.dims)
+                   if m.name == LEADING or self.dims in m.validated}
+        names = [m for m in self._failing() if m in trusted]
         if len(self.states) and not self.states["passed"].all():
             names.append("states (noise / collapsed thresholds)")
         if len(self.flags) and (self.flags["real"].any() or not self.flags["training"].all()):
             names.append("memorization flag")
         return names
+
+    def unvalidated(self) -> list[str]:
+        """Metrics that fail a check they would need but that the registry does not trust: listed,
+        never an exit status."""
+        failures = set(self.failures())
+        return [m for m in self._failing() if m not in failures]
 
 
 def _halves(split, gen: torch.Generator, n: int):
@@ -102,11 +123,13 @@ def check_size(data) -> None:
 
 def run_suite(data, s, domain, inception_extractor=None, draws: int = 3, seed: int = 0,
               progress: bool = True, names: list[str] | None = None,
-              mode_classifier=None, checks: list[str] | None = None) -> SuiteResult:
+              mode_classifier=None, checks: list[str] | None = None,
+              encoders: dict | None = None) -> SuiteResult:
     """Every registered metric (or those `names`) on every degradation, strength and fake case
     (or those `checks`; the real sets and the untrained generator, floor and ceiling, always),
     `draws` times. `mode_classifier` (bench.metrics.modes) reads the known modes; without one
-    the mode metrics are recorded as missing."""
+    the mode metrics are recorded as missing. `encoders`: the further domain encoders metrics
+    have of their own (bench.metrics.domain.get_encoders)."""
     from bench.metrics.inception import InceptionFID
     metrics = [m for m in list_metrics(inception_extractor is not None, s.dims)
                if names is None or m.name in names]
@@ -125,7 +148,7 @@ def run_suite(data, s, domain, inception_extractor=None, draws: int = 3, seed: i
         inception = (InceptionFID(inception_extractor, ref_images, s.dims, s.inception_images)
                      if inception_extractor is not None else None)
         ref = Reference(ref_images, data.train.t1, domain, s, inception,
-                        ModeReference.of(data, mode_classifier))
+                        ModeReference.of(data, mode_classifier), encoders or {})
         pool = degrade.Pool(pool_images,
                             degrade.mode_coordinate(pool_images, pool_subjects, pool_labels),
                             data.train.t1)
@@ -159,6 +182,7 @@ def run_suite(data, s, domain, inception_extractor=None, draws: int = 3, seed: i
                                       "training": copies(*nearest(ref, sample, space))})
         fakes = {"shuffled": lambda: degrade.voxel_shuffle(pool, n, gen),
                  "checkerboard": lambda: degrade.checkerboard(pool, n, gen),
+                 "filled": lambda: degrade.filled(pool, n, gen),
                  "untrained": lambda: _untrained(s, n, draw)}
         for case in cases:
             measure(case, 1, 1.0, fakes[case]())
@@ -170,7 +194,45 @@ def run_suite(data, s, domain, inception_extractor=None, draws: int = 3, seed: i
     raw = pd.concat([raw[raw["check"] != "real"], *extra], ignore_index=True)
     raw = pd.concat([raw, zero.assign(check="real")], ignore_index=True)
     return SuiteResult(raw, judge(raw, metrics), pd.DataFrame(flags), state_checks(raw),
-                       s.image_size, positions(raw))
+                       s.image_size, positions(raw), anatomy_order(raw, metrics), s.dims)
+
+
+def anatomy_order(raw: pd.DataFrame, metrics) -> pd.DataFrame:
+    """Anatomy before grain: per metric, whether on every draw every set without anatomy
+    (degrade.WITHOUT_ANATOMY) lies farther from the real set than every mild degradation that
+    keeps it (degrade.mild_levels). `margin` is the worst draw's gap (the nearest fake minus the
+    farthest mild set) on that draw's scale from its real set (0) to its untrained generator
+    (1), so metrics compare; `closest_mild` and `closest_fake` name that draw's pair. Sets the
+    suite did not run are left out; a metric needs at least one of each kind to be judged."""
+    mild = {(check, level) for check, levels in degrade.mild_levels().items() for level in levels}
+    fakes = set(degrade.WITHOUT_ANATOMY)
+    rows = []
+    for m in metrics:
+        sign = 1.0 if m.worsens == HIGHER else -1.0
+        mine = raw[raw["metric"] == m.name]
+        margins = []
+        for draw, part in mine.groupby("draw"):
+            value = {(c, int(lv)): sign * v for c, lv, v in
+                     zip(part["check"], part["level"], part["value"]) if v is not None
+                     and math.isfinite(v)}
+            real, untrained = value.get(("real", 0)), value.get(("untrained", 1))
+            near_mild = [(value[k], k) for k in mild if k in value]
+            near_fake = [(value[k], k) for k in fakes if k in value]
+            if real is None or untrained is None or untrained == real or not near_mild \
+                    or not near_fake:
+                continue
+            (far, mild_set), (near, fake_set) = max(near_mild), min(near_fake)
+            margins.append(((near - far) / (untrained - real), mild_set, fake_set))
+        if not margins:
+            continue
+        worst = min(margins)
+        rows.append((m.name, m.must_rank_anatomy, len(margins),
+                     sum(g > 0 for g, _, _ in margins), worst[0],
+                     f"{worst[1][0]} {worst[1][1]}", f"{worst[2][0]}" +
+                     (f" {worst[2][1]}" if worst[2][0] == "texture" else ""),
+                     all(g > 0 for g, _, _ in margins)))
+    return pd.DataFrame(rows, columns=["metric", "required", "draws", "held", "margin",
+                                       "closest_mild", "closest_fake", "passed"])
 
 
 def state_checks(raw: pd.DataFrame) -> pd.DataFrame:
@@ -198,7 +260,11 @@ def state_checks(raw: pd.DataFrame) -> pd.DataFrame:
         return (states.collapsed(None, None, v, real_level) if by_modes
                 else states.collapsed(v, real_level))
 
+    mild = [values(LEADING, check, level) for check, levels in degrade.mild_levels().items()
+            for level in levels if ((raw["check"] == check) & (raw["level"] == level)).any()]
     cases = [("noise", "real", False, values(LEADING, "real", 0), is_noise),
+             *([("noise", "mild degradations (every set)", False, pd.concat(mild), is_noise)]
+               if mild else []),
              *[("noise", c, True, values(LEADING, c, 1), is_noise) for c in CASES
                if (raw["check"] == c).any()],
              ("collapsed", "real", False, values(measure, "real", 0), is_collapsed)]
@@ -229,6 +295,30 @@ def positions(raw: pd.DataFrame) -> pd.DataFrame:
     out = (where.groupby(["check", "level", "strength"], sort=False)["position"]
            .agg(["mean", "min", "max"]).reset_index()
            .rename(columns={"min": "low", "max": "high"}))
+    return out
+
+
+def calibration(result_positions: pd.DataFrame) -> dict | None:
+    """Where "noise" may start on the leading metric: the mild set's highest draw and the sets
+    without anatomy's lowest, each with the set that holds it, and the threshold halfway
+    between them (bench.metrics.states.noise_threshold; None when they overlap). None when the
+    suite ran no mild degradation or no set without anatomy."""
+    p = result_positions
+    if p is None or p.empty:
+        return None
+    key = list(zip(p["check"], p["level"].astype(int)))
+    mild = {(c, lv) for c, levels in degrade.mild_levels().items() for lv in levels}
+    in_mild = p[[k in mild for k in key]]
+    fakes = p[[k in set(degrade.WITHOUT_ANATOMY) for k in key]]
+    if in_mild.empty or fakes.empty:
+        return None
+    high, low = in_mild.loc[in_mild["high"].idxmax()], fakes.loc[fakes["low"].idxmin()]
+    out = {"mild_high": float(high["high"]), "mild_set": f"{high['check']} {int(high['level'])}",
+           "fakes_low": float(low["low"]), "fake_set": f"{low['check']} {int(low['level'])}"}
+    try:
+        out["threshold"] = states.noise_threshold(out["mild_high"], out["fakes_low"])
+    except ValueError:
+        out["threshold"] = None
     return out
 
 
@@ -320,6 +410,30 @@ def table_text(result: SuiteResult) -> str:
         for _, r in result.positions.iterrows():
             lines.append(f"| {r['check']} | {r['level']} | {r['strength']:g} | "
                          f"{r['mean']:.3f} ({r['low']:.3f} to {r['high']:.3f}) |")
+    if result.anatomy is not None and len(result.anatomy):
+        lines += ["", "Anatomy before grain: every set without anatomy ("
+                  + ", ".join(f"{c}" + (f" {lv}" if c == "texture" else "")
+                              for c, lv in degrade.WITHOUT_ANATOMY)
+                  + ") farther from the real set than every mild degradation ("
+                  + "; ".join(f"{c} {', '.join(map(str, lv))}"
+                              for c, lv in degrade.mild_levels().items())
+                  + "), on every draw. Margin: the worst draw's nearest set without anatomy minus "
+                    "its farthest mild set, 0 at the real set and 1 at the untrained generator.",
+                  "", "| metric | draws held | worst margin | farthest mild | nearest without "
+                      "anatomy | verdict |", "|---|---|---|---|---|---|"]
+        for _, r in result.anatomy.iterrows():
+            mark = ("pass" if r["passed"] else "FAIL") if r["required"] else (
+                "(holds)" if r["passed"] else "-")
+            lines.append(f"| {r['metric']} | {r['held']} of {r['draws']} | {r['margin']:.3f} | "
+                         f"{r['closest_mild']} | {r['closest_fake']} | {mark} |")
+    found = calibration(result.positions)
+    if found is not None:
+        threshold = ("none: they overlap" if found["threshold"] is None
+                     else f"{found['threshold']:.3f}")
+        lines += ["", f"Calibration of \"noise\" on the leading metric: the mild set's highest "
+                      f"draw {found['mild_high']:.3f} ({found['mild_set']}), the sets without "
+                      f"anatomy's lowest {found['fakes_low']:.3f} ({found['fake_set']}); halfway: "
+                      f"{threshold} (the states use {states.NOISE_POSITION:g})."]
     if len(result.states):
         by_modes = (result.raw["metric"] == "modes_covered").any() and result.raw.loc[
             result.raw["metric"] == "modes_covered", "value"].notna().any()
