@@ -13,8 +13,8 @@ strongest level) or shifts (0.1); on slices, 24 samples per volume, it saw both 
 
 What the encoder must NOT be invariant to decides its training: SimCLR learns invariance to its
 augmentations, so the leading encoder's are a small rotation only (`Views`: candidates that
-also re-draw each view's noise or blur it are measured in docs/evaluation.md). With intensity and noise augmentations the 2D
-FID barely saw contrast changes (2.9 standard deviations at the strongest gamma, against 41
+also re-draw each view's noise or blur it are measured in docs/evaluation.md). With intensity
+and noise augmentations the 2D FID barely saw contrast changes (2.9 standard deviations at the strongest gamma, against 41
 without them); with a random scaling of 10% it was blind to the phantom's head size (12% apart,
 a known mode): in 3D dropping up to all large heads moved it by -0.3 paired standard deviations.
 POOL_GRID keeps a coarse layout of the last feature map.
@@ -43,13 +43,13 @@ from tqdm.auto import tqdm
 
 from bench.artifacts import load_or_train, nonfinite
 from bench.device import exact_features, seeded_generator
+from bench.metrics.degrade import brain_mask
 from bench.profiles import Settings
 from ground.errors import BenchError
 
 DOMAIN_VERSION = 4
 LR, TEMPERATURE, PROJECTION = 1e-3, 0.2, 64
 ROTATION = math.radians(10)
-BRAIN_EPS = 1e-3  # above the background (-1) by more than this: inside the head
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ def augment(x: torch.Tensor, gen: torch.Generator, views: Views = ROTATION_ONLY)
     out = F.grid_sample(x + 1, grid, padding_mode="zeros", align_corners=False) - 1
     if not (views.noise or views.blur):
         return out
-    inside = out > -1 + BRAIN_EPS
+    inside = brain_mask(out)
     if views.blur:
         sigma = (u(n) + 1) / 2 * views.blur * x.shape[-1] / 64
         out = torch.where(inside, _blurred(out, sigma), out)

@@ -39,6 +39,10 @@ class _Cached:
         return self._cache[key]
 
 
+def _features_key(views: Views | None) -> str:
+    return "features" if views is None else f"features:{views.name}"
+
+
 @dataclass
 class Reference(_Cached):
     """What samples are measured against: held-out real `images` and the `train` images, the
@@ -56,7 +60,7 @@ class Reference(_Cached):
 
     @property
     def features(self) -> torch.Tensor:
-        return self.cached("features", lambda: self.domain(self.images))
+        return self.features_of(None)
 
     def encoder(self, views: Views | None) -> Callable[[torch.Tensor], torch.Tensor]:
         if views is None:
@@ -67,9 +71,7 @@ class Reference(_Cached):
 
     def features_of(self, views: Views | None) -> torch.Tensor:
         """The held-out images' features in the leading encoder (None) or in `views`' encoder."""
-        if views is None:
-            return self.features
-        return self.cached(f"features:{views.name}", lambda: self.encoder(views)(self.images))
+        return self.cached(_features_key(views), lambda: self.encoder(views)(self.images))
 
     @property
     def train_features(self) -> torch.Tensor:
@@ -96,9 +98,7 @@ class Sample(_Cached):
             self._ref = ref
         elif self._ref is not ref:
             raise ValueError("a Sample is measured against one Reference; make a new Sample")
-        if views is None:
-            return self.cached("features", lambda: ref.domain(self.images))
-        return self.cached(f"features:{views.name}", lambda: ref.encoder(views)(self.images))
+        return self.cached(_features_key(views), lambda: ref.encoder(views)(self.images))
 
 
 @dataclass(frozen=True)
@@ -315,7 +315,9 @@ def _flag(name: str, space: str) -> Part:
 
 
 for _metric in (
-    Metric("fid", "domain FID", domain_fid(), LOWER, DOMAIN, 2, **DISTANCE, validated=(2, 3),
+    # Passes every graded check and fake, but not the anatomy ordering (docs/evaluation.md):
+    # validated nowhere until a leading metric that passes it replaces this encoder.
+    Metric("fid", "domain FID", domain_fid(), LOWER, DOMAIN, 2, **DISTANCE,
            must_rank_anatomy=True),
     Metric("kid_mean", "domain KID", _kid, LOWER, DOMAIN, 4,
            (Part("kid_std", "domain KID std over subsets", 4),), **DISTANCE),

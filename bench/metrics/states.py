@@ -131,8 +131,8 @@ def by_modes(modes_floor: float | None) -> bool:
 def converged(steps: list[int], values: list[float | None], floor: float | None,
               ceiling: float | None, scale: Scale = CURRENT) -> bool | None:
     """The leading metric settled: over the evaluations in the last third of the steps its
-    position moved (highest minus lowest) by at most the scale's `converged`. None without at least two
-    such evaluations with a position."""
+    position moved (highest minus lowest) by at most the scale's `converged`. None without at
+    least two such evaluations with a position."""
     if not steps:
         return None
     last = max(steps)
